@@ -1,0 +1,14 @@
+"""rds — learning as a random dynamical system θ_{t+1} = φ(θ_t, ξ_t).
+
+Modules: :mod:`rds.noise` (replayable noise paths), :mod:`rds.models` (built-in maps), :mod:`rds.coords`
+((p, q, r, s) coordinates), :mod:`rds.symmetry` (network symmetries), :mod:`rds.regions` (regions for escape
+times), :mod:`rds.io` (netCDF I/O). The analyses live in the sibling package :mod:`analysis`.
+"""
+
+__version__ = "0.1.0"
+
+from rds import coords, engine, io, models, noise, regions, symmetry  # noqa: E402
+from rds.system import DivergenceWarning, RandomDynamicalSystem  # noqa: E402
+
+__all__ = ["RandomDynamicalSystem", "DivergenceWarning", "noise", "models", "coords", "symmetry", "regions",
+           "io", "engine", "__version__"]

@@ -1,0 +1,513 @@
+"""The ensemble engine: one map, two backends, three services, any executor.
+
+A map ``step(state, xi, params)`` is written once, elementwise. The engine generates, from a single source text
+per service, a *member update* that indexes the ensemble as ``X[i, m]``. Under the NumPy backend ``m`` is
+``slice(None)`` and the update is vectorised over the whole ensemble; under the Numba backend ``m`` is an integer
+inside a parallel loop over blocks of members. The same text, compiled twice, is what makes the two backends agree
+to rounding.
+
+Services (all members advance through the same absolute times, so the noise ξ_t is shared or per member as the
+system says):
+
+``evolve``
+    advance the ensemble, optionally recording the state at chosen absolute times;
+``tangent``
+    advance the ensemble together with ``k`` tangent vectors per member, ``V ← J V``, re-orthonormalised by a
+    (twice-iterated) modified Gram–Schmidt QR every ``qr_every`` steps while accumulating ``log |R_cc|``
+    (the Benettin / QR method for Lyapunov exponents);
+``exit``
+    advance until each member first leaves a region, recording the exit step and freezing the member there.
+
+A member whose state becomes non-finite is set to NaN (all variables) and counted as diverged; the others go on.
+
+Layout: the ensemble is stored variable-major ``X[var, member]`` (struct of arrays) so the member loop vectorises;
+tangent vectors are ``V[var, vector, member]`` and log-norms ``logr[vector, member]``.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import Executor
+
+import numpy as np
+
+from rds._codegen import make_function, tuple_src
+from rds.noise import NOISE_BLOCK
+
+try:  # numba is a hard dependency, but keep a clean error if its import fails on an odd platform
+    import numba as nb
+except Exception:  # pragma: no cover
+    nb = None
+
+__all__ = ["BACKENDS", "run", "run_chunked", "kernels_for", "complex_step_jacobian_source"]
+
+BACKENDS = ("numpy", "numba")
+#: Members per block of the compiled member loop (a block's state stays in L1 cache).
+BLOCK = 256
+#: Complex-step size of the automatic Jacobian: J e_j = Im f(x + i h e_j) / h, exact to rounding for analytic maps.
+COMPLEX_STEP = 1e-20
+#: Below this many member-steps, ``backend=None`` uses NumPy unless the compiled kernels already exist.
+AUTO_NUMBA_THRESHOLD = 2_000_000
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# generated sources (one text per service, compiled for both backends)
+
+def _xi_src(noise_ndim: int, independent: bool) -> str:
+    if not independent:
+        return "noise[t]"
+    return "noise[t, " + ", ".join([":"] * noise_ndim) + ", m]"
+
+
+def _store_src(nvar: int, ind: str = "    ") -> str:
+    """Check the new state ``n`` is finite; store it (NaN everywhere if not)."""
+    lines = [ind + f"n{i} = n[{i}]" for i in range(nvar)]
+    lines.append(ind + "ok = isfinite(" + " + ".join(f"n{i}" for i in range(nvar)) + ")")
+    lines += [ind + f"a{i} = sel(ok, n{i})" for i in range(nvar)]
+    lines += [ind + f"X[{i}, m] = a{i}" for i in range(nvar)]
+    return "\n".join(lines)
+
+
+def _load_src(nvar: int) -> str:
+    return tuple_src(f"X[{i}, m]" for i in range(nvar))
+
+
+def evolve_source(nvar, noise_ndim, independent):
+    return f"""
+def update(X, m, noise, t, params):
+    xi = {_xi_src(noise_ndim, independent)}
+    n = step({_load_src(nvar)}, xi, params)
+{_store_src(nvar)}
+"""
+
+
+def tangent_source(nvar, noise_ndim, independent):
+    return f"""
+def update(X, V, tmp, m, noise, t, params):
+    xi = {_xi_src(noise_ndim, independent)}
+    s = {_load_src(nvar)}
+    J = jac(s, xi, params)
+    n = step(s, xi, params)
+    for c in range(V.shape[1]):
+        for i in range({nvar}):
+            acc = 0.0
+            for j in range({nvar}):
+                acc = acc + J[i][j] * V[j, c, m]
+            tmp[i] = acc
+        for i in range({nvar}):
+            V[i, c, m] = tmp[i]
+{_store_src(nvar)}
+"""
+
+
+def exit_source(nvar, noise_ndim, independent):
+    return f"""
+def update(X, exit_step, m, noise, t, params, count):
+    xi = {_xi_src(noise_ndim, independent)}
+    alive = exit_step[m] < 0
+    n = step({_load_src(nvar)}, xi, params)
+    n = {tuple_src(f"pick(alive, n[{i}], X[{i}, m])" for i in range(nvar))}
+{_store_src(nvar)}
+    out = np.logical_and(alive, np.logical_not(inside({_load_src(nvar)})))
+    exit_step[m] = pick(out, count, exit_step[m])
+"""
+
+
+def complex_step_jacobian_source(nvar: int) -> str:
+    """Source of the automatic Jacobian ``jac(s, xi, params)`` by complex-step differentiation.
+
+    ``J[i][j] = Im(step(s + i h e_j))_i / h`` with h = 1e-20: no subtractive cancellation, so it is exact to
+    rounding for maps analytic in the state (it is not valid for maps using ``abs``, comparisons or ``np.real``).
+    """
+    h = repr(COMPLEX_STEP)
+    lines = ["def jac(s, xi, params):"]
+    for j in range(nvar):
+        arg = tuple_src(f"s[{i}] + {h}j" if i == j else f"s[{i}] + 0j" for i in range(nvar))
+        lines.append(f"    c{j} = step({arg}, xi, params)")
+    rows = [tuple_src(f"c{j}[{i}].imag / {h}" for j in range(nvar)) for i in range(nvar)]
+    lines.append("    return " + tuple_src(rows))
+    return "\n".join(lines) + "\n"
+
+
+def mgs(V, logr, m):
+    """Twice-iterated modified Gram–Schmidt QR of the tangent vectors of member(s) ``m``, in place.
+
+    Accumulates ``log R_cc`` (the column norms after orthogonalisation) into ``logr[c, m]``. Written once for both
+    backends: ``m`` is an integer under Numba and ``slice(None)`` under NumPy.
+    """
+    nvar = V.shape[0]
+    for c in range(V.shape[1]):
+        for _ in range(2):
+            for d in range(c):
+                dot = 0.0
+                for i in range(nvar):
+                    dot = dot + V[i, d, m] * V[i, c, m]
+                for i in range(nvar):
+                    V[i, c, m] = V[i, c, m] - dot * V[i, d, m]
+        sq = 0.0
+        for i in range(nvar):
+            sq = sq + V[i, c, m] * V[i, c, m]
+        norm = np.sqrt(sq)
+        logr[c, m] = logr[c, m] + np.log(norm)
+        for i in range(nvar):
+            V[i, c, m] = V[i, c, m] / norm
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# backend namespaces
+
+def _np_sel(ok, a):
+    return np.where(ok, a, np.nan)
+
+
+def _np_pick(cond, a, b):
+    return np.where(cond, a, b)
+
+
+class _NumpyKernels:
+    """Vectorised reference kernels: a Python loop over steps, NumPy over members."""
+
+    name = "numpy"
+
+    def __init__(self, system):
+        nvar = len(system.variables)
+        nd = len(system.noise.shape)
+        ind = system.independent_noise
+        ns = {"step": system.step, "jac": system._jacobian_function(), "sel": _np_sel, "pick": _np_pick,
+              "isfinite": np.isfinite}
+        self._evolve = make_function(evolve_source(nvar, nd, ind), "update", ns)
+        self._tangent = make_function(tangent_source(nvar, nd, ind), "update", ns)
+        self._exit_src = exit_source(nvar, nd, ind)
+        self._ns = ns
+        self._exit_cache = {}
+
+    def evolve(self, X, noise, params, nsteps):
+        m = slice(None)
+        for t in range(nsteps):
+            self._evolve(X, m, noise, t, params)
+
+    def tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
+        m = slice(None)
+        tmp = np.empty((V.shape[0], V.shape[2]))
+        for t in range(nsteps):
+            self._tangent(X, V, tmp, m, noise, t, params)
+            n = n0 + t + 1
+            if n % qr_every == 0 or (t == nsteps - 1 and qr_final):
+                mgs(V, logr, m)
+
+    def exit(self, X, exit_step, noise, params, nsteps, n0, inside):
+        update = self._exit_update(inside)
+        m = slice(None)
+        for t in range(nsteps):
+            update(X, exit_step, m, noise, t, params, n0 + t + 1)
+            if np.all(exit_step >= 0):
+                break
+
+    def _exit_update(self, inside):
+        key = id(inside)
+        if key not in self._exit_cache:
+            ns = dict(self._ns, inside=inside)
+            self._exit_cache[key] = (inside, make_function(self._exit_src, "update", ns))
+        return self._exit_cache[key][1]
+
+
+def _nb_sel(ok, a):  # compiled below
+    return a if ok else np.nan
+
+
+def _nb_pick(cond, a, b):
+    return a if cond else b
+
+
+_JITTED: dict = {}
+
+
+def jit_map_function(func):
+    """Compile a map (or a predicate, or a Jacobian) for Numba, together with the plain functions it calls.
+
+    Helper functions referenced as globals by ``func`` (e.g. a shared formula) are compiled too, recursively, so a
+    map may call other elementwise Python functions. Returns a Numba dispatcher inlined at call sites.
+    """
+    import types
+    if isinstance(func, nb.core.dispatcher.Dispatcher):
+        return func
+    if func in _JITTED:
+        return _JITTED[func]
+    glb = dict(func.__globals__)
+    for name in func.__code__.co_names:
+        obj = glb.get(name)
+        if isinstance(obj, types.FunctionType) and obj is not func:
+            glb[name] = jit_map_function(obj)
+    clone = types.FunctionType(func.__code__, glb, func.__name__, func.__defaults__, func.__closure__)
+    _JITTED[func] = nb.njit(inline="always")(clone)
+    return _JITTED[func]
+
+
+class _NumbaKernels:
+    """Compiled kernels: a parallel loop over blocks of members, steps inside, members innermost."""
+
+    name = "numba"
+
+    def __init__(self, system):
+        if nb is None:  # pragma: no cover
+            raise RuntimeError("numba is not importable here; use backend='numpy'")
+        nvar = len(system.variables)
+        nd = len(system.noise.shape)
+        ind = system.independent_noise
+        jit = nb.njit(inline="always")
+        step = jit_map_function(system.step)
+        jac = jit_map_function(system._jacobian_function())
+        ns = {"step": step, "jac": jac, "sel": jit(_nb_sel), "pick": jit(_nb_pick),
+              "isfinite": math.isfinite}
+        self._ns = ns
+        self._exit_src = exit_source(nvar, nd, ind)
+        self._evolve = _nb_evolve_kernel(jit(make_function(evolve_source(nvar, nd, ind), "update", ns)))
+        self._tangent = _nb_tangent_kernel(jit(make_function(tangent_source(nvar, nd, ind), "update", ns)),
+                                           jit(mgs), nvar)
+        self._exit_cache = {}
+
+    def evolve(self, X, noise, params, nsteps):
+        self._evolve(X, noise, params, nsteps)
+
+    def tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
+        self._tangent(X, V, logr, noise, params, nsteps, n0, qr_every, qr_final)
+
+    def exit(self, X, exit_step, noise, params, nsteps, n0, inside):
+        key = id(inside)
+        if key not in self._exit_cache:
+            jit = nb.njit(inline="always")
+            ns = dict(self._ns, inside=jit_map_function(inside))
+            kern = _nb_exit_kernel(jit(make_function(self._exit_src, "update", ns)))
+            self._exit_cache[key] = (inside, kern)
+        self._exit_cache[key][1](X, exit_step, noise, params, nsteps, n0)
+
+
+_KERNELS: dict = {}
+
+
+def _kernel_key(system, backend):
+    return (backend, system.step, system._jacobian_function(), system.nvar, len(system.noise.shape),
+            system.independent_noise)
+
+
+def kernels_for(system, backend):
+    """The kernels of ``system`` on ``backend``, shared by all systems with the same map and noise layout.
+
+    Parameters are run-time arguments, so a scan over σ² or η compiles once.
+    """
+    key = _kernel_key(system, backend)
+    if key not in _KERNELS:
+        cls = _NumbaKernels if backend == "numba" else _NumpyKernels
+        _KERNELS[key] = cls(system)
+    return _KERNELS[key]
+
+
+def _nb_evolve_kernel(update):
+    @nb.njit(parallel=True)
+    def kernel(X, noise, params, nsteps):
+        M = X.shape[1]
+        for b in nb.prange((M + BLOCK - 1) // BLOCK):
+            lo = b * BLOCK
+            hi = min(lo + BLOCK, M)
+            for t in range(nsteps):
+                for m in range(lo, hi):
+                    update(X, m, noise, t, params)
+    return kernel
+
+
+def _nb_tangent_kernel(update, mgs_nb, nvar):
+    @nb.njit(parallel=True)
+    def kernel(X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
+        M = X.shape[1]
+        for b in nb.prange((M + BLOCK - 1) // BLOCK):
+            lo = b * BLOCK
+            hi = min(lo + BLOCK, M)
+            tmp = np.empty(nvar)
+            for t in range(nsteps):
+                for m in range(lo, hi):
+                    update(X, V, tmp, m, noise, t, params)
+                n = n0 + t + 1
+                if n % qr_every == 0 or (t == nsteps - 1 and qr_final):
+                    for m in range(lo, hi):
+                        mgs_nb(V, logr, m)
+    return kernel
+
+
+def _nb_exit_kernel(update):
+    @nb.njit(parallel=True)
+    def kernel(X, exit_step, noise, params, nsteps, n0):
+        M = X.shape[1]
+        for b in nb.prange((M + BLOCK - 1) // BLOCK):
+            lo = b * BLOCK
+            hi = min(lo + BLOCK, M)
+            for t in range(nsteps):
+                alive = 0
+                for m in range(lo, hi):
+                    if exit_step[m] < 0:
+                        alive += 1
+                if alive == 0:
+                    break
+                for m in range(lo, hi):
+                    update(X, exit_step, m, noise, t, params, n0 + t + 1)
+    return kernel
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the driver: cut [t0, t1) at noise blocks and requested times, call the kernels
+
+def choose_backend(system, backend, member_steps):
+    """Validate ``backend``; ``None`` picks Numba for large runs (or when already compiled), else NumPy."""
+    if backend is None:
+        if nb is None:  # pragma: no cover
+            return "numpy"
+        if _kernel_key(system, "numba") in _KERNELS or member_steps >= AUTO_NUMBA_THRESHOLD:
+            return "numba"
+        return "numpy"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
+    return backend
+
+
+def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backend="numpy",
+        record_times=None, tangent=None, qr_every=1, region=None, progress=None):
+    """Run one chunk of members through ``steps`` steps from absolute time ``t0``.
+
+    Parameters
+    ----------
+    system : RandomDynamicalSystem
+    X0 : ndarray, shape (member, var)
+        Initial states (validated by the caller).
+    t0, steps : int
+        Absolute start time and number of steps.
+    seed, realization : int
+        The noise path.
+    member_offset : int
+        Absolute index of the first member (selects independent noise; irrelevant for common noise).
+    backend : {"numpy", "numba"}
+    record_times : sorted 1-D int array or None
+        Absolute times in ``[t0, t0 + steps]`` at which to record the state (and ``logr`` with ``tangent``).
+    tangent : ndarray, shape (member, var, k) or None
+        Initial tangent vectors: run the tangent service.
+    qr_every : int
+        Steps between QR re-orthonormalisations (tangent service); a QR is also done at every recorded time and
+        at the end.
+    region : callable or None
+        Elementwise predicate ``inside(state) -> bool``: run the first-exit service.
+    progress : tqdm-like or None
+        Updated with the number of steps done.
+
+    Returns
+    -------
+    dict of ndarray, member axis first
+        ``state`` (member, var); ``records`` (member, time, var) when recording; ``V`` (member, var, k),
+        ``logr`` (member, k) and ``logr_records`` (member, time, k) for the tangent service; ``exit_step``
+        (member,) for the exit service (-1: did not exit); ``diverged`` (member,) bool.
+    """
+    kern = system._get_kernels(backend)
+    params = system._params_for_kernels()
+    X = np.ascontiguousarray(np.asarray(X0, dtype=float).T)  # (var, member)
+    M = X.shape[1]
+    t1 = t0 + steps
+    members = None if not system.independent_noise else (member_offset, member_offset + M)
+    rec = np.asarray([] if record_times is None else record_times, dtype=np.int64)
+    out = {}
+    if rec.size:
+        records = np.empty((rec.size, X.shape[0], M))
+        out_rec_logr = None
+    if tangent is not None:
+        V = np.ascontiguousarray(np.moveaxis(np.asarray(tangent, dtype=float), 0, -1))  # (var, k, member)
+        logr = np.zeros((V.shape[1], M))
+        if rec.size:
+            out_rec_logr = np.empty((rec.size, V.shape[1], M))
+    if region is not None:
+        exit_step = np.full(M, -1, dtype=np.int64)
+        # a member already outside at t0 has exit step 0
+        inside0 = np.broadcast_to(np.asarray(region(tuple(X)), dtype=bool), (M,))
+        exit_step[~inside0] = 0
+
+    # cut points: noise blocks, recorded times, and the ends
+    cuts = set(range((t0 // NOISE_BLOCK + 1) * NOISE_BLOCK, t1, NOISE_BLOCK))
+    cuts.update(int(r) for r in rec if t0 < r < t1)
+    cuts = [t0] + sorted(cuts) + [t1] if steps > 0 else [t0]
+    ri = 0
+    while ri < rec.size and rec[ri] == t0:  # records at the start time
+        records[ri] = X
+        if tangent is not None:
+            out_rec_logr[ri] = logr
+        ri += 1
+    blk_start, noise_blk = None, None
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        bs = (a // NOISE_BLOCK) * NOISE_BLOCK
+        if bs != blk_start:
+            blk_start = bs
+            noise_blk = system.noise.block(seed, realization, bs, bs + NOISE_BLOCK, members)
+        nz = noise_blk[a - bs:b - bs]
+        n = b - a
+        is_rec = ri < rec.size and rec[ri] == b
+        if tangent is not None:
+            kern.tangent(X, V, logr, nz, params, n, a - t0, qr_every, bool(is_rec or b == t1))
+        elif region is not None:
+            kern.exit(X, exit_step, nz, params, n, a - t0, region)
+        else:
+            kern.evolve(X, nz, params, n)
+        if progress is not None:
+            progress.update(n)
+        while ri < rec.size and rec[ri] == b:
+            records[ri] = X
+            if tangent is not None:
+                out_rec_logr[ri] = logr
+            ri += 1
+        if region is not None and np.all(exit_step >= 0):
+            break
+    out["state"] = X.T.copy()
+    out["diverged"] = ~np.all(np.isfinite(X), axis=0)
+    if rec.size:
+        out["records"] = np.moveaxis(records, -1, 0).copy()  # (member, time, var)
+    if tangent is not None:
+        out["V"] = np.moveaxis(V, -1, 0).copy()
+        out["logr"] = logr.T.copy()
+        if rec.size:
+            out["logr_records"] = np.moveaxis(out_rec_logr, -1, 0).copy()
+    if region is not None:
+        out["exit_step"] = exit_step
+    return out
+
+
+def run_chunked(system, X0, t0, steps, *, executor=None, chunk_size=None, progress=None, tangent=None,
+                **kwargs):
+    """:func:`run` over chunks of members, locally or on a ``concurrent.futures.Executor``.
+
+    Chunks are contiguous ranges of members; each carries its absolute member offset, so the results are the
+    same whatever the chunk size, the executor or the thread count. Outputs are concatenated along members.
+    """
+    M = X0.shape[0]
+    if chunk_size is None:
+        chunk_size = M if executor is None else max(1, -(-M // 8))
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    if executor is not None and not isinstance(executor, Executor):
+        raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
+    bounds = [(lo, min(lo + chunk_size, M)) for lo in range(0, max(M, 1), chunk_size)] if M else [(0, 0)]
+    offset = kwargs.pop("member_offset", 0)
+
+    def args(lo, hi):
+        kw = dict(kwargs, member_offset=offset + lo,
+                  tangent=None if tangent is None else tangent[lo:hi])
+        return (system, X0[lo:hi], t0, steps), kw
+
+    if executor is None:
+        parts = []
+        for lo, hi in bounds:
+            a, kw = args(lo, hi)
+            parts.append(run(*a, progress=progress, **kw))
+    else:
+        futures = []
+        for lo, hi in bounds:
+            a, kw = args(lo, hi)
+            futures.append(executor.submit(run, *a, **kw))
+        parts = []
+        for f in futures:
+            parts.append(f.result())
+            if progress is not None:
+                progress.update(steps)
+    return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}

@@ -1,0 +1,250 @@
+"""Replayable noise paths ω ↦ (ξ_t) of a random dynamical system.
+
+A noise source turns ``(seed, realization, t)`` into the noise sample ξ_t used by step t → t + 1. The numbers do
+not depend on how a run is cut into pieces: time is split into fixed blocks of :data:`NOISE_BLOCK` steps and each
+block has its own counter-based generator keyed by ``(seed, realization, block)`` (and by the member group for
+independent noise), so any window ``[t0, t1)`` — negative times included — is regenerated alone and identically.
+This is what makes the cocycle property φ(t + s, ω) = φ(t, θ_s ω) ∘ φ(s, ω) hold exactly, and what lets a
+pullback from t − τ to t reuse the very same ξ for every τ and every initial condition.
+
+Sources
+-------
+:class:`Gaussian`
+    S i.i.d. inputs x ~ N(0, σ²) per step (the SGD batch of paper 002, eq. 1; S = 1 is online learning).
+:class:`Wiener`
+    Wiener increments dW ~ N(0, σ² dt) for a Stratonovich SDE discretised with step dt (paper 002, App. D).
+:class:`FixedDataset`
+    A quenched "noise": the same dataset every step (full-batch GD on a fixed noisy dataset, papers 000/001).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rds._checks import nonnegative, positive
+
+__all__ = ["NoiseSource", "Gaussian", "Wiener", "FixedDataset", "NOISE_BLOCK", "MEMBER_GROUP"]
+
+#: Steps per generator block. Part of the definition of a noise path: changing it changes the numbers.
+NOISE_BLOCK = 1024
+#: Members per generator group for independent noise. Also part of the definition of a noise path.
+MEMBER_GROUP = 64
+
+
+def _zigzag(k: int) -> int:
+    """Map an integer to a non-negative one, bijectively (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...)."""
+    return 2 * k if k >= 0 else -2 * k - 1
+
+
+def check_seed(seed, name="seed") -> int:
+    """Validate a seed or realisation index: a non-negative integer."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be a non-negative integer, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {seed}")
+    return int(seed)
+
+
+class NoiseSource:
+    """Base class of noise sources: a replayable map (seed, realization, t) → ξ_t.
+
+    Subclasses set :attr:`shape` (the shape of one step's sample ξ_t) and implement :meth:`_draw`.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Shape of one step's sample ξ_t as the map sees it (e.g. ``(S,)`` for a batch of S inputs).
+    quenched : bool
+        True when ξ_t does not depend on t (a fixed dataset): the system is then a deterministic map.
+    """
+
+    shape: tuple = ()
+    quenched = False
+
+    def _draw(self, rng: np.random.Generator, size: tuple) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """Flat description for Dataset attrs (str/int/float values only)."""
+        return {"noise": type(self).__name__}
+
+    # ------------------------------------------------------------------ generation
+    def block(self, seed: int, realization: int, t0: int, t1: int,
+              members: tuple | None = None) -> np.ndarray:
+        """Noise samples for steps t0, …, t1 − 1.
+
+        Parameters
+        ----------
+        seed, realization : int
+            Select the noise path ω (non-negative integers).
+        t0, t1 : int
+            Absolute times, ``t0 <= t1``; may be negative.
+        members : (int, int) or None
+            ``None`` for common noise (all members share ξ_t). ``(m0, m1)`` for independent noise of the members
+            with absolute indices m0, …, m1 − 1.
+
+        Returns
+        -------
+        ndarray
+            Common noise: shape ``(t1 - t0,) + shape``. Independent noise: ``(t1 - t0,) + shape + (m1 - m0,)``
+            (member axis last, so that a map vectorised over members broadcasts it).
+        """
+        seed = check_seed(seed)
+        realization = check_seed(realization, "realization")
+        t0, t1 = int(t0), int(t1)
+        if t1 < t0:
+            raise ValueError(f"t1 must be >= t0, got t0={t0}, t1={t1}")
+        if members is None:
+            return self._window(seed, realization, t0, t1, None)
+        m0, m1 = (int(members[0]), int(members[1]))
+        if m0 < 0 or m1 < m0:
+            raise ValueError(f"members must be a range (m0, m1) with 0 <= m0 <= m1, got {members}")
+        g0, g1 = m0 // MEMBER_GROUP, -(-m1 // MEMBER_GROUP)
+        parts = [self._window(seed, realization, t0, t1, g) for g in range(g0, g1)]
+        if not parts:
+            return np.empty((t1 - t0,) + self.shape + (0,))
+        full = np.concatenate(parts, axis=-1)
+        lo = m0 - g0 * MEMBER_GROUP
+        return full[..., lo:lo + (m1 - m0)]
+
+    def _window(self, seed, realization, t0, t1, group):
+        b0, b1 = t0 // NOISE_BLOCK, -(-t1 // NOISE_BLOCK)
+        out = []
+        for b in range(b0, b1):
+            blk = self._block_samples(seed, realization, b, group)
+            lo = max(t0 - b * NOISE_BLOCK, 0)
+            hi = min(t1 - b * NOISE_BLOCK, NOISE_BLOCK)
+            out.append(blk[lo:hi])
+        if not out:
+            extra = () if group is None else (MEMBER_GROUP,)
+            return np.empty((0,) + self.shape + extra)
+        return out[0] if len(out) == 1 else np.concatenate(out, axis=0)
+
+    def _block_samples(self, seed, realization, b, group):
+        key = [seed, realization, _zigzag(b), 0 if group is None else 1]
+        if group is not None:
+            key.append(group)
+        rng = np.random.Generator(np.random.Philox(np.random.SeedSequence(key)))
+        if group is None:
+            return self._draw(rng, (NOISE_BLOCK,) + self.shape)
+        # draw member-major for a fixed group so that the layout is part of the definition, then put members last
+        z = self._draw(rng, (NOISE_BLOCK, MEMBER_GROUP) + self.shape)
+        return np.moveaxis(z, 1, -1)
+
+
+class Gaussian(NoiseSource):
+    """A batch of S i.i.d. Gaussian inputs x ~ N(0, σ²) per step (paper 002, eqs. 1 and 4).
+
+    Parameters
+    ----------
+    sigma2 : float
+        Variance σ² ≥ 0 of the inputs (the control parameter of paper 002).
+    batch : int
+        Batch size S ≥ 1; ξ_t has shape ``(S,)``.
+
+    Examples
+    --------
+    >>> from rds.noise import Gaussian
+    >>> xi = Gaussian(sigma2=1.0, batch=2).block(seed=0, realization=0, t0=-3, t1=2)
+    >>> xi.shape
+    (5, 2)
+    """
+
+    def __init__(self, sigma2: float = 1.0, batch: int = 1):
+        self.sigma2 = nonnegative(sigma2, "sigma2")
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+        self.batch = int(batch)
+        self.shape = (self.batch,)
+
+    def _draw(self, rng, size):
+        return np.sqrt(self.sigma2) * rng.standard_normal(size)
+
+    def describe(self):
+        return {"noise": "Gaussian", "noise_sigma2": self.sigma2, "noise_batch": self.batch}
+
+    def __repr__(self):
+        return f"Gaussian(sigma2={self.sigma2!r}, batch={self.batch})"
+
+
+class Wiener(NoiseSource):
+    """Wiener increments dW ~ N(0, σ² dt), one per step (paper 002, App. D).
+
+    Parameters
+    ----------
+    sigma2 : float
+        Noise intensity σ² ≥ 0 (variance per unit time).
+    dt : float
+        Time step dt > 0; ξ_t has shape ``(1,)``.
+
+    Examples
+    --------
+    >>> from rds.noise import Wiener
+    >>> Wiener(sigma2=0.1, dt=0.01).block(0, 0, 0, 4).shape
+    (4, 1)
+    """
+
+    def __init__(self, sigma2: float = 1.0, dt: float = 0.01):
+        self.sigma2 = nonnegative(sigma2, "sigma2")
+        self.dt = positive(dt, "dt")
+        self.shape = (1,)
+
+    def _draw(self, rng, size):
+        return np.sqrt(self.sigma2 * self.dt) * rng.standard_normal(size)
+
+    def describe(self):
+        return {"noise": "Wiener", "noise_sigma2": self.sigma2, "noise_dt": self.dt}
+
+    def __repr__(self):
+        return f"Wiener(sigma2={self.sigma2!r}, dt={self.dt!r})"
+
+
+class FixedDataset(NoiseSource):
+    """A quenched noise: the same dataset ξ_t = D at every step (full-batch GD, papers 000/001).
+
+    Parameters
+    ----------
+    data : array_like, shape (k, n)
+        The dataset as rows of equal length, e.g. ``(x, y)`` stacked to shape ``(2, n)``.
+
+    Notes
+    -----
+    The noise was drawn once, in the data; seed and realisation have no effect and the system is a deterministic
+    map. Independent noise per member is the same dataset for every member.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rds.noise import FixedDataset
+    >>> FixedDataset(np.zeros((2, 5))).block(0, 0, 0, 3).shape
+    (3, 2, 5)
+    """
+
+    quenched = True
+
+    def __init__(self, data):
+        data = np.ascontiguousarray(np.asarray(data, dtype=float))
+        if data.ndim < 1 or data.size == 0:
+            raise ValueError("data must be a non-empty array")
+        if not np.all(np.isfinite(data)):
+            raise ValueError("data must be finite (found NaN or inf)")
+        self.data = data
+        self.data.setflags(write=False)
+        self.shape = data.shape
+
+    def block(self, seed, realization, t0, t1, members=None):
+        check_seed(seed)
+        check_seed(realization, "realization")
+        n = int(t1) - int(t0)
+        if n < 0:
+            raise ValueError(f"t1 must be >= t0, got t0={t0}, t1={t1}")
+        if members is None:
+            return np.broadcast_to(self.data, (n,) + self.shape)
+        m = int(members[1]) - int(members[0])
+        return np.broadcast_to(self.data[..., None], (n,) + self.shape + (m,))
+
+    def describe(self):
+        return {"noise": "FixedDataset", "noise_shape": np.asarray(self.shape, dtype=np.int64)}
+
+    def __repr__(self):
+        return f"FixedDataset(shape={self.shape})"

@@ -1,0 +1,127 @@
+"""Regions of state space, for first-exit (escape-time) studies.
+
+A region is anything with an elementwise predicate ``inside(state) -> bool`` over the state tuple, written like a
+map (NumPy functions and comparisons only) so that it runs vectorised under NumPy and compiled under Numba.
+:class:`Box` builds one from bounds on some of the variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from rds._codegen import make_function
+
+__all__ = ["Region", "Box", "Predicate", "as_predicate"]
+
+
+class Region:
+    """Base class: a region knows how to make an elementwise predicate for a system's variables."""
+
+    def predicate(self, variables: Sequence[str]) -> Callable:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"region": repr(self)}
+
+
+class Box(Region):
+    """An axis-aligned box ``low <= state[var] <= high`` over some variables (closed; NaN is outside).
+
+    Parameters
+    ----------
+    low, high : array_like of float, shape (k,)
+        Bounds, ``low < high`` elementwise (``-inf`` / ``inf`` allowed).
+    variables : sequence of str, length k
+        The variables the bounds apply to; the others are unconstrained.
+
+    Examples
+    --------
+    The trapping region of paper 002, Fig. 5 (on M_wv: (w, v) in [−2, 2]²):
+
+    >>> from rds.regions import Box
+    >>> box = Box(low=[-2, -2], high=[2, 2], variables=("w", "v"))
+    >>> import numpy as np
+    >>> box.contains(np.array([[0.5, 1.0], [2.5, 0.0]]), ("w", "v"))
+    array([ True, False])
+    """
+
+    def __init__(self, low, high, variables: Sequence[str]):
+        low = np.atleast_1d(np.asarray(low, dtype=float))
+        high = np.atleast_1d(np.asarray(high, dtype=float))
+        variables = (variables,) if isinstance(variables, str) else tuple(variables)
+        if low.ndim != 1 or low.shape != high.shape or low.size != len(variables):
+            raise ValueError(f"low, high and variables must have the same length, got {low.size}, {high.size}, "
+                             f"{len(variables)}")
+        if low.size == 0:
+            raise ValueError("region must constrain at least one variable")
+        if np.any(np.isnan(low)) or np.any(np.isnan(high)):
+            raise ValueError("low and high must not be NaN")
+        if not np.all(low < high):
+            raise ValueError(f"region is empty: need low < high elementwise, got low={low}, high={high}")
+        if len(set(variables)) != len(variables):
+            raise ValueError(f"variables must be distinct, got {variables}")
+        self.low, self.high, self.variables = low, high, variables
+
+    def predicate(self, variables):
+        variables = tuple(variables)
+        missing = [v for v in self.variables if v not in variables]
+        if missing:
+            raise ValueError(f"region variables {missing} are not variables of the system {variables}")
+        terms = []
+        for v, lo, hi in zip(self.variables, self.low, self.high):
+            i = variables.index(v)
+            terms.append(f"np.logical_and(s[{i}] >= {_lit(lo)}, s[{i}] <= {_lit(hi)})")
+        expr = terms[0]
+        for t in terms[1:]:
+            expr = f"np.logical_and({expr}, {t})"
+        return make_function(f"def inside(s):\n    return {expr}\n", "inside")
+
+    def contains(self, states, variables) -> np.ndarray:
+        """Evaluate membership of states, shape (..., var) → bool (...)."""
+        X = np.asarray(states, dtype=float)
+        return np.asarray(self.predicate(variables)(tuple(np.moveaxis(X, -1, 0))), dtype=bool)
+
+    def describe(self):
+        return {"region": "Box", "region_variables": ",".join(self.variables),
+                "region_low": self.low.copy(), "region_high": self.high.copy()}
+
+    def __repr__(self):
+        return f"Box(low={self.low.tolist()}, high={self.high.tolist()}, variables={self.variables})"
+
+
+class Predicate(Region):
+    """Wrap an elementwise predicate ``inside(state) -> bool`` (state: the tuple of all variables)."""
+
+    def __init__(self, inside: Callable, name: str | None = None):
+        if not callable(inside):
+            raise TypeError("inside must be callable: inside(state) -> bool")
+        self.inside = inside
+        self.name = name or getattr(inside, "__name__", "predicate")
+
+    def predicate(self, variables):
+        return self.inside
+
+    def describe(self):
+        return {"region": f"predicate:{self.name}"}
+
+    def __repr__(self):
+        return f"Predicate({self.name})"
+
+
+def as_predicate(region, variables) -> Callable:
+    """The elementwise predicate of a :class:`Region` or a plain callable, bound to ``variables``."""
+    if isinstance(region, Region):
+        return region.predicate(variables)
+    if callable(region):
+        return region
+    raise TypeError(f"region must be an rds.regions.Region or a callable inside(state) -> bool, got {region!r}")
+
+
+def _lit(x: float) -> str:
+    if np.isposinf(x):
+        return "np.inf"
+    if np.isneginf(x):
+        return "(-np.inf)"
+    return repr(float(x))

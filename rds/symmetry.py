@@ -1,0 +1,86 @@
+"""Symmetries of one-hidden-layer tanh networks f(x) = Σ_j v_j tanh(w_j x) (papers 000 and 002).
+
+Parameters are ordered (w1…wN, v1…vN) on the last axis. The function (and so every loss and the SGD/GD map) is
+invariant under permutations of the neurons and under flipping one neuron (w_j, v_j) → (−w_j, −v_j), since tanh is
+odd. The group has 2^N · N! elements. :func:`canonical` picks one representative of each orbit.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+__all__ = ["canonical", "swap", "flip", "orbit", "distance_modulo_symmetry"]
+
+
+def _split(theta, name="theta"):
+    theta = np.asarray(theta, dtype=float)
+    if theta.ndim == 0 or theta.shape[-1] % 2 or theta.shape[-1] == 0:
+        raise ValueError(f"{name} must have an even, non-zero last axis (w1..wN, v1..vN), got shape {theta.shape}")
+    N = theta.shape[-1] // 2
+    return theta, theta[..., :N], theta[..., N:], N
+
+
+def canonical(theta):
+    """Representative of θ modulo neuron swaps and per-neuron sign flips.
+
+    Each neuron is flipped so that w_j > 0 (or w_j = 0 and v_j ≥ 0); then neurons are sorted by (w_j, v_j)
+    ascending. Two parameter vectors give the same network function through a symmetry iff their canonical forms
+    are equal.
+
+    Parameters
+    ----------
+    theta : array_like, shape (..., 2N)
+        (w1…wN, v1…vN).
+
+    Returns
+    -------
+    ndarray, shape (..., 2N)
+
+    Examples
+    --------
+    >>> from rds.symmetry import canonical
+    >>> canonical([4.0, -1.0, -1.0, -2.0]).tolist()   # an optimum of eq. 9 → its representative
+    [1.0, 4.0, 2.0, -1.0]
+    """
+    theta, w, v, N = _split(theta)
+    neg = (w < 0) | ((w == 0) & (v < 0))
+    sign = np.where(neg, -1.0, 1.0)
+    w, v = w * sign, v * sign
+    order = np.lexsort((v, w), axis=-1)
+    return np.concatenate([np.take_along_axis(w, order, -1), np.take_along_axis(v, order, -1)], axis=-1)
+
+
+def swap(theta, i, j):
+    """Swap neurons i and j (0-based): (w_i, v_i) ↔ (w_j, v_j). Shape (..., 2N) preserved."""
+    theta, w, v, N = _split(theta)
+    perm = np.arange(N)
+    perm[[i, j]] = perm[[j, i]]
+    return np.concatenate([w[..., perm], v[..., perm]], axis=-1)
+
+
+def flip(theta, j):
+    """Flip neuron j (0-based): (w_j, v_j) → (−w_j, −v_j). Shape (..., 2N) preserved."""
+    theta, w, v, N = _split(theta)
+    out = theta.copy()
+    out[..., j] *= -1
+    out[..., N + j] *= -1
+    return out
+
+
+def orbit(theta):
+    """All 2^N · N! images of θ under the symmetry group, shape (2^N · N!, ..., 2N)."""
+    theta, w, v, N = _split(theta)
+    images = []
+    for perm in itertools.permutations(range(N)):
+        for signs in itertools.product((1.0, -1.0), repeat=N):
+            s = np.asarray(signs)
+            images.append(np.concatenate([w[..., perm] * s, v[..., perm] * s], axis=-1))
+    return np.stack(images)
+
+
+def distance_modulo_symmetry(a, b):
+    """Euclidean distance between θ_a and the closest image of θ_b, min_g |θ_a − g θ_b|; shapes broadcast."""
+    a = np.asarray(a, dtype=float)
+    return np.min(np.linalg.norm(orbit(b) - a, axis=-1), axis=0)

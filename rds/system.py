@@ -1,0 +1,474 @@
+"""The random dynamical system θ_{t+1} = φ(θ_t, ξ_t) and its public interface."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import xarray as xr
+
+from rds import engine
+from rds._checks import integer, positive
+from rds._codegen import make_function
+from rds.noise import FixedDataset, NoiseSource, check_seed
+
+__all__ = ["RandomDynamicalSystem", "DivergenceWarning"]
+
+PROGRESS_THRESHOLD = 10**9  # member-steps above which progress=None shows a bar
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Some ensemble members diverged (became non-finite); they were set to NaN and the others went on."""
+
+
+class _NoNoise(FixedDataset):
+    """The noise of a deterministic map: an empty sample every step."""
+
+    def __init__(self):
+        super().__init__(np.zeros(1))
+        self.data = np.zeros(0)
+        self.shape = (0,)
+
+    def describe(self):
+        return {"noise": "none"}
+
+    def __repr__(self):
+        return "None"
+
+
+class RandomDynamicalSystem:
+    """A random map θ_{t+1} = φ(θ_t, ξ_t) driven by a replayable noise path (ξ_t).
+
+    The map is written once, elementwise, as ``step(state, xi, params) -> new_state``: ``state`` is a tuple of
+    the state variables, ``xi`` the noise sample of this step (an array of shape ``noise.shape``), ``params`` the
+    parameter tuple. Use NumPy functions (``np.tanh``, ``np.sin``, …) and plain arithmetic: the same function runs
+    vectorised under NumPy (each variable an array over the ensemble) and compiled per member under Numba. Return
+    a tuple of floats (write ``0.0``, not ``0``).
+
+    Parameters
+    ----------
+    step : callable
+        ``step(state, xi, params) -> tuple`` of ``len(variables)`` new values.
+    noise : rds.noise.NoiseSource or None
+        The noise source; ``None`` for a deterministic map (``xi`` is then an empty array).
+    variables : sequence of str
+        Names of the state variables, in the order of the last axis of every state array.
+    params : tuple or namedtuple of float
+        Parameters passed to ``step`` (a namedtuple gives them names in Dataset attrs).
+    jacobian : callable or None
+        Analytic Jacobian ``jacobian(state, xi, params)`` returning rows ``((∂f0/∂x0, ∂f0/∂x1, …), …)`` of the
+        whole step map. ``None``: computed automatically and exactly for analytic maps by complex-step
+        differentiation (``J e_j = Im φ(θ + i h e_j) / h``), never by finite differences.
+    name : str
+        Model name recorded in Dataset attrs.
+    dt : float
+        Time per step (1 for a map; the integration step for a discretised flow). Lyapunov exponents are
+        reported per unit time, i.e. divided by ``dt``.
+    common_noise : bool
+        True (default): all members of a realisation share ξ_t (the RDS picture). False: each member draws its
+        own noise (by absolute member index, independent of chunking).
+    attrs : dict or None
+        Extra attrs (equation references, …) copied into every Dataset this system produces.
+
+    Examples
+    --------
+    A noisy logistic map x → r x (1 − x) + ξ:
+
+    >>> import numpy as np, rds
+    >>> def step(state, xi, params):
+    ...     (x,) = state
+    ...     return (params[0] * x * (1.0 - x) + xi[0],)
+    >>> sys = rds.RandomDynamicalSystem(step, noise=rds.noise.Gaussian(sigma2=1e-6), variables=("x",),
+    ...                                 params=(3.2,))
+    >>> sys.evolve(np.array([[0.3], [0.6]]), 100, seed=1).shape
+    (2, 1)
+    """
+
+    def __init__(self, step: Callable, noise: NoiseSource | None = None, variables: Sequence[str] = ("x",),
+                 params=(), jacobian: Callable | None = None, name: str | None = None, dt: float = 1.0,
+                 common_noise: bool = True, attrs: dict | None = None):
+        if not callable(step):
+            raise TypeError("step must be callable: step(state, xi, params) -> tuple")
+        if noise is None:
+            noise = _NoNoise()
+        if not isinstance(noise, NoiseSource):
+            raise TypeError(f"noise must be an rds.noise.NoiseSource or None, got {type(noise).__name__}")
+        if len(noise.shape) < 1:
+            raise ValueError("noise.shape must have at least one axis")
+        variables = tuple(variables)
+        if not variables or not all(isinstance(v, str) and v for v in variables):
+            raise ValueError(f"variables must be a non-empty sequence of names, got {variables!r}")
+        if len(set(variables)) != len(variables):
+            raise ValueError(f"variables must be distinct, got {variables!r}")
+        if jacobian is not None and not callable(jacobian):
+            raise TypeError("jacobian must be callable or None")
+        dt = positive(dt, "dt")
+        self.step = step
+        self.noise = noise
+        self.variables = variables
+        self.params = self._check_params(params)
+        self.jacobian = jacobian
+        self.name = name or getattr(step, "__name__", "map")
+        self.dt = dt
+        self.common_noise = bool(common_noise)
+        self.attrs = dict(attrs or {})
+        self._kernels = {}
+        self._spec = None  # (factory, kwargs) for models: pickles by recipe
+
+    # ------------------------------------------------------------------ basics
+    @staticmethod
+    def _check_params(params):
+        if not isinstance(params, tuple):
+            raise TypeError(f"params must be a tuple or namedtuple of numbers, got {type(params).__name__}")
+        vals = []
+        for i, p in enumerate(params):
+            try:
+                vals.append(float(p))
+            except (TypeError, ValueError):
+                raise TypeError(f"params[{i}] must be a real number, got {p!r}") from None
+        return type(params)(*vals) if hasattr(params, "_fields") else tuple(vals)
+
+    @property
+    def independent_noise(self) -> bool:
+        """True when members draw independent noise (and the noise is not quenched)."""
+        return not self.common_noise and not self.noise.quenched
+
+    @property
+    def nvar(self) -> int:
+        """Number of state variables."""
+        return len(self.variables)
+
+    def __repr__(self):
+        return (f"RandomDynamicalSystem({self.name!r}, variables={self.variables}, params={self.params}, "
+                f"noise={self.noise!r}, common_noise={self.common_noise})")
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_kernels"] = {}
+        return state
+
+    def __reduce__(self):
+        if self._spec is not None:
+            factory, kwargs = self._spec
+            return (_rebuild, (factory, kwargs, self.common_noise))
+        return super().__reduce__()
+
+    def replace(self, **changes) -> RandomDynamicalSystem:
+        """A copy with some constructor arguments changed (e.g. ``common_noise=False``)."""
+        if self._spec is not None and set(changes) <= {"common_noise"}:
+            factory, kwargs = self._spec
+            return _rebuild(factory, kwargs, changes.get("common_noise", self.common_noise))
+        args = dict(step=self.step, noise=self.noise, variables=self.variables, params=self.params,
+                    jacobian=self.jacobian, name=self.name, dt=self.dt, common_noise=self.common_noise,
+                    attrs=self.attrs)
+        args.update(changes)
+        return RandomDynamicalSystem(**args)
+
+    def describe(self) -> dict:
+        """Attrs describing this system: model, parameters, noise, dt, library version (netCDF-safe)."""
+        from rds import __version__
+        attrs = {"model": self.name, "variables": ",".join(self.variables), "dt": self.dt,
+                 "common_noise": int(self.common_noise), "rds_version": __version__}
+        names = getattr(self.params, "_fields", None) or [f"p{i}" for i in range(len(self.params))]
+        for k, v in zip(names, self.params):
+            attrs[f"param_{k}"] = float(v)
+        attrs.update(self.noise.describe())
+        attrs.update(self.attrs)
+        return attrs
+
+    # ------------------------------------------------------------------ input checks
+    def _check_state(self, initial, name="initial"):
+        X = np.asarray(initial, dtype=float) if not isinstance(initial, np.ndarray) else initial
+        try:
+            X = X.astype(float, copy=False)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a real array") from None
+        if X.ndim == 0 or X.shape[-1] != self.nvar:
+            raise ValueError(f"{name} must have last axis of length {self.nvar} (variables {self.variables}), "
+                             f"got shape {X.shape}")
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"{name} must be finite (found NaN or inf)")
+        return X
+
+    def _prepare(self, initial, steps, seed, t0, realization):
+        X = self._check_state(initial)
+        steps = integer(steps, "steps", 0)
+        t0 = integer(t0, "t0")
+        check_seed(seed)
+        check_seed(realization, "realization")
+        return X, X.reshape(-1, self.nvar), steps, t0
+
+    # ------------------------------------------------------------------ kernels
+    def _jacobian_function(self):
+        if self.jacobian is not None:
+            return self.jacobian
+        return make_function(engine.complex_step_jacobian_source(self.nvar), "jac", {"step": self.step})
+
+    def _params_for_kernels(self):
+        return self.params
+
+    def _get_kernels(self, backend):
+        if backend not in self._kernels:
+            self._kernels[backend] = engine.kernels_for(self, backend)
+        return self._kernels[backend]
+
+    def _run(self, X2, t0, steps, seed, realization, backend, executor, chunk_size, progress, **kw):
+        backend = engine.choose_backend(self, backend, X2.shape[0] * max(steps, 1))
+        bar = _progress_bar(progress, X2.shape[0], steps, chunk_size)
+        try:
+            out = engine.run_chunked(self, X2, t0, steps, seed=seed, realization=realization, backend=backend,
+                                     executor=executor, chunk_size=chunk_size, progress=bar, **kw)
+        finally:
+            if bar is not None:
+                bar.close()
+        ndiv = int(out["diverged"].sum())
+        if ndiv:
+            warnings.warn(f"{ndiv} of {X2.shape[0]} members diverged (non-finite state); they are NaN from then "
+                          "on and the others went on", DivergenceWarning, stacklevel=3)
+        out["backend"] = backend
+        return out
+
+    # ------------------------------------------------------------------ public running interface
+    def evolve(self, initial, steps, seed=0, t0=0, realization=0, backend=None, executor=None, chunk_size=None,
+               progress=None):
+        """Evolve states from absolute time ``t0`` to ``t0 + steps``: θ(t0 + steps) = φ(steps, θ_{t0} ω) θ(t0).
+
+        Parameters
+        ----------
+        initial : array_like, shape (..., var)
+            Initial states; the last axis follows ``self.variables``. Must be finite.
+        steps : int
+            Number of steps (≥ 0).
+        seed, realization : int
+            The noise path ω (non-negative). ``realization`` indexes independent paths of one seed.
+        t0 : int
+            Absolute start time (may be negative): step t uses ξ_t, so the cocycle property
+            ``evolve(evolve(u, s, t0=0), t, t0=s) == evolve(u, s + t, t0=0)`` holds exactly.
+        backend : {"numpy", "numba"} or None
+            ``None`` picks Numba for large runs (≥ 2·10⁶ member-steps or already compiled), else NumPy. The two
+            agree to ~1e-12.
+        executor : concurrent.futures.Executor or None
+            Run chunks of members on it (a process pool, or ``dask.distributed.Client.get_executor()``).
+        chunk_size : int or None
+            Members per chunk (default: all in one chunk locally, 8 chunks on an executor).
+        progress : bool or None
+            Show a tqdm progress bar; ``None`` shows it for runs above 10⁹ member-steps.
+
+        Returns
+        -------
+        ndarray, same shape as ``initial``
+            The states at ``t0 + steps``. Members that diverged are NaN (a :class:`DivergenceWarning` says how
+            many).
+
+        Examples
+        --------
+        >>> import numpy as np, rds
+        >>> fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
+        >>> u = np.array([0.5, -0.3, 0.2, 0.1])
+        >>> a = fa.evolve(fa.evolve(u, 50, t0=0), 30, t0=50)
+        >>> bool(np.allclose(a, fa.evolve(u, 80, t0=0), rtol=0, atol=1e-14))
+        True
+        """
+        X, X2, steps, t0 = self._prepare(initial, steps, seed, t0, realization)
+        out = self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress)
+        return out["state"].reshape(X.shape)
+
+    def trajectory(self, initial, steps, seed=0, t0=0, every=1, realization=0, times=None, backend=None,
+                   executor=None, chunk_size=None, progress=None) -> xr.Dataset:
+        """Evolve and record the states every ``every`` steps (or at given absolute ``times``).
+
+        Parameters
+        ----------
+        initial : array_like, shape (member, var) or (var,)
+            Initial states at time ``t0``.
+        steps, seed, t0, realization, backend, executor, chunk_size, progress
+            As in :meth:`evolve`.
+        every : int
+            Record at ``t0, t0 + every, …`` (and at ``t0 + steps``).
+        times : array_like of int or None
+            Absolute times in ``[t0, t0 + steps]`` to record instead of the regular grid (e.g. log-spaced).
+
+        Returns
+        -------
+        xarray.Dataset
+            ``state`` (time, member, var): the recorded states; ``diverged`` (member): True where the member
+            became non-finite. Coordinates ``time`` (absolute step), ``member``, ``var``; attrs describe the model,
+            parameters, noise, seed, realisation, backend and version.
+
+        Examples
+        --------
+        >>> import numpy as np, rds
+        >>> osc = rds.models.phase_oscillator(omega=1.0, sigma2=0.1, dt=0.01)
+        >>> ds = osc.trajectory(np.array([[0.0], [1.0]]), 1000, every=100)
+        >>> ds.state.dims, ds.sizes["time"]
+        (('time', 'member', 'var'), 11)
+        """
+        X, X2, steps, t0 = self._prepare(initial, steps, seed, t0, realization)
+        if times is None:
+            every = integer(every, "every", 1)
+            rec = np.arange(t0, t0 + steps + 1, every, dtype=np.int64)
+            if rec[-1] != t0 + steps:
+                rec = np.append(rec, t0 + steps)
+        else:
+            rec = np.unique(np.asarray(times, dtype=np.int64))
+            if rec.size == 0 or rec[0] < t0 or rec[-1] > t0 + steps:
+                raise ValueError(f"times must be non-empty and within [t0, t0 + steps] = [{t0}, {t0 + steps}]")
+        out = self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress,
+                        record_times=rec)
+        ds = xr.Dataset(
+            {"state": (("time", "member", "var"), np.moveaxis(out["records"], 0, 1)),
+             "diverged": (("member",), out["diverged"])},
+            coords={"time": rec, "member": np.arange(X2.shape[0]), "var": list(self.variables)},
+        )
+        ds.attrs.update(self.describe())
+        ds.attrs.update({"seed": int(seed), "realization": int(realization), "t0": int(t0), "steps": int(steps),
+                         "backend": out["backend"], "n_diverged": int(out["diverged"].sum())})
+        ds["time"].attrs["long_name"] = "absolute time step t"
+        return ds
+
+    def propagate_tangent(self, initial, steps, tangent=None, seed=0, t0=0, realization=0, qr_every=1,
+                          times=None, backend=None, executor=None, chunk_size=None, progress=None) -> dict:
+        """Evolve states with tangent vectors, QR re-orthonormalised (the engine service behind Lyapunov spectra).
+
+        Parameters
+        ----------
+        initial : array_like, shape (member, var)
+        steps : int
+        tangent : array_like, shape (member, var, k) or (var, k) or None
+            Initial tangent vectors (default: the identity, k = var).
+        qr_every : int
+            Steps between QR factorisations (≥ 1); one is also made at each of ``times`` and at the end.
+        times : array_like of int or None
+            Absolute times at which to record the accumulated log-norms.
+        seed, t0, realization, backend, executor, chunk_size, progress
+            As in :meth:`evolve`.
+
+        Returns
+        -------
+        dict
+            ``state`` (member, var), ``V`` (member, var, k) orthonormal tangent vectors, ``logr`` (member, k):
+            Σ log R_cc over the run, ``logr_records`` (member, time, k) at ``times``, ``diverged`` (member,),
+            ``backend``. The finite-time exponents are ``logr / (steps · dt)``.
+        """
+        X, X2, steps, t0 = self._prepare(initial, steps, seed, t0, realization)
+        qr_every = integer(qr_every, "qr_every", 1)
+        M = X2.shape[0]
+        if tangent is None:
+            V = np.broadcast_to(np.eye(self.nvar), (M, self.nvar, self.nvar))
+        else:
+            V = np.asarray(tangent, dtype=float)
+            if V.ndim == 2:
+                V = np.broadcast_to(V, (M,) + V.shape)
+            if V.ndim != 3 or V.shape[:2] != (M, self.nvar) or V.shape[2] < 1 or V.shape[2] > self.nvar:
+                raise ValueError(f"tangent must have shape (member, var, k) = ({M}, {self.nvar}, k) with "
+                                 f"1 <= k <= {self.nvar}, got {np.shape(tangent)}")
+            if not np.all(np.isfinite(V)):
+                raise ValueError("tangent must be finite")
+        rec = None if times is None else np.unique(np.asarray(times, dtype=np.int64))
+        if rec is not None and rec.size and (rec[0] < t0 or rec[-1] > t0 + steps):
+            raise ValueError(f"times must lie within [t0, t0 + steps] = [{t0}, {t0 + steps}]")
+        return self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress,
+                         tangent=np.ascontiguousarray(V), qr_every=qr_every, record_times=rec)
+
+    def first_exit(self, initial, region, max_steps, seed=0, t0=0, realization=0, backend=None, executor=None,
+                   chunk_size=None, progress=None) -> dict:
+        """Evolve each member until it first leaves ``region`` (the engine service behind escape times).
+
+        Parameters
+        ----------
+        initial : array_like, shape (member, var)
+        region : rds.regions.Region or callable
+            A region (e.g. :class:`rds.regions.Box`) or an elementwise predicate ``inside(state) -> bool``.
+        max_steps : int
+            Cap on the number of steps (≥ 1); members still inside then are right-censored.
+        seed, t0, realization, backend, executor, chunk_size, progress
+            As in :meth:`evolve`.
+
+        Returns
+        -------
+        dict
+            ``exit_step`` (member,) int: the number of steps n ≥ 1 after which the member was first outside
+            (0 if it started outside, −1 if it never left within ``max_steps``); ``state`` (member, var): the
+            state at exit (or at the cap); ``diverged`` (member,); ``backend``.
+        """
+        from rds.regions import as_predicate
+        X, X2, steps, t0 = self._prepare(initial, max_steps, seed, t0, realization)
+        if steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        inside = as_predicate(region, self.variables)
+        return self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress,
+                         region=inside)
+
+    # ------------------------------------------------------------------ single steps (NumPy)
+    def _noise_sample(self, xi, M):
+        if xi is None:
+            if not self.noise.quenched:
+                raise ValueError("xi is required for a system with noise")
+            return self.noise.block(0, 0, 0, 1)[0]
+        xi = np.asarray(xi, dtype=float)
+        if xi.shape != self.noise.shape:
+            raise ValueError(f"xi must have shape {self.noise.shape} (one step's noise sample), got {xi.shape}")
+        return xi
+
+    def apply(self, state, xi=None) -> np.ndarray:
+        """One step θ' = φ(θ, ξ) for given states and one noise sample (NumPy).
+
+        Parameters
+        ----------
+        state : array_like, shape (..., var)
+        xi : array_like, shape ``noise.shape`` or None
+            The noise sample of this step (None for deterministic or quenched systems).
+
+        Returns
+        -------
+        ndarray, shape (..., var)
+        """
+        X = self._check_state(state, "state")
+        xi = self._noise_sample(xi, X.size // self.nvar)
+        cols = tuple(np.moveaxis(X, -1, 0))
+        out = self.step(cols, xi, self.params)
+        return np.stack(np.broadcast_arrays(*[np.asarray(o, dtype=float) for o in out]), axis=-1)
+
+    def jacobian_matrix(self, state, xi=None) -> np.ndarray:
+        """Jacobian ∂φ(θ, ξ)/∂θ of the whole step map (analytic if given, else exact complex step).
+
+        Parameters
+        ----------
+        state : array_like, shape (..., var)
+        xi : array_like, shape ``noise.shape`` or None
+
+        Returns
+        -------
+        ndarray, shape (..., var, var)
+            ``J[..., i, j] = ∂θ'_i / ∂θ_j``.
+        """
+        X = self._check_state(state, "state")
+        xi = self._noise_sample(xi, X.size // self.nvar)
+        cols = tuple(np.moveaxis(X, -1, 0))
+        J = self._jacobian_function()(cols, xi, self.params)
+        rows = [np.stack(np.broadcast_arrays(*[np.asarray(e, dtype=float) for e in row],
+                                             np.empty(X.shape[:-1])), axis=-1)[..., :-1] for row in J]
+        return np.stack(rows, axis=-2)
+
+    def noise_path(self, t0, t1, seed=0, realization=0, members=None) -> np.ndarray:
+        """The noise samples ξ_t for t0 ≤ t < t1 (see :meth:`rds.noise.NoiseSource.block`)."""
+        return self.noise.block(seed, realization, t0, t1,
+                                members if (members is not None and self.independent_noise) else None)
+
+
+def _rebuild(factory, kwargs, common_noise):
+    system = factory(**kwargs)
+    if system.common_noise != common_noise:
+        system.common_noise = common_noise
+    return system
+
+
+def _progress_bar(progress, members, steps, chunk_size):
+    if progress is None:
+        progress = members * steps >= PROGRESS_THRESHOLD
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    nchunks = 1 if not chunk_size else max(1, -(-members // chunk_size))
+    return tqdm(total=steps * nchunks, unit="step", desc="rds")
