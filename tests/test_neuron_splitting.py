@@ -330,6 +330,17 @@ def test_zero_loss_plateau_is_all_minima():
         assert classify_plateau(W, v, X, y, 0, beta) == "local_min"
 
 
+def test_theorem3_locally_constant_parent_gives_minima():
+    """All inputs zero: the parent's output is locally constant, H_j = 0, the loss is flat (> 0)."""
+    X, y = np.zeros((5, 2)), np.arange(5.0)
+    W, v = np.array([[0.3, -0.2]]), np.array([1.5])
+    c = classify_plateau(W, v, X, y, 0, [0.4, 0.6])
+    assert c == "undetermined" and c.narrow_kind == "degenerate"  # the Hessian alone cannot tell
+    for beta in ([0.4, 0.6], [1.4, -0.4], [0.2, 0.3, 0.5]):
+        c = classify_plateau(W, v, X, y, 0, beta, narrow="local_min")
+        assert c == "local_min" and c.theorem.startswith("Theorem 3.2") and c.definiteness == "zero"
+
+
 def test_no_local_maxima_lemma1():
     """Lemma 1: at random stationary points (minima and saddles) some direction raises the loss."""
     rng = np.random.default_rng(5)
