@@ -29,9 +29,10 @@ exact Hessian of the wide net and explicit descent paths; see ``tests/test_neuro
   for two daughters beta_a + beta_b = 1, so the change is ``+1/2 beta_0 beta_1 u^T H_j u`` with
   r = f - y and L = (1/2n) sum r^2. The sign in MODEL.md is right; the factor is 1/2 (and with more
   than two daughters the extra factor beta_a + beta_b matters: it can be negative).
-  More generally the wide Hessian at a plateau point decomposes exactly as
-  ``Q_wide = Q_narrow(mean perturbation) + sum_i beta_i delta_i^T H_j delta_i`` over daughter
-  perturbations with sum_i beta_i delta_i = 0.
+  More generally, at a plateau point write the daughters' input-weight perturbations as
+  delta_i = dbar + e_i with dbar = sum_i beta_i delta_i (so sum_i beta_i e_i = 0) and let
+  eps_i be their output-weight perturbations; the wide Hessian's quadratic form is exactly
+  ``Q_wide = Q_narrow(dbar, sum_i eps_i, other neurons) + sum_i beta_i e_i^T H_j e_i``.
 * Theorem 1 needs *strict* signs. PD: local minimum iff every beta_i > 0 (MODEL.md says beta_i >= 0:
   a zero coefficient gives a saddle, detectable only at third order: the Hessian is then positive
   semi-definite). ND: local minimum iff exactly one beta_i > 0 *and all others < 0* (MODEL.md's

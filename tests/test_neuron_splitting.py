@@ -291,6 +291,28 @@ def test_split_direction_sign_and_pair_factor(cases):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
+def test_wide_hessian_decomposition(cases, name):
+    """Q_wide(delta, eps) = Q_narrow(sum beta_i delta_i, sum eps_i) + sum beta_i e_i^T H_j e_i,
+    e_i = delta_i - sum_l beta_l delta_l (the identity behind Theorem 1)."""
+    W, v, X, y = cases[name]
+    H = inner_hessian(W, v, X, y, 0)
+    Hn = two_layer_hessian(W, v, X, y)
+    rng = np.random.default_rng(6)
+    for beta in ([0.3, 0.7], [1.4, -0.4], [0.6, 0.5, -0.1]):
+        beta = np.asarray(beta)
+        k = beta.size
+        Hw = two_layer_hessian(*split_neuron(W, v, 0, beta), X, y)
+        for _ in range(3):
+            delta, eps = rng.normal(size=(k, 2)), rng.normal(size=k)
+            z = np.concatenate([delta.ravel(), eps])
+            dbar = beta @ delta
+            zn = np.concatenate([dbar, [eps.sum()]])
+            e = delta - dbar
+            rhs = zn @ Hn @ zn + sum(beta[i] * e[i] @ H @ e[i] for i in range(k))
+            assert z @ Hw @ z == pytest.approx(rhs, rel=1e-10, abs=1e-14)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_theorem2_surely_saddle_region(cases, name):
     """Some beta_i <= 0 and at least two beta_i >= 0 -> saddle whatever H_j != 0 is; positive measure
     for three daughters, only the endpoints for two."""
