@@ -368,3 +368,14 @@ def test_averaged_tangent_block_matches_averaged_J():
     ds = compare_random_averaged(fa, [0.5], [0.5], 1.0, x=[0.3, 1.0, 2.0])
     mu = ds["mu"].values
     assert np.allclose(ds["tangent_rate"].values, mu, atol=1e-10)
+
+
+def test_plots_return_figures():
+    from matplotlib.figure import Figure
+
+    from analysis.plots_stability import plot_mu_eigenvalues, plot_pi_map
+
+    g = np.linspace(0, 2, 9)
+    ds = degenerate_stability([0.1, 1.0], g, g, x=np.linspace(-3, 3, 41))
+    assert isinstance(plot_mu_eigenvalues(ds), Figure)
+    assert isinstance(plot_pi_map(ds), Figure)
