@@ -1,0 +1,479 @@
+"""Finite-time pullback attractors and their diagnostics (paper 002, Fig. 4 and App. C).
+
+The pullback attractor A(t, ω) of a random dynamical system (θ, φ) attracts every bounded set B in the pullback
+sense, lim_{τ→∞} dist(φ(τ, θ_{t−τ}ω) B, A(t, ω)) = 0 (eq. C.1, Hausdorff semi-distance). For a finite pullback
+time τ the image
+
+    Ã_τ(t, ω) = φ(τ, θ_{t−τ}ω) B                                                         (eq. C.2)
+
+— the set B started at the absolute time t − τ and evolved to t under one noise path ω — is the *finite-time
+pullback attractor* (τ-pullback attractor). Every member of B and every τ sees the same noise ξ_s at each absolute
+time s: the core's noise paths are functions of (seed, realization, absolute time), so
+``system.evolve(B, τ, t0=t − τ, seed=seed, realization=realization)`` replays exactly the segment
+[t − τ, t) of one path and nothing is re-drawn.
+
+Cost: each τ is a separate run from t − τ (the sets for different τ start at different times, so no run can be
+shared), hence Σ_τ τ steps per member in total. This is inherent to the pullback construction; it is the forward
+run from one start time that is cheap, and that gives a different object (the forward image, not the pullback).
+
+:func:`pullback_diagnostics` measures how far each member is from the degenerate subspaces M_w = {w1 = w2}
+(eq. 17) and M_wv = {w1 = w2, v1 = v2} (eq. 18), and from the optimal set θ* (eq. 9) modulo the symmetries of
+the network; the spread of the set; and the Hausdorff distance between the sets of successive τ (which goes to 0
+as Ã_τ converges to A(t, ω)).
+
+Reference: Sato, Tsutsui, Fujiwara, *Noise-induced degeneration in online learning*, Physica D 430 (2022) 133095.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from scipy.spatial import cKDTree
+
+from rds import engine
+from rds._checks import integer, nonnegative
+from rds.regions import Box
+from rds.symmetry import canonical, orbit
+
+__all__ = ["pullback_attractor", "pullback_diagnostics", "hausdorff_distance", "sample_initial",
+           "plot_pullback_attractors"]
+
+_THETA = ("w1", "w2", "v1", "v2")
+_PQRS = ("p", "q", "r", "s")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# input handling
+
+def _check_taus(taus) -> np.ndarray:
+    arr = np.asarray(taus)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"taus must be a non-empty 1-D sequence of pullback times, got shape {np.shape(taus)}")
+    if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
+        raise TypeError(f"taus must be integers (numbers of steps), got dtype {arr.dtype}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise TypeError(f"taus must be integers (numbers of steps), got {arr.tolist()}")
+    arr = arr.astype(np.int64)
+    if np.any(arr < 0):
+        raise ValueError(f"taus must be >= 0, got {arr.tolist()}")
+    if np.any(np.diff(arr) <= 0):
+        raise ValueError(f"taus must be sorted strictly increasing (no repeats), got {arr.tolist()}")
+    return arr
+
+
+def sample_initial(sampler, variables, members, sample_seed=0):
+    """Draw the initial set B from a sampler.
+
+    Parameters
+    ----------
+    sampler : rds.regions.Box or callable
+        A :class:`rds.regions.Box` with finite bounds on *every* variable (uniform sampling in the box), or a
+        callable ``sampler(rng, members) -> array (members, var)`` given a ``numpy.random.Generator``.
+    variables : sequence of str
+        The system's variables (the column order of the result).
+    members : int
+        Number of members (≥ 1).
+    sample_seed : int
+        Seed of the generator (independent of the noise seed of the dynamics).
+
+    Returns
+    -------
+    ndarray, shape (members, var)
+
+    Examples
+    --------
+    >>> from rds.regions import Box
+    >>> box = Box([-1] * 4, [1] * 4, variables=("w1", "w2", "v1", "v2"))
+    >>> sample_initial(box, ("w1", "w2", "v1", "v2"), 5, sample_seed=1).shape
+    (5, 4)
+    """
+    variables = tuple(variables)
+    members = integer(members, "members", 1)
+    sample_seed = integer(sample_seed, "sample_seed", 0)
+    rng = np.random.default_rng(sample_seed)
+    if isinstance(sampler, Box):
+        missing = [v for v in variables if v not in sampler.variables]
+        if missing:
+            raise ValueError(f"initial: the Box must bound every variable to be sampled; missing {missing}")
+        extra = [v for v in sampler.variables if v not in variables]
+        if extra:
+            raise ValueError(f"initial: Box variables {extra} are not variables of the system {variables}")
+        idx = [sampler.variables.index(v) for v in variables]
+        low, high = sampler.low[idx], sampler.high[idx]
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError("initial: the Box must have finite bounds to be sampled uniformly")
+        return low + (high - low) * rng.random((members, len(variables)))
+    if callable(sampler):
+        out = np.asarray(sampler(rng, members), dtype=float)
+        if out.shape != (members, len(variables)):
+            raise ValueError(f"initial: the sampler must return shape (members, var) = ({members}, "
+                             f"{len(variables)}), got {out.shape}")
+        return out
+    raise TypeError(f"initial must be an array (member, var), an rds.regions.Box or a callable sampler, "
+                    f"got {type(sampler).__name__}")
+
+
+def _initial_set(system, initial, members, sample_seed):
+    """(B, description) with B of shape (member, var), validated."""
+    if isinstance(initial, Box) or (callable(initial) and not isinstance(initial, np.ndarray)):
+        if members is None:
+            raise ValueError("members must be given (a positive integer) when initial is a sampler")
+        B = sample_initial(initial, system.variables, members, sample_seed)
+        if isinstance(initial, Box):
+            desc = (f"uniform in Box(low={initial.low.tolist()}, high={initial.high.tolist()}, "
+                    f"variables={list(initial.variables)})")
+        else:
+            desc = f"sampler {getattr(initial, '__name__', type(initial).__name__)}"
+    else:
+        try:
+            B = np.array(initial, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError("initial must be a real array (member, var), an rds.regions.Box or a callable "
+                            "sampler") from None
+        if B.ndim != 2:
+            raise ValueError(f"initial must have shape (member, var), got shape {B.shape}")
+        if members is not None and integer(members, "members", 1) != B.shape[0]:
+            raise ValueError(f"members = {members} does not match the {B.shape[0]} rows of initial")
+        desc = "given array"
+    if B.ndim != 2 or B.shape[1] != system.nvar:
+        raise ValueError(f"initial must have shape (member, {system.nvar}) for variables {system.variables}, "
+                         f"got {B.shape}")
+    if B.shape[0] == 0:
+        raise ValueError("initial must contain at least one member (the set B is empty)")
+    if not np.all(np.isfinite(B)):
+        bad = int(np.sum(~np.all(np.isfinite(B), axis=1)))
+        raise ValueError(f"initial must be finite: {bad} member(s) contain NaN or inf")
+    return B, desc
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the analysis
+
+def pullback_attractor(system, initial, taus, t=0, seed=0, realization=0, members=None, sample_seed=0,
+                       backend=None, executor=None, chunk_size=None, progress=None) -> xr.Dataset:
+    """Finite-time pullback attractors Ã_τ(t, ω) = φ(τ, θ_{t−τ}ω) B for several pullback times τ (eq. C.2).
+
+    Each τ is one run of the whole set B from the absolute time t − τ to t under the noise path
+    ω = (seed, realization). Every member and every τ uses the same ξ_s at each absolute time s (replayed, never
+    re-drawn), so the sets for different τ are pullback images of one random dynamical system, and
+    Ã_{τ+s}(t) = φ(s, θ_{t−s}ω) Ã_τ(t − s) holds (the cocycle property). Cost: Σ_τ τ steps per member, inherent
+    to pullback (the start time changes with τ).
+
+    Parameters
+    ----------
+    system : rds.RandomDynamicalSystem
+        E.g. ``rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)``.
+    initial : array_like (member, var), rds.regions.Box or callable
+        The bounded set B: an array of initial conditions, or a sampler (a Box with finite bounds on every
+        variable, sampled uniformly, or ``sampler(rng, members) -> (members, var)``), which needs ``members``.
+        Must be finite and non-empty.
+    taus : sequence of int
+        Pullback times τ ≥ 0, strictly increasing. τ = 0 returns B itself.
+    t : int
+        The absolute time at which the sets are observed (the runs start at t − τ, possibly negative).
+    seed, realization : int
+        The noise path ω (common to all members when ``system.common_noise``, the RDS picture).
+    members : int or None
+        Number of members to draw when ``initial`` is a sampler (must match the rows of an array if given).
+    sample_seed : int
+        Seed for sampling B (independent of the noise seed).
+    backend, executor, chunk_size, progress
+        Passed to :meth:`rds.RandomDynamicalSystem.evolve`; the result does not depend on them (up to ~1e-12
+        between the NumPy and Numba backends).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``state`` (tau, member, var): Ã_τ(t, ω), member m started from B[m] at time t − τ;
+        ``initial`` (member, var): B; ``diverged`` (tau, member): member became non-finite (its state is NaN);
+        ``n_diverged`` (tau). Coordinates ``tau``, ``start_time`` (tau) = t − τ, ``member``, ``var``. Attrs:
+        ``system.describe()`` plus ``t``, ``seed``, ``realization``, ``sigma2``, ``eta`` (when the model has
+        them), ``initial_set``, ``sample_seed``, ``backend``, ``member_steps`` (= members · Σ τ), method and
+        equation references.
+
+    Examples
+    --------
+    >>> import numpy as np, rds, analysis
+    >>> fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
+    >>> box = rds.regions.Box([-1] * 4, [1] * 4, variables=fa.variables)
+    >>> ds = analysis.pullback_attractor(fa, box, taus=[0, 10, 100], members=50, backend="numpy")
+    >>> ds.state.dims, ds.sizes["tau"]
+    (('tau', 'member', 'var'), 3)
+    >>> bool(np.array_equal(ds.state.sel(tau=0), ds.initial))
+    True
+    """
+    B, desc = _initial_set(system, initial, members, sample_seed)
+    taus = _check_taus(taus)
+    t = integer(t, "t")
+    seed = integer(seed, "seed", 0)
+    realization = integer(realization, "realization", 0)
+    M = B.shape[0]
+    states = np.empty((taus.size, M, system.nvar))
+    backends = set()
+    for k, tau in enumerate(taus):
+        if tau == 0:
+            states[k] = B
+            continue
+        backends.add(engine.choose_backend(system, backend, M * int(tau)))
+        states[k] = system.evolve(B, int(tau), seed=seed, t0=int(t - tau), realization=realization, backend=backend,
+                                  executor=executor, chunk_size=chunk_size, progress=progress)
+    diverged = ~np.all(np.isfinite(states), axis=-1)
+    ds = xr.Dataset(
+        {"state": (("tau", "member", "var"), states),
+         "initial": (("member", "var"), B),
+         "diverged": (("tau", "member"), diverged),
+         "n_diverged": (("tau",), diverged.sum(axis=1).astype(np.int64))},
+        coords={"tau": taus, "start_time": ("tau", (t - taus).astype(np.int64)), "member": np.arange(M),
+                "var": list(system.variables)},
+    )
+    attrs = dict(system.describe())
+    if hasattr(system.noise, "sigma2"):
+        attrs["sigma2"] = float(system.noise.sigma2)
+    if "param_eta" in attrs:
+        attrs["eta"] = attrs["param_eta"]
+    attrs.update({
+        "analysis": "pullback_attractor",
+        "method": "finite-time pullback attractor: B evolved from t - tau to t under one shared noise path "
+                  "(replayed by absolute time); one run per tau, cost members * sum(tau)",
+        "equation": "paper 002, eq. C.2: A_tau(t, omega) = phi(tau, theta_{t-tau} omega) B; Fig. 4",
+        "t": t, "seed": seed, "realization": realization, "initial_set": desc, "sample_seed": int(sample_seed),
+        "members": int(M), "backend": ",".join(sorted(backends)) or "none",
+        "member_steps": int(M) * int(taus.sum()),
+    })
+    ds.attrs.update(attrs)
+    ds["state"].attrs["long_name"] = "finite-time pullback attractor phi(tau, theta_{t-tau} omega) B"
+    ds["initial"].attrs["long_name"] = "initial set B"
+    ds["tau"].attrs["long_name"] = "pullback time tau (steps)"
+    ds["start_time"].attrs["long_name"] = "absolute start time t - tau"
+    return ds
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# diagnostics
+
+def hausdorff_distance(a, b, modulo_symmetry=False):
+    """Hausdorff distance d_H(A, B) = max(sup_a inf_b |a − b|, sup_b inf_a |a − b|) between two finite sets.
+
+    Uses ``scipy.spatial.cKDTree`` (O(M log M); fine for 10⁵ points). Non-finite rows are dropped.
+
+    Parameters
+    ----------
+    a : array_like, shape (Ma, d)
+    b : array_like, shape (Mb, d)
+    modulo_symmetry : bool
+        Use the quotient metric min_g |a − g b| over the neuron swaps and sign flips (rds.symmetry; d = 2N, rows
+        (w1..wN, v1..vN)), so a set and its symmetric image are at distance 0.
+
+    Returns
+    -------
+    float
+        NaN if either set has no finite row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([[0.0, 0.0], [1.0, 0.0]])
+    >>> hausdorff_distance(a, a + [0.0, 0.25])
+    0.25
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"a and b must be 2-D with the same number of columns, got {a.shape} and {b.shape}")
+    a = a[np.all(np.isfinite(a), axis=1)]
+    b = b[np.all(np.isfinite(b), axis=1)]
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return float("nan")
+    if modulo_symmetry:
+        # the orbit of B is symmetric under the group, so inf_{b,g} |a - g b| is a query against orbit(B)
+        ob = orbit(b).reshape(-1, b.shape[1])
+        oa = orbit(a).reshape(-1, a.shape[1])
+        d_ab = cKDTree(ob).query(a)[0].max()
+        d_ba = cKDTree(oa).query(b)[0].max()
+    else:
+        d_ab = cKDTree(b).query(a)[0].max()
+        d_ba = cKDTree(a).query(b)[0].max()
+    return float(max(d_ab, d_ba))
+
+
+def _theta(state: xr.DataArray) -> np.ndarray | None:
+    """(tau, member, 4) in (w1, w2, v1, v2) if the variables allow it, else None."""
+    names = tuple(str(v) for v in state["var"].values)
+    arr = state.transpose("tau", "member", "var").values
+    if names == _THETA:
+        return arr
+    if names == _PQRS:
+        from rds.coords import from_pqrs
+        return from_pqrs(arr)
+    return None
+
+
+def pullback_diagnostics(ds, threshold=0.05, optimum_threshold=0.05, symmetry=True) -> xr.Dataset:
+    """Where the finite-time pullback attractors lie: degenerate subspaces, the optimal set, spread, convergence.
+
+    For the Fukumizu–Amari network (variables (w1, w2, v1, v2), or (p, q, r, s), converted by eq. 19):
+
+    * |w1 − w2| (= 2|r|) and |v1 − v2| (= 2|s|): distances that vanish on M_w = {w1 = w2} (eq. 17) and
+      M_wv = {w1 = w2, v1 = v2} (eq. 18). A member is *on M_w* if |w1 − w2| < threshold, *on M_wv* if also
+      |v1 − v2| < threshold. Flipping one neuron maps M_wv to {w1 = −w2, v1 = −v2}, which realises the same
+      degenerate function 2v tanh(wx) (eq. 10); the ``*_sym`` fractions count both images.
+    * the Euclidean distance to the optimal set θ* (eq. 9, ``rds.models.OPTIMA``, closed under the symmetries)
+      modulo symmetry, and the fraction within ``optimum_threshold``.
+
+    For any system: the spread of the set (RMS distance to its centroid; also of the canonical representatives
+    modulo symmetry for 2N-variable networks) and the Hausdorff distance between the sets of successive τ
+    (eq. C.1: it tends to 0 as Ã_τ approaches the random attractor A(t, ω)).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A result of :func:`pullback_attractor`: ``state`` with dims (tau, member, var).
+    threshold : float
+        Distance below which a member counts as on M_w / M_wv (default 0.05).
+    optimum_threshold : float
+        Distance below which a member counts as at θ* (default 0.05).
+    symmetry : bool
+        Also compute the Hausdorff distance modulo the network symmetries (8× more points in the trees).
+
+    Returns
+    -------
+    xarray.Dataset
+        Per (tau, member), FA only: ``abs_dw`` = |w1 − w2|, ``abs_dv`` = |v1 − v2|, ``abs_sw`` = |w1 + w2|,
+        ``abs_sv`` = |v1 + v2|, ``dist_optimum`` (modulo symmetry). Per tau: ``frac_Mw``, ``frac_Mwv``,
+        ``frac_Mw_sym``, ``frac_Mwv_sym``, ``frac_optimum``, ``median_abs_dw``, ``median_abs_dv`` (FA only);
+        ``frac_diverged``, ``n_finite``, ``spread``, ``spread_canonical`` (2N networks), ``hausdorff``
+        (distance to the set of the previous τ; NaN for the first) and ``hausdorff_symmetric``. Per (tau, var):
+        ``mean``, ``std``. Coordinate ``previous_tau`` (tau). Fractions are over all members (diverged ones are
+        counted as nowhere). Attrs: those of ``ds`` plus the thresholds.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> on = np.array([[[0.5, 0.5, 1.0, 1.0], [-2.0, -2.0, 0.3, 0.3]]])        # two members on M_wv
+    >>> ds = xr.Dataset({"state": (("tau", "member", "var"), on)},
+    ...                 coords={"tau": [10], "var": ["w1", "w2", "v1", "v2"]})
+    >>> float(pullback_diagnostics(ds).frac_Mwv[0])
+    1.0
+    """
+    if not isinstance(ds, xr.Dataset) or "state" not in ds:
+        raise TypeError("ds must be an xarray.Dataset with a 'state' variable (tau, member, var)")
+    state = ds["state"]
+    if set(state.dims) != {"tau", "member", "var"}:
+        raise ValueError(f"ds.state must have dims (tau, member, var), got {state.dims}")
+    threshold = nonnegative(threshold, "threshold")
+    optimum_threshold = nonnegative(optimum_threshold, "optimum_threshold")
+    state = state.transpose("tau", "member", "var")
+    X = state.values
+    T, M, d = X.shape
+    finite = np.all(np.isfinite(X), axis=-1)  # (tau, member)
+    tau = state["tau"].values
+    out = {}
+
+    theta = _theta(state)
+    if theta is not None:
+        w1, w2, v1, v2 = (theta[..., i] for i in range(4))
+        dw, dv = np.abs(w1 - w2), np.abs(v1 - v2)
+        sw, sv = np.abs(w1 + w2), np.abs(v1 + v2)
+        from rds.models import OPTIMA
+        opt = np.unique(orbit(OPTIMA).reshape(-1, 4), axis=0)
+        dist_opt = np.full((T, M), np.nan)
+        dist_opt[finite] = cKDTree(opt).query(theta[finite])[0]
+        with np.errstate(invalid="ignore"):
+            on_w, on_wv = dw < threshold, (dw < threshold) & (dv < threshold)
+            on_w_sym = on_w | (sw < threshold)
+            on_wv_sym = on_wv | ((sw < threshold) & (sv < threshold))
+            at_opt = dist_opt < optimum_threshold
+        pm = ("tau", "member")
+        out.update({
+            "abs_dw": (pm, dw, {"long_name": "|w1 - w2| (distance to M_w, eq. 17, times sqrt 2)"}),
+            "abs_dv": (pm, dv, {"long_name": "|v1 - v2|"}),
+            "abs_sw": (pm, sw, {"long_name": "|w1 + w2| (the flipped image of M_w)"}),
+            "abs_sv": (pm, sv, {"long_name": "|v1 + v2|"}),
+            "dist_optimum": (pm, dist_opt, {"long_name": "distance to the optimal set (eq. 9) modulo symmetry"}),
+            "frac_Mw": (("tau",), on_w.mean(axis=1), {"long_name": "fraction with |w1-w2| < threshold"}),
+            "frac_Mwv": (("tau",), on_wv.mean(axis=1),
+                         {"long_name": "fraction with |w1-w2| < threshold and |v1-v2| < threshold"}),
+            "frac_Mw_sym": (("tau",), on_w_sym.mean(axis=1),
+                            {"long_name": "fraction on M_w or its flipped image w1 = -w2"}),
+            "frac_Mwv_sym": (("tau",), on_wv_sym.mean(axis=1),
+                             {"long_name": "fraction on M_wv or its flipped image (w1, v1) = -(w2, v2)"}),
+            "frac_optimum": (("tau",), at_opt.mean(axis=1),
+                             {"long_name": "fraction within optimum_threshold of theta* modulo symmetry"}),
+            "median_abs_dw": (("tau",), _nanmedian(dw), {"long_name": "median |w1 - w2| over finite members"}),
+            "median_abs_dv": (("tau",), _nanmedian(dv), {"long_name": "median |v1 - v2| over finite members"}),
+        })
+
+    n_finite = finite.sum(axis=1)
+    mean = np.full((T, d), np.nan)
+    std = np.full((T, d), np.nan)
+    spread = np.full(T, np.nan)
+    spread_can = np.full(T, np.nan)
+    is_net = theta is not None or (d % 2 == 0 and _is_network(state))
+    haus = np.full(T, np.nan)
+    haus_sym = np.full(T, np.nan)
+    net = theta if theta is not None else X
+    for k in range(T):
+        Y = X[k][finite[k]]
+        if Y.shape[0] == 0:
+            continue
+        mean[k], std[k] = Y.mean(axis=0), Y.std(axis=0)
+        spread[k] = np.sqrt(np.mean(np.sum((Y - mean[k]) ** 2, axis=1)))
+        if is_net:
+            C = canonical(net[k][finite[k]])
+            spread_can[k] = np.sqrt(np.mean(np.sum((C - C.mean(axis=0)) ** 2, axis=1)))
+        if k > 0:
+            haus[k] = hausdorff_distance(X[k - 1], X[k])
+            if symmetry and is_net:
+                haus_sym[k] = hausdorff_distance(net[k - 1], net[k], modulo_symmetry=True)
+    out.update({
+        "frac_diverged": (("tau",), 1.0 - n_finite / M, {"long_name": "fraction of members that diverged"}),
+        "n_finite": (("tau",), n_finite.astype(np.int64), {"long_name": "members with a finite state"}),
+        "mean": (("tau", "var"), mean, {"long_name": "centroid of the finite members"}),
+        "std": (("tau", "var"), std, {"long_name": "standard deviation of each variable"}),
+        "spread": (("tau",), spread, {"long_name": "RMS distance of the members to the centroid"}),
+        "hausdorff": (("tau",), haus,
+                      {"long_name": "Hausdorff distance to the set of the previous tau (eq. C.1)"}),
+    })
+    if is_net:
+        out["spread_canonical"] = (("tau",), spread_can,
+                                   {"long_name": "spread of the canonical representatives modulo symmetry"})
+        if symmetry:
+            out["hausdorff_symmetric"] = (("tau",), haus_sym,
+                                          {"long_name": "Hausdorff distance to the previous tau modulo symmetry"})
+    coords = {"tau": tau, "member": state["member"].values if "member" in state.coords else np.arange(M),
+              "var": state["var"].values,
+              "previous_tau": ("tau", np.concatenate([[-1], tau[:-1]]).astype(np.int64))}
+    res = xr.Dataset({k: xr.Variable(v[0], v[1], v[2]) for k, v in out.items()}, coords=coords)
+    if "start_time" in ds.coords:
+        res = res.assign_coords(start_time=ds["start_time"])
+    res["previous_tau"].attrs["long_name"] = "tau of the set the Hausdorff distance is measured to (-1: none)"
+    res.attrs.update(ds.attrs)
+    res.attrs.update({"diagnostics": "pullback_diagnostics", "threshold": float(threshold),
+                      "optimum_threshold": float(optimum_threshold), "symmetry": int(bool(symmetry)),
+                      "diagnostics_equations": "M_w eq. 17, M_wv eq. 18, theta* eq. 9, Hausdorff eq. C.1"})
+    return res
+
+
+def _is_network(state) -> bool:
+    names = [str(v) for v in state["var"].values]
+    N = len(names) // 2
+    return names == [f"w{i + 1}" for i in range(N)] + [f"v{i + 1}" for i in range(N)]
+
+
+def _nanmedian(a):
+    out = np.full(a.shape[0], np.nan)
+    for k in range(a.shape[0]):
+        row = a[k][np.isfinite(a[k])]
+        if row.size:
+            out[k] = np.median(row)
+    return out
+
+
+def plot_pullback_attractors(*args, **kwargs):
+    """Fig. 4-style plot; see :func:`analysis.plots_pullback.plot_pullback_attractors`."""
+    from analysis.plots_pullback import plot_pullback_attractors as _plot
+    return _plot(*args, **kwargs)
+
