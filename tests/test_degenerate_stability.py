@@ -28,7 +28,7 @@ from analysis.degenerate_stability import (
 
 finite = st.floats(min_value=-6.0, max_value=6.0, allow_nan=False, allow_infinity=False)
 wide = st.floats(min_value=-200.0, max_value=200.0, allow_nan=False, allow_infinity=False)
-SETTINGS = settings(max_examples=60, deadline=None)
+SETTINGS = settings(max_examples=50, deadline=None)
 
 
 def _scale(x, w, v):
@@ -165,7 +165,7 @@ def test_pi_matches_monte_carlo(w, v, s2):
     assert abs(attracting_probability(w, v, s2) - mc) <= 5 * err
 
 
-@pytest.mark.parametrize("w, v, s2", [(0.5, 0.5, 1.0), (1.3, 0.2, 1.0), (0.5, 0.5, 0.1)])
+@pytest.mark.parametrize("w, v, s2", [(0.5, 0.5, 1.0), (1.3, 0.2, 0.1)])
 def test_pi_matches_fine_grid_quadrature(w, v, s2):
     """Deterministic check below MC precision: midpoint rule of the indicator on 10⁶ cells."""
     s = math.sqrt(s2)
