@@ -343,7 +343,8 @@ def pullback_diagnostics(ds, threshold=0.05, optimum_threshold=0.05, symmetry=Tr
     xarray.Dataset
         Per (tau, member), FA only: ``abs_dw`` = |w1 − w2|, ``abs_dv`` = |v1 − v2|, ``abs_sw`` = |w1 + w2|,
         ``abs_sv`` = |v1 + v2|, ``dist_optimum`` (modulo symmetry). Per tau: ``frac_Mw``, ``frac_Mwv``,
-        ``frac_Mw_sym``, ``frac_Mwv_sym``, ``frac_optimum``, ``median_abs_dw``, ``median_abs_dv`` (FA only);
+        ``frac_Mw_sym``, ``frac_Mwv_sym``, ``frac_optimum``, ``median_abs_dw``, ``median_abs_dv``,
+        ``median_dist_optimum`` (FA only);
         ``frac_diverged``, ``n_finite``, ``spread``, ``spread_canonical`` (2N networks), ``hausdorff``
         (distance to the set of the previous τ; NaN for the first) and ``hausdorff_symmetric``. Per (tau, var):
         ``mean``, ``std``. Coordinate ``previous_tau`` (tau). Fractions are over all members (diverged ones are
@@ -404,6 +405,8 @@ def pullback_diagnostics(ds, threshold=0.05, optimum_threshold=0.05, symmetry=Tr
                              {"long_name": "fraction within optimum_threshold of theta* modulo symmetry"}),
             "median_abs_dw": (("tau",), _nanmedian(dw), {"long_name": "median |w1 - w2| over finite members"}),
             "median_abs_dv": (("tau",), _nanmedian(dv), {"long_name": "median |v1 - v2| over finite members"}),
+            "median_dist_optimum": (("tau",), _nanmedian(dist_opt),
+                                    {"long_name": "median distance to theta* modulo symmetry (finite members)"}),
         })
 
     n_finite = finite.sum(axis=1)

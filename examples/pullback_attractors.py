@@ -24,6 +24,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
 import rds  # noqa: E402
 from analysis.plots_pullback import plot_pullback_attractors  # noqa: E402
 from analysis.pullback import pullback_attractor, pullback_diagnostics  # noqa: E402
@@ -35,11 +38,16 @@ ETA = 0.1
 
 
 def run(out_dir="out", scale="small", members=None, seed=0, sample_seed=0, taus=TAUS, sigma2=SIGMA2,
-        backend="numba", verbose=True):
+        backend="numba", realizations=1, realization_members=500, verbose=True):
     """Compute, save and plot the Fig. 4 pullback attractors; return ``{σ²: (state Dataset, diagnostics)}``.
 
     Files written in ``out_dir``: ``pullback_sigma2_<σ²>.nc`` (the sets, dims tau × member × var),
     ``pullback_diagnostics_sigma2_<σ²>.nc`` and ``pullback_attractors.png`` (Fig. 4 layout).
+
+    With common noise the sets collapse onto a few random points, so the fractions are those of *one* noise path
+    (as in the paper). ``realizations > 1`` also runs noise seeds ``seed + 1 … seed + realizations − 1`` with
+    ``realization_members`` members each and prints the spread of the fractions over paths
+    (saved as ``pullback_realizations.nc``).
     """
     if scale not in MEMBERS:
         raise ValueError(f"scale must be one of {tuple(MEMBERS)}, got {scale!r}")
@@ -62,7 +70,48 @@ def run(out_dir="out", scale="small", members=None, seed=0, sample_seed=0, taus=
     fig.savefig(os.path.join(out_dir, "pullback_attractors.png"), dpi=110)
     if verbose:
         print(summary(results, times))
+    if realizations > 1:
+        spread = realization_spread(range(seed + 1, seed + realizations), sigma2, taus, realization_members,
+                                    sample_seed, backend)
+        rds.io.save(spread, os.path.join(out_dir, "pullback_realizations.nc"))
+        if verbose:
+            print(realization_summary(spread))
     return results
+
+
+def realization_spread(seeds, sigma2=SIGMA2, taus=TAUS, members=500, sample_seed=0, backend="numba"):
+    """Fractions on M_w, M_wv and near θ* for several noise paths: Dataset (sigma2, seed, tau)."""
+    seeds = list(seeds)
+    names = ("frac_Mw", "frac_Mwv", "frac_Mw_sym", "frac_Mwv_sym", "frac_optimum", "frac_optimum_0.5")
+    data = {k: np.full((len(sigma2), len(seeds), len(taus)), np.nan) for k in names}
+    for i, s2 in enumerate(sigma2):
+        fa = rds.models.fukumizu_amari(eta=ETA, sigma2=s2, batch=1)
+        box = rds.regions.Box([-1.0] * 4, [1.0] * 4, variables=fa.variables)
+        for j, sd in enumerate(seeds):
+            ds = pullback_attractor(fa, box, taus=taus, seed=sd, members=members, sample_seed=sample_seed,
+                                    backend=backend)
+            dg = pullback_diagnostics(ds, symmetry=False)
+            for k in names[:-1]:
+                data[k][i, j] = dg[k].values
+            data["frac_optimum_0.5"][i, j] = (dg.dist_optimum < 0.5).mean("member").values
+    out = xr.Dataset({k.replace(".", "_"): (("sigma2", "seed", "tau"), v) for k, v in data.items()},
+                     coords={"sigma2": list(sigma2), "seed": seeds, "tau": list(taus)})
+    out.attrs.update({"members": int(members), "sample_seed": int(sample_seed), "eta": ETA, "batch": 1,
+                      "threshold": 0.05, "description": "pullback-attractor fractions over noise paths (seeds)"})
+    return out
+
+
+def realization_summary(sp) -> str:
+    lines = [f"Spread over {sp.sizes['seed']} further noise paths ({sp.attrs['members']} members each): "
+             "mean [min, max] of the fraction"]
+    for s2 in sp.sigma2.values:
+        for k in ("frac_Mw_sym", "frac_Mwv", "frac_Mwv_sym", "frac_optimum", "frac_optimum_0_5"):
+            cells = []
+            for tau in sp.tau.values:
+                v = sp[k].sel(sigma2=s2, tau=tau).values
+                cells.append(f"tau={int(tau)}: {v.mean():.0%} [{v.min():.0%}, {v.max():.0%}]")
+            lines.append(f"  sigma2={s2:g} {k:>16}: " + "; ".join(cells))
+    return "\n".join(lines)
 
 
 def summary(results, times=None) -> str:
@@ -76,11 +125,13 @@ def summary(results, times=None) -> str:
             head += f", {times[s2]:.0f} s ({ds.attrs['backend']}, {ds.attrs['member_steps']:.2e} member-steps)"
         lines.append(head)
         lines.append(f"  {'tau':>7} {'M_w':>6} {'M_wv':>6} {'M_w sym':>8} {'M_wv sym':>9} {'theta*':>7} "
-                     f"{'med|dw|':>8} {'med|dv|':>8} {'Hausdorff':>9} {'diverged':>8}")
+                     f"{'th*<0.5':>7} {'med d*':>6} {'med|dw|':>8} {'med|dv|':>8} {'Hausdorff':>9} {'diverged':>8}")
         for tau in dg["tau"].values:
             d = dg.sel(tau=tau)
+            near = float((d.dist_optimum < 0.5).mean())
             lines.append(f"  {int(tau):>7} {float(d.frac_Mw):6.1%} {float(d.frac_Mwv):6.1%} "
                          f"{float(d.frac_Mw_sym):8.1%} {float(d.frac_Mwv_sym):9.1%} {float(d.frac_optimum):7.1%} "
+                         f"{near:7.1%} {float(d.median_dist_optimum):6.3f} "
                          f"{float(d.median_abs_dw):8.3f} {float(d.median_abs_dv):8.3f} "
                          f"{float(d.hausdorff):9.3f} {int(ds.n_diverged.sel(tau=tau)):8d}")
     lines.append("Paper (Fig. 4): sigma2 = 1: |w1-w2| -> 0 by tau = 1e4, |v1-v2| -> 0 by 3e4, ~20 % of paths near an "
@@ -96,9 +147,12 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0, help="noise path seed")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the initial set")
     p.add_argument("--backend", choices=("numba", "numpy"), default="numba")
+    p.add_argument("--realizations", type=int, default=1,
+                   help="also run this many - 1 further noise paths (500 members each) and print the spread")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
-    run(a.out, a.scale, members=a.members, seed=a.seed, sample_seed=a.sample_seed, backend=a.backend)
+    run(a.out, a.scale, members=a.members, seed=a.seed, sample_seed=a.sample_seed, backend=a.backend,
+        realizations=a.realizations)
     print(f"total {time.perf_counter() - t0:.0f} s (timings are noisy: 2 cores shared with other jobs)")
 
 
