@@ -3,3 +3,4 @@
 from analysis.degenerate_stability import attracting_probability, averaged_jacobian_wv, averaged_mu, averaged_potential, averaged_potential_full, averaged_step_jacobian, compare_random_averaged, degenerate_stability, jacobian_wv, mu_eigenvalues, sgd_direction_wv, step_jacobian_pqrs, transverse_jacobian, valley, valley_local_minima, valley_potential  # noqa: F401, E501, I001
 from analysis.neuron_splitting import split_neuron, unsplit_neuron, inner_hessian, classify_plateau, plateau_map, plot_plateau_map, numerical_classification, find_local_minimum, two_layer_loss, two_layer_gradient, two_layer_hessian, PlateauClassification  # noqa: F401
 from analysis.pullback import pullback_attractor, pullback_diagnostics, hausdorff_distance, sample_initial, plot_pullback_attractors  # noqa: F401, E501
+from analysis.escape_times import escape_times, escape_time_scan, sample_uniform, survival_summary  # noqa: F401

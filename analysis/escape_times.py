@@ -1,0 +1,562 @@
+"""Escape times from a region as right-censored survival data, and scans over the noise strength σ².
+
+Paper 002 (Sato, Tsutsui, Fujiwara, Physica D 430 (2022) 133095), §4.2 and Fig. 5: the mean escape time τ* from the
+trapping region [−2, 2]² around the doubly degenerate subspace M_wv (eq. 18; the map on M_wv is eqs. 31–32) is
+non-monotone in σ² — large near σ² = 0.004, smallest near σ² ≈ 0.07, large again near 0.15.
+
+A run that is still inside the region when the simulation stops (``max_steps``) has *not* escaped: its escape time
+is only known to exceed the cap (right censoring). Averaging the cap in as if it were an escape time, or dropping
+the run, biases τ* downwards — by orders of magnitude when most runs are censored. Here every run gives a pair
+(observed time T_i = min(escape step, cap), event indicator δ_i) and the summaries are survival estimators:
+
+* Kaplan–Meier survival S(t) = P(escape step > t) with Greenwood pointwise intervals (``scipy.stats.ecdf`` on
+  ``scipy.stats.CensoredData``), and its median (smallest t with S(t) ≤ ½; +inf if S stays above ½ up to the cap);
+* the restricted mean ∫_0^cap S(t) dt = E[min(T, cap)] — a model-free *lower bound* on the mean escape time;
+* the maximum-likelihood rate of an exponential (geometric, for a map) tail with censoring, λ̂ = Σδ_i / Σ T_i
+  (events / total exposure), and its mean 1/λ̂ — the model-based estimate of τ* that extrapolates past the cap
+  (exactly the MLE mean of a geometric law, mean 1/p; ``tail_from`` fits only the tail beyond a delay);
+* percentile bootstrap intervals for all of these, resampling either members (every (realization, member) run
+  is a unit) or whole realizations (noise paths: the right unit when members share the noise);
+* the naive mean of the uncensored escape times alone, for contrast only (biased low under censoring).
+
+Escape times are in steps (multiply by ``system.dt`` for time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import xarray as xr
+from scipy import stats
+
+import rds
+from rds._checks import integer, real
+from rds.regions import Box, Region, as_predicate
+
+__all__ = ["escape_times", "escape_time_scan", "sample_uniform", "survival_summary"]
+
+_BOOTSTRAP = ("members", "realizations")
+_SCALARS = ("censored_fraction", "restricted_mean", "median", "exp_rate", "exp_mean")
+
+
+# ---------------------------------------------------------------------------------------------- initial states
+def sample_uniform(box: Box, members: int, variables, seed=0) -> np.ndarray:
+    """Initial states drawn uniformly in a box over *all* the system's variables (each in ``(low, high]``).
+
+    Parameters
+    ----------
+    box : rds.regions.Box
+        Finite bounds for every variable in ``variables`` (the half-open ``(low, high]`` keeps e.g. the invariant
+        line w = 0 out of ``(0, 2]``).
+    members : int
+        Number of states M ≥ 1.
+    variables : sequence of str
+        The system's variables (the column order of the result).
+    seed : int
+        Seed of ``numpy.random.default_rng([seed, 7919])`` (a stream separate from the noise paths).
+
+    Returns
+    -------
+    ndarray, shape (member, var)
+
+    Examples
+    --------
+    >>> from rds.regions import Box
+    >>> X = sample_uniform(Box([0, 0], [2, 2], ("w", "v")), 5, ("w", "v"), seed=1)
+    >>> X.shape, bool((X > 0).all() and (X <= 2).all())
+    ((5, 2), True)
+    """
+    if not isinstance(box, Box):
+        raise TypeError(f"box must be an rds.regions.Box, got {type(box).__name__}")
+    members = integer(members, "members", 1)
+    variables = tuple(variables)
+    missing = [v for v in variables if v not in box.variables]
+    if missing or not (np.all(np.isfinite(box.low)) and np.all(np.isfinite(box.high))):
+        raise ValueError(f"initial: a sampling box needs finite bounds for every variable {variables}, "
+                         f"got {box!r}")
+    idx = [box.variables.index(v) for v in variables]
+    lo, hi = box.low[idx], box.high[idx]
+    u = np.random.default_rng([int(seed), 7919]).random((members, len(variables)))
+    return hi - (hi - lo) * u
+
+
+def _initial_states(system, initial, members, seed):
+    if isinstance(initial, Box):
+        if members is None:
+            raise ValueError("members: give the number of initial states to sample from the box `initial`")
+        return sample_uniform(initial, members, system.variables, seed), f"uniform in {initial!r}, (low, high]"
+    if members is not None:
+        raise ValueError("members is only used when `initial` is a Box to sample from")
+    if callable(initial):
+        raise TypeError("initial must be an array (member, var) or an rds.regions.Box to sample from")
+    X = np.asarray(initial, dtype=float)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2 or X.shape[1] != system.nvar or X.shape[0] < 1:
+        raise ValueError(f"initial must have shape (member, var) with var = {system.nvar} {system.variables}, "
+                         f"got shape {np.shape(initial)}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("initial must be finite (found NaN or inf)")
+    return X, "given array"
+
+
+# ---------------------------------------------------------------------------------------------- estimators
+def _t_grid(max_steps: int, n: int = 200) -> np.ndarray:
+    g = np.unique(np.round(np.geomspace(1, max_steps, n)).astype(np.int64))
+    return np.concatenate([[0], g])
+
+
+def _weighted_stats(W, T, d, order, tail_from):
+    """Summaries for each row of integer weights W (B, N) over units with times T and events d (sorted order)."""
+    n = W.sum(axis=1).astype(float)
+    ev = W @ d.astype(float)
+    cens = 1.0 - ev / n
+    rmst = (W @ T) / n
+    tail_expo = np.maximum(T - tail_from, 0.0)
+    tail_ev = (d & (T > tail_from)).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = (W @ tail_ev) / (W @ tail_expo)
+    rate = np.where(np.isfinite(rate), rate, 0.0)
+    with np.errstate(divide="ignore"):
+        mean = 1.0 / rate
+    cum = np.cumsum(W[:, order], axis=1)
+    idx = np.argmax(cum >= n[:, None] / 2.0, axis=1)
+    Ts, ds = T[order], d[order]
+    med = np.where(ds[idx], Ts[idx], np.inf)
+    return {"censored_fraction": cens, "restricted_mean": rmst, "median": med, "exp_rate": rate, "exp_mean": mean}
+
+
+def survival_summary(T, censored, max_steps, groups=None, n_boot=1000, confidence=0.95, bootstrap="members",
+                     tail_from=0, boot_seed=0, t_grid=None) -> xr.Dataset:
+    """Survival estimators for right-censored escape times (the statistics behind :func:`escape_times`).
+
+    Parameters
+    ----------
+    T : array_like of int, shape (n,)
+        Observed times: the escape step, or ``max_steps`` for a censored run.
+    censored : array_like of bool, shape (n,)
+        True where the run was still inside at ``max_steps`` (no escape observed).
+    max_steps : int
+        The cap (restricted-mean horizon).
+    groups : array_like of int, shape (n,) or None
+        Realization index of each unit (needed for ``bootstrap="realizations"``).
+    n_boot : int
+        Bootstrap replicates (0: no intervals).
+    confidence : float
+        Confidence level of all intervals, in (0, 1).
+    bootstrap : {"members", "realizations"}
+        Resampling unit: single runs, or whole realizations (all members sharing one noise path).
+    tail_from : int
+        Fit the exponential/geometric escape rate only to the tail: runs alive at ``tail_from``, exposure counted
+        from there. 0 fits all runs.
+    boot_seed : int or sequence of int
+        Seed of the bootstrap generator.
+    t_grid : array_like of int or None
+        Times at which S(t) is reported (default: 0 and ~200 log-spaced steps up to the cap).
+
+    Returns
+    -------
+    xarray.Dataset
+        Scalars ``n_at_risk, n_events, n_censored, censored_fraction, restricted_mean, median, exp_rate,
+        exp_mean, naive_mean_uncensored``; ``<name>_ci`` (ci) for the five estimators; ``survival`` (t) and
+        ``survival_ci`` (t, ci) (Kaplan–Meier, Greenwood, linear, clipped to [0, 1]).
+
+    Examples
+    --------
+    >>> ds = survival_summary([1, 2, 2, 5, 5, 5], [False, False, False, False, True, True], 5, n_boot=0)
+    >>> float(ds["restricted_mean"]), float(ds["median"]), float(ds["exp_mean"])
+    (3.3333333333333335, 2.0, 5.0)
+    """
+    T = np.asarray(T, dtype=float)
+    d = ~np.asarray(censored, dtype=bool)
+    max_steps = integer(max_steps, "max_steps", 1)
+    n_boot = integer(n_boot, "n_boot", 0)
+    confidence = real(confidence, "confidence")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if bootstrap not in _BOOTSTRAP:
+        raise ValueError(f"bootstrap must be one of {_BOOTSTRAP}, got {bootstrap!r}")
+    tail_from = integer(tail_from, "tail_from", 0)
+    if T.ndim != 1 or T.size == 0 or d.shape != T.shape:
+        raise ValueError("T and censored must be non-empty 1-D arrays of the same length")
+    if np.any(T[~d] != max_steps) or np.any(T > max_steps) or np.any(T < 0):
+        raise ValueError("censored runs must have T == max_steps and all T in [0, max_steps]")
+    grid = _t_grid(max_steps) if t_grid is None else np.asarray(t_grid, dtype=np.int64)
+    N = T.size
+    order = np.lexsort((~d, T))  # by time, events before censorings at ties (Kaplan–Meier convention)
+
+    point = {k: float(v[0]) for k, v in _weighted_stats(np.ones((1, N), dtype=np.int64), T, d, order,
+                                                        tail_from).items()}
+    # Kaplan–Meier (scipy) for S(t), its Greenwood band, the median and the restricted mean
+    alpha = 1.0 - confidence
+    if np.any(d):
+        sf = stats.ecdf(stats.CensoredData(uncensored=T[d], right=T[~d])).sf
+        S = sf.evaluate(grid)
+        with warnings.catch_warnings():  # undefined (0/0) where S = 0: the band collapses onto S there
+            warnings.simplefilter("ignore", RuntimeWarning)
+            band = sf.confidence_interval(confidence_level=confidence)
+        S_ci = np.stack([band.low.evaluate(grid), band.high.evaluate(grid)], axis=-1)
+        S_ci = np.where(np.isnan(S_ci), S[:, None], S_ci)
+        q, p = sf.quantiles, sf.probabilities
+        below = np.nonzero(p <= 0.5)[0]
+        median = float(q[below[0]]) if below.size else np.inf
+        knots = np.concatenate([[0.0], q[q < max_steps], [float(max_steps)]])
+        rmst = float(np.sum(sf.evaluate(knots[:-1]) * np.diff(knots)))
+    else:
+        S = np.ones(grid.size)
+        S_ci = np.ones((grid.size, 2))
+        median, rmst = np.inf, float(max_steps)
+    # the scipy estimators and the weighted (bootstrap) ones agree: same estimator, two implementations
+    point["median"], point["restricted_mean"] = median, rmst
+
+    ci = {k: np.full(2, np.nan) for k in _SCALARS}
+    if n_boot:
+        rng = np.random.default_rng(boot_seed)
+        if bootstrap == "realizations":
+            if groups is None:
+                raise ValueError("groups: realization indices are needed for bootstrap='realizations'")
+            g = np.asarray(groups)
+            labels, inv = np.unique(g, return_inverse=True)
+        draws = {k: [] for k in _SCALARS}
+        batch = max(1, int(2_000_000 // N))
+        done = 0
+        while done < n_boot:
+            b = min(batch, n_boot - done)
+            if bootstrap == "members":
+                W = rng.multinomial(N, np.full(N, 1.0 / N), size=b)
+            else:
+                Wg = rng.multinomial(labels.size, np.full(labels.size, 1.0 / labels.size), size=b)
+                W = Wg[:, inv]
+            for k, v in _weighted_stats(W, T, d, order, tail_from).items():
+                draws[k].append(v)
+            done += b
+        for k in _SCALARS:
+            v = np.sort(np.concatenate(draws[k]))
+            ci[k] = np.array([np.quantile(v, alpha / 2, method="lower"),
+                              np.quantile(v, 1 - alpha / 2, method="higher")])
+    naive = float(T[d].mean()) if np.any(d) else np.nan
+
+    ds = xr.Dataset(coords={"t": grid, "ci": ["low", "high"]})
+    ds["n_at_risk"] = N
+    ds["n_events"] = int(d.sum())
+    ds["n_censored"] = int((~d).sum())
+    for k in _SCALARS:
+        ds[k] = point[k]
+        ds[k + "_ci"] = ("ci", ci[k])
+    ds["naive_mean_uncensored"] = naive
+    ds["survival"] = ("t", S)
+    ds["survival_ci"] = (("t", "ci"), S_ci)
+    _describe_summaries(ds, max_steps, tail_from, confidence, bootstrap, n_boot)
+    return ds
+
+
+def _describe_summaries(ds, max_steps, tail_from, confidence, bootstrap, n_boot):
+    unit = "steps"
+    ds["t"].attrs.update(long_name="steps since the start (elapsed, not absolute time)", units=unit)
+    ds["ci"].attrs["long_name"] = f"{confidence:g} confidence interval bounds"
+    ds["n_at_risk"].attrs["long_name"] = "runs used in the statistics (started inside the region)"
+    ds["n_events"].attrs["long_name"] = "runs that escaped within max_steps (diverged runs count: they left)"
+    ds["n_censored"].attrs["long_name"] = "runs still inside at max_steps (right-censored, NOT escapes)"
+    ds["censored_fraction"].attrs["long_name"] = "fraction of runs still inside at max_steps"
+    ds["restricted_mean"].attrs.update(
+        long_name=f"restricted mean escape time: integral of Kaplan-Meier S(t) from 0 to max_steps={max_steps} "
+                  "(= mean of min(T, cap)); a model-free lower bound on the mean", units=unit)
+    ds["median"].attrs.update(long_name="Kaplan-Meier median escape time (smallest t with S(t) <= 1/2; "
+                                        "inf: S stays above 1/2 up to max_steps)", units=unit)
+    ds["exp_rate"].attrs.update(long_name=f"censored maximum-likelihood escape rate of an exponential/geometric "
+                                          f"tail: events / total exposure beyond t={tail_from}", units=f"1/{unit}")
+    ds["exp_mean"].attrs.update(long_name="1/exp_rate: mean escape time under the exponential/geometric tail "
+                                          "model (the tau* estimate; inf when no run escaped)", units=unit)
+    ds["naive_mean_uncensored"].attrs.update(
+        long_name="naive mean of the uncensored escape times only (biased low; for contrast, do not use)",
+        units=unit)
+    ds["survival"].attrs["long_name"] = "Kaplan-Meier survival S(t) = P(escape step > t) (scipy.stats.ecdf)"
+    ds["survival_ci"].attrs["long_name"] = "Greenwood pointwise interval of S(t) (linear, clipped to [0, 1])"
+    for k in _SCALARS:
+        ds[k + "_ci"].attrs["long_name"] = (f"{confidence:g} percentile bootstrap interval of {k} "
+                                            f"({n_boot} replicates, resampling {bootstrap})")
+
+
+# ---------------------------------------------------------------------------------------------- escape_times
+def escape_times(system, initial, region, max_steps, seed=0, realizations=1, members=None, t0=0, n_boot=1000,
+                 confidence=0.95, bootstrap="members", tail_from=0, backend=None, executor=None, chunk_size=None,
+                 progress=False, keep_members=True) -> xr.Dataset:
+    """First-exit (escape) times from a region, as right-censored survival data (paper 002, §4.2, Fig. 5).
+
+    Each initial state is evolved with :meth:`rds.RandomDynamicalSystem.first_exit` (stopping early once all
+    members have left) for ``realizations`` independent noise paths (realization r = 0 … K−1, same initial states).
+    The escape step is the number of steps after which the state was first outside the region; runs still inside
+    after ``max_steps`` are right-censored (observed time = ``max_steps``, ``censored`` = True) and never counted
+    as escapes. A run that diverges (NaN) leaves every :class:`~rds.regions.Box` and counts as an escape at that
+    step (``diverged`` marks it).
+
+    Initial states outside the region have escape time 0; they are excluded from all statistics and counted in
+    ``n_started_outside`` (a ValueError if *all* are outside).
+
+    Parameters
+    ----------
+    system : rds.RandomDynamicalSystem
+    initial : array_like, shape (member, var), or rds.regions.Box
+        Initial states; or a Box over all the variables to sample ``members`` states uniformly in ``(low, high]``
+        (:func:`sample_uniform`, seeded by ``seed``).
+    region : rds.regions.Region or callable
+        The trapping region (e.g. ``Box([-2, -2], [2, 2], ("w", "v"))``) or an elementwise predicate.
+    max_steps : int
+        The cap (≥ 1).
+    seed : int
+        Noise seed (and seed of the initial sampling and of the bootstrap).
+    realizations : int
+        Number K ≥ 1 of independent noise paths.
+    members : int or None
+        Sample size when ``initial`` is a Box.
+    t0 : int
+        Absolute start time of every run.
+    n_boot : int
+        Bootstrap replicates for the intervals (0: none).
+    confidence : float
+        Level of all intervals.
+    bootstrap : {"members", "realizations"}
+        Resampling unit: single runs (realization, member) — appropriate for independent noise; or whole
+        realizations — appropriate when members share the noise (``common_noise=True``) and K is not tiny. With
+        common noise, "members" treats correlated runs as independent and understates the uncertainty.
+    tail_from : int
+        The exponential/geometric rate is fitted to the tail beyond this many steps (default 0: all runs).
+    backend, executor, chunk_size, progress
+        As in :meth:`rds.RandomDynamicalSystem.first_exit`.
+    keep_members : bool
+        Keep the per-run arrays (``escape_time``, ``censored``, …); False keeps only the summaries.
+
+    Returns
+    -------
+    xarray.Dataset
+        Per run: ``escape_time`` (realization, member) int64 in steps (the escape step; ``max_steps`` when
+        censored; 0 when started outside), ``censored`` (realization, member) bool, ``diverged`` (realization,
+        member) bool, ``exit_state`` (realization, member, var) (state at exit or at the cap), ``started_outside``
+        (member) bool, ``initial`` (member, var). Summaries over all runs that started inside (see
+        :func:`survival_summary`): ``censored_fraction``, ``restricted_mean``, ``median``, ``exp_rate``,
+        ``exp_mean`` (the τ* estimate), each with ``*_ci`` (ci); ``survival`` (t), ``survival_ci`` (t, ci);
+        ``naive_mean_uncensored``; counts ``n_at_risk``, ``n_events``, ``n_censored``, ``n_started_outside``,
+        ``n_diverged``. Attrs: the system's description, region, protocol, seed and all method settings.
+
+    Examples
+    --------
+    Escape from [−2, 2]² on M_wv (eqs. 31–32), a tiny run:
+
+    >>> import rds, analysis
+    >>> from rds.regions import Box
+    >>> red = rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=0.07)
+    >>> ds = analysis.escape_times(red, Box([0, 0], [2, 2], ("w", "v")), Box([-2, -2], [2, 2], ("w", "v")),
+    ...                            max_steps=200, members=20, n_boot=50, backend="numpy")
+    >>> ds.escape_time.dims, float(ds.censored_fraction) <= 1
+    (('realization', 'member'), True)
+    """
+    if not isinstance(system, rds.RandomDynamicalSystem):
+        raise TypeError(f"system must be an rds.RandomDynamicalSystem, got {type(system).__name__}")
+    max_steps = integer(max_steps, "max_steps", 1)
+    realizations = integer(realizations, "realizations", 1)
+    seed = integer(seed, "seed", 0)
+    X, init_desc = _initial_states(system, initial, members, seed)
+    return _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t0, n_boot, confidence,
+                         bootstrap, tail_from, backend, executor, chunk_size, progress, keep_members)
+
+
+def _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t0, n_boot, confidence, bootstrap,
+                  tail_from, backend, executor, chunk_size, progress, keep_members, boot_seed=None):
+    if not isinstance(region, Region) and not callable(region):
+        raise TypeError(f"region must be an rds.regions.Region or a callable inside(state) -> bool, got {region!r}")
+    if bootstrap not in _BOOTSTRAP:
+        raise ValueError(f"bootstrap must be one of {_BOOTSTRAP}, got {bootstrap!r}")
+    inside = np.broadcast_to(np.asarray(as_predicate(region, system.variables)(tuple(X.T)), dtype=bool),
+                             (X.shape[0],))
+    if not np.any(inside):
+        raise ValueError(f"initial: all {X.shape[0]} initial states lie outside the region {region!r} "
+                         "(or the region is empty)")
+    M, K = X.shape[0], realizations
+    exit_step = np.empty((K, M), dtype=np.int64)
+    exit_state = np.empty((K, M, system.nvar)) if keep_members else None
+    diverged = np.empty((K, M), dtype=bool)
+    used = None
+    for r in range(K):
+        out = system.first_exit(X, region, max_steps, seed=seed, t0=t0, realization=r, backend=backend,
+                                executor=executor, chunk_size=chunk_size, progress=progress)
+        exit_step[r], diverged[r] = out["exit_step"], out["diverged"]
+        if keep_members:
+            exit_state[r] = out["state"]
+        used = out["backend"]
+    censored = exit_step < 0
+    escape = np.where(censored, max_steps, exit_step)
+    sel = np.broadcast_to(inside, (K, M))
+    T = escape[sel]
+    groups = np.broadcast_to(np.arange(K)[:, None], (K, M))[sel]
+    if boot_seed is None:
+        boot_seed = [seed, 0xB007]
+    ds = survival_summary(T, censored[sel], max_steps, groups=groups, n_boot=n_boot, confidence=confidence,
+                          bootstrap=bootstrap, tail_from=tail_from, boot_seed=boot_seed)
+    ds["n_started_outside"] = int((~inside).sum())
+    ds["n_started_outside"].attrs["long_name"] = ("initial states outside the region (escape time 0; excluded "
+                                                  "from all statistics), per realization")
+    ds["n_diverged"] = int(diverged[sel].sum())
+    ds["n_diverged"].attrs["long_name"] = "runs that diverged (NaN) before leaving; counted as escapes"
+    if keep_members:
+        ds = ds.assign_coords(realization=np.arange(K), member=np.arange(M), var=list(system.variables))
+        ds["escape_time"] = (("realization", "member"), escape)
+        ds["escape_time"].attrs.update(long_name="escape step (steps after which the state was first outside); "
+                                                 "max_steps if censored; 0 if started outside", units="steps")
+        ds["censored"] = (("realization", "member"), censored)
+        ds["censored"].attrs["long_name"] = "still inside at max_steps: right-censored, not an escape"
+        ds["diverged"] = (("realization", "member"), diverged)
+        ds["exit_state"] = (("realization", "member", "var"), exit_state)
+        ds["exit_state"].attrs["long_name"] = "state at the escape step (or at the cap if censored)"
+        ds["started_outside"] = (("member",), ~inside)
+        ds["initial"] = (("member", "var"), X)
+    attrs = system.describe()
+    attrs.update(_region_attrs(region))
+    attrs.update({
+        "analysis": "escape_times", "equations": "paper 002 sec. 4.2, Fig. 5 (escape from the trapping region)",
+        "seed": int(seed), "realizations": int(K), "members": int(M), "t0": int(t0), "max_steps": int(max_steps),
+        "initial_states": init_desc, "n_boot": int(n_boot), "confidence": float(confidence),
+        "bootstrap": bootstrap, "tail_from": int(tail_from), "backend": used or "",
+        "time_unit": "steps (multiply by dt for time)",
+        "censoring": "right-censored at max_steps; censored runs are never counted as escapes",
+        "started_outside_policy": "escape time 0, excluded from statistics, counted in n_started_outside",
+        "tau_star": "exp_mean (censored ML exponential/geometric tail); restricted_mean is a lower bound",
+    })
+    ds.attrs.update(attrs)
+    return ds
+
+
+def _region_attrs(region):
+    if isinstance(region, Region):  # bounds as text: a length-1 array would come back from netCDF as a scalar
+        return {k: (str(v.tolist()) if isinstance(v, np.ndarray) else v) for k, v in region.describe().items()}
+    return {"region": f"predicate:{getattr(region, '__name__', 'callable')}"}
+
+
+# ---------------------------------------------------------------------------------------------- scan over σ²
+def escape_time_scan(make_system: Callable, sigma2, initial, region, max_steps, seed=0, store=None, progress=True,
+                     realizations=1, members=None, t0=0, n_boot=1000, confidence=0.95, bootstrap="members",
+                     tail_from=0, backend=None, executor=None, chunk_size=None, keep_members=True,
+                     protocol="") -> xr.Dataset:
+    """:func:`escape_times` for each noise strength σ² (paper 002, Fig. 5), resumable.
+
+    The same initial states (sampled once if ``initial`` is a Box), noise seed and realizations are used for every
+    σ² (common random numbers: the Gaussian inputs are √σ² times the same standard normals).
+
+    Parameters
+    ----------
+    make_system : callable
+        ``make_system(sigma2) -> RandomDynamicalSystem``, e.g.
+        ``lambda s2: rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=s2)``.
+    sigma2 : array_like of float, shape (n,)
+        Distinct noise strengths σ² ≥ 0.
+    initial, region, max_steps, seed, realizations, members, t0, n_boot, confidence, bootstrap, tail_from,
+    backend, executor, chunk_size, keep_members
+        As in :func:`escape_times`.
+    store : str or os.PathLike or None
+        netCDF file. After each σ² the rows done so far are saved atomically (:func:`rds.io.save`); if the file
+        exists, the scan resumes after its finished rows — provided it was made with the same settings (model,
+        grid, region, initial states, seeds, method settings; stored in attrs ``scan_settings``), else ValueError.
+    progress : bool
+        A tqdm bar over σ².
+    protocol : str
+        Free-text description of the protocol, recorded in attrs.
+
+    Returns
+    -------
+    xarray.Dataset
+        The :func:`escape_times` variables with a leading dim ``sigma2`` (coordinate σ²), attrs common to all rows
+        plus ``scan_settings``.
+
+    Examples
+    --------
+    >>> import numpy as np, rds, analysis
+    >>> from rds.regions import Box
+    >>> ds = analysis.escape_time_scan(lambda s2: rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=s2),
+    ...                                [0.05, 0.1], Box([0, 0], [2, 2], ("w", "v")),
+    ...                                Box([-2, -2], [2, 2], ("w", "v")), 100, members=10, n_boot=20,
+    ...                                backend="numpy", progress=False)
+    >>> ds.exp_mean.dims
+    ('sigma2',)
+    """
+    from tqdm.auto import tqdm
+
+    if not callable(make_system):
+        raise TypeError("make_system must be callable: make_system(sigma2) -> RandomDynamicalSystem")
+    s2 = np.asarray(sigma2, dtype=float).ravel()
+    if s2.size == 0 or not np.all(np.isfinite(s2)) or np.any(s2 < 0):
+        raise ValueError(f"sigma2 must be a non-empty array of finite values >= 0, got {sigma2!r}")
+    if np.unique(s2).size != s2.size:
+        raise ValueError("sigma2 values must be distinct")
+    max_steps = integer(max_steps, "max_steps", 1)
+    realizations = integer(realizations, "realizations", 1)
+    seed = integer(seed, "seed", 0)
+    first = make_system(float(s2[0]))
+    if not isinstance(first, rds.RandomDynamicalSystem):
+        raise TypeError("make_system must return an rds.RandomDynamicalSystem")
+    X, init_desc = _initial_states(first, initial, members, seed)
+    model = {k: v for k, v in first.describe().items() if k not in ("noise_sigma2", "rds_version")}
+    settings = {
+        "model": json.loads(json.dumps(model, default=_jsonable)), "sigma2": s2.tolist(),
+        "region": json.loads(json.dumps(_region_attrs(region), default=_jsonable)),
+        "initial_sha256": hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest(),
+        "initial_states": init_desc, "max_steps": max_steps, "seed": seed, "realizations": realizations,
+        "t0": int(t0), "n_boot": int(n_boot), "confidence": float(confidence), "bootstrap": bootstrap,
+        "tail_from": int(tail_from), "keep_members": bool(keep_members), "protocol": protocol,
+    }
+    settings = json.loads(json.dumps(settings, default=_jsonable))  # the form it takes after a save/load
+    rows = []
+    if store is not None and os.path.exists(store):
+        old = rds.io.load(store)
+        if old.attrs.get("scan_settings") != settings:
+            diff = _diff(old.attrs.get("scan_settings"), settings)
+            raise ValueError(f"store: {store!r} was made with other settings ({diff}); refusing to resume — "
+                             "use another file or delete it")
+        rows = [old.isel(sigma2=[i]) for i in range(old.sizes["sigma2"])]
+    done = len(rows)
+    bar = tqdm(total=s2.size, initial=done, desc="escape-time scan (sigma2)", disable=not progress, unit="sigma2")
+    try:
+        for i in range(done, s2.size):
+            system = first if i == 0 else make_system(float(s2[i]))
+            row = _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t0, n_boot,
+                                confidence, bootstrap, tail_from, backend, executor, chunk_size, False,
+                                keep_members)
+            rows.append(row.expand_dims(sigma2=[float(s2[i])]))
+            bar.update(1)
+            if store is not None:
+                rds.io.save(_combine(rows, settings), store)
+    finally:
+        bar.close()
+    return _combine(rows, settings)
+
+
+def _combine(rows, settings):
+    # the realization/member/... coords are shared; attrs that differ between rows (noise_sigma2, backend) drop
+    ds = xr.concat(rows, dim="sigma2", data_vars="all", coords="minimal", combine_attrs="drop_conflicts",
+                   compat="override")
+    for name in ("realization", "member", "var", "t", "ci", "started_outside", "initial"):
+        if name in ds.variables and "sigma2" in ds[name].dims:
+            ds[name] = ds[name].isel(sigma2=0, drop=True)
+    ds["sigma2"].attrs.update(long_name="input variance sigma^2 (noise strength)")
+    ds.attrs.pop("noise_sigma2", None)
+    ds.attrs["analysis"] = "escape_time_scan"
+    ds.attrs["scan_settings"] = settings
+    return ds
+
+
+def _jsonable(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    return str(v)
+
+
+def _diff(a, b):
+    if not isinstance(a, dict):
+        return "no scan_settings in the file"
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return ", ".join(f"{k}: file {a.get(k)!r} vs now {b.get(k)!r}" for k in keys)
