@@ -320,6 +320,8 @@ def pullback_diagnostics(ds, threshold=0.05, optimum_threshold=0.05, symmetry=Tr
       M_wv = {w1 = w2, v1 = v2} (eq. 18). A member is *on M_w* if |w1 − w2| < threshold, *on M_wv* if also
       |v1 − v2| < threshold. Flipping one neuron maps M_wv to {w1 = −w2, v1 = −v2}, which realises the same
       degenerate function 2v tanh(wx) (eq. 10); the ``*_sym`` fractions count both images.
+      ``frac_Mwv_positive`` counts only the image with w = w1 ≈ w2 > 0 and v = v1 ≈ v2 > 0 (the attracting region
+      on M_wv of Figs. 4–5; the four symmetric images ±(w, w, v, v), ±(w, −w, v, −v) hold equal shares on average).
     * the Euclidean distance to the optimal set θ* (eq. 9, ``rds.models.OPTIMA``, closed under the symmetries)
       modulo symmetry, and the fraction within ``optimum_threshold``.
 
@@ -343,8 +345,8 @@ def pullback_diagnostics(ds, threshold=0.05, optimum_threshold=0.05, symmetry=Tr
     xarray.Dataset
         Per (tau, member), FA only: ``abs_dw`` = |w1 − w2|, ``abs_dv`` = |v1 − v2|, ``abs_sw`` = |w1 + w2|,
         ``abs_sv`` = |v1 + v2|, ``dist_optimum`` (modulo symmetry). Per tau: ``frac_Mw``, ``frac_Mwv``,
-        ``frac_Mw_sym``, ``frac_Mwv_sym``, ``frac_optimum``, ``median_abs_dw``, ``median_abs_dv``,
-        ``median_dist_optimum`` (FA only);
+        ``frac_Mwv_positive``, ``frac_Mw_sym``, ``frac_Mwv_sym``, ``frac_optimum``, ``median_abs_dw``,
+        ``median_abs_dv``, ``median_dist_optimum`` (FA only);
         ``frac_diverged``, ``n_finite``, ``spread``, ``spread_canonical`` (2N networks), ``hausdorff``
         (distance to the set of the previous τ; NaN for the first) and ``hausdorff_symmetric``. Per (tau, var):
         ``mean``, ``std``. Coordinate ``previous_tau`` (tau). Fractions are over all members (diverged ones are
@@ -387,6 +389,7 @@ def pullback_diagnostics(ds, threshold=0.05, optimum_threshold=0.05, symmetry=Tr
             on_w_sym = on_w | (sw < threshold)
             on_wv_sym = on_wv | ((sw < threshold) & (sv < threshold))
             at_opt = dist_opt < optimum_threshold
+            on_wv_pos = on_wv & (w1 + w2 > 0) & (v1 + v2 > 0)
         pm = ("tau", "member")
         out.update({
             "abs_dw": (pm, dw, {"long_name": "|w1 - w2| (distance to M_w, eq. 17, times sqrt 2)"}),
@@ -397,6 +400,8 @@ def pullback_diagnostics(ds, threshold=0.05, optimum_threshold=0.05, symmetry=Tr
             "frac_Mw": (("tau",), on_w.mean(axis=1), {"long_name": "fraction with |w1-w2| < threshold"}),
             "frac_Mwv": (("tau",), on_wv.mean(axis=1),
                          {"long_name": "fraction with |w1-w2| < threshold and |v1-v2| < threshold"}),
+            "frac_Mwv_positive": (("tau",), on_wv_pos.mean(axis=1),
+                                  {"long_name": "fraction on M_wv with w > 0 and v > 0 (the region of Figs. 4-5)"}),
             "frac_Mw_sym": (("tau",), on_w_sym.mean(axis=1),
                             {"long_name": "fraction on M_w or its flipped image w1 = -w2"}),
             "frac_Mwv_sym": (("tau",), on_wv_sym.mean(axis=1),

@@ -82,7 +82,8 @@ def run(out_dir="out", scale="small", members=None, seed=0, sample_seed=0, taus=
 def realization_spread(seeds, sigma2=SIGMA2, taus=TAUS, members=500, sample_seed=0, backend="numba"):
     """Fractions on M_w, M_wv and near θ* for several noise paths: Dataset (sigma2, seed, tau)."""
     seeds = list(seeds)
-    names = ("frac_Mw", "frac_Mwv", "frac_Mw_sym", "frac_Mwv_sym", "frac_optimum", "frac_optimum_0.5")
+    names = ("frac_Mw", "frac_Mwv", "frac_Mwv_positive", "frac_Mw_sym", "frac_Mwv_sym", "frac_optimum",
+             "frac_optimum_0.5")
     data = {k: np.full((len(sigma2), len(seeds), len(taus)), np.nan) for k in names}
     for i, s2 in enumerate(sigma2):
         fa = rds.models.fukumizu_amari(eta=ETA, sigma2=s2, batch=1)
@@ -105,12 +106,13 @@ def realization_summary(sp) -> str:
     lines = [f"Spread over {sp.sizes['seed']} further noise paths ({sp.attrs['members']} members each): "
              "mean [min, max] of the fraction"]
     for s2 in sp.sigma2.values:
-        for k in ("frac_Mw_sym", "frac_Mwv", "frac_Mwv_sym", "frac_optimum", "frac_optimum_0_5"):
+        for k in ("frac_Mw", "frac_Mw_sym", "frac_Mwv", "frac_Mwv_positive", "frac_Mwv_sym", "frac_optimum",
+                  "frac_optimum_0_5"):
             cells = []
             for tau in sp.tau.values:
                 v = sp[k].sel(sigma2=s2, tau=tau).values
                 cells.append(f"tau={int(tau)}: {v.mean():.0%} [{v.min():.0%}, {v.max():.0%}]")
-            lines.append(f"  sigma2={s2:g} {k:>16}: " + "; ".join(cells))
+            lines.append(f"  sigma2={s2:g} {k:>17}: " + "; ".join(cells))
     return "\n".join(lines)
 
 
@@ -118,24 +120,26 @@ def summary(results, times=None) -> str:
     """A short table of the diagnostics per σ² and τ, and the paper's claim next to it."""
     lines = ["Finite-time pullback attractors, FA model, eta = 0.1, S = 1, B uniform in [-1, 1]^4, t = 0",
              "(fractions over all members; 'sym' also counts the flipped images w1 = -w2, (w1, v1) = -(w2, v2);",
+             " 'M_wv+': on M_wv with w, v > 0, the attracting region of Figs. 4-5 (one of 4 symmetric images);",
              " thresholds |.| < 0.05; theta*: Euclidean distance < 0.05 modulo symmetry)"]
     for s2, (ds, dg) in results.items():
         head = f"sigma2 = {s2:g}: {ds.sizes['member']} members, seed {ds.attrs['seed']}"
         if times:
             head += f", {times[s2]:.0f} s ({ds.attrs['backend']}, {ds.attrs['member_steps']:.2e} member-steps)"
         lines.append(head)
-        lines.append(f"  {'tau':>7} {'M_w':>6} {'M_wv':>6} {'M_w sym':>8} {'M_wv sym':>9} {'theta*':>7} "
+        lines.append(f"  {'tau':>7} {'M_w':>6} {'M_wv':>6} {'M_wv+':>6} {'M_w sym':>8} {'M_wv sym':>9} {'theta*':>7} "
                      f"{'th*<0.5':>7} {'med d*':>6} {'med|dw|':>8} {'med|dv|':>8} {'Hausdorff':>9} {'diverged':>8}")
         for tau in dg["tau"].values:
             d = dg.sel(tau=tau)
             near = float((d.dist_optimum < 0.5).mean())
             lines.append(f"  {int(tau):>7} {float(d.frac_Mw):6.1%} {float(d.frac_Mwv):6.1%} "
+                         f"{float(d.frac_Mwv_positive):6.1%} "
                          f"{float(d.frac_Mw_sym):8.1%} {float(d.frac_Mwv_sym):9.1%} {float(d.frac_optimum):7.1%} "
                          f"{near:7.1%} {float(d.median_dist_optimum):6.3f} "
                          f"{float(d.median_abs_dw):8.3f} {float(d.median_abs_dv):8.3f} "
                          f"{float(d.hausdorff):9.3f} {int(ds.n_diverged.sel(tau=tau)):8d}")
     lines.append("Paper (Fig. 4): sigma2 = 1: |w1-w2| -> 0 by tau = 1e4, |v1-v2| -> 0 by 3e4, ~20 % of paths near an "
-                 "attracting region on M_wv at 1e5.")
+                 "attracting region on M_wv at 1e5 (compare column M_wv+).")
     return "\n".join(lines)
 
 

@@ -167,6 +167,7 @@ def test_set_on_Mwv_has_zero_distance():
     assert dg.frac_Mw.values.tolist() == [1.0, 0.0, 1.0, 0.0]
     assert dg.frac_Mwv_sym.values.tolist() == [1.0, 0.0, 0.0, 1.0]
     assert dg.frac_Mw_sym.values.tolist()[3] == 1.0
+    np.testing.assert_allclose(dg.frac_Mwv_positive.values, [np.mean((w > 0) & (v > 0)), 0.0, 0.0, 0.0])
     np.testing.assert_allclose(dg.abs_dw.values[1], 0.3)
     # the same set in (p, q, r, s) coordinates: r = s = 0
     dq = pullback_diagnostics(_set_ds([rds.coords.to_pqrs(on)], var=("p", "q", "r", "s")))
