@@ -405,7 +405,7 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
     """
     kern = system._get_kernels(backend)
     params = system._params_for_kernels()
-    X = np.ascontiguousarray(np.asarray(X0, dtype=float).T)  # (var, member)
+    X = np.array(np.asarray(X0, dtype=float).T, order="C", copy=True)  # (var, member); never a view of X0
     M = X.shape[1]
     t1 = t0 + steps
     members = None if not system.independent_noise else (member_offset, member_offset + M)
@@ -415,7 +415,7 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
         records = np.empty((rec.size, X.shape[0], M))
         out_rec_logr = None
     if tangent is not None:
-        V = np.ascontiguousarray(np.moveaxis(np.asarray(tangent, dtype=float), 0, -1))  # (var, k, member)
+        V = np.array(np.moveaxis(np.asarray(tangent, dtype=float), 0, -1), order="C", copy=True)  # (var, k, member)
         logr = np.zeros((V.shape[1], M))
         if rec.size:
             out_rec_logr = np.empty((rec.size, V.shape[1], M))
