@@ -1,0 +1,311 @@
+"""Lyapunov spectra of random dynamical systems along one noise path (QR / Benettin method).
+
+For a random map θ_{t+1} = φ(θ_t, ξ_t) the multiplicative ergodic theorem gives, for almost every noise path ω and
+almost every initial condition, the limits
+
+    λ_i = lim_{n→∞} (1 / (n dt)) log σ_i( J(θ_{n-1}, ξ_{n-1}) ⋯ J(θ_0, ξ_0) ),
+
+the Lyapunov exponents (σ_i the singular values, J = ∂φ/∂θ the Jacobian of one step, dt the time per step). They
+are computed here by the QR method (Benettin et al. 1980; Shimada & Nagashima 1979): k tangent vectors are
+propagated with the exact Jacobian, V ← J V, and re-orthonormalised every ``qr_every`` steps by V = Q R; the
+exponents are the time averages of log R_cc. The propagation is done by the engine service
+:meth:`rds.RandomDynamicalSystem.propagate_tangent` (NumPy or compiled Numba, the same numbers).
+
+A negative top exponent along a common noise path is noise-induced synchronisation (paper 002, Theorem 1 and
+App. D; for the phase oscillator λ ≈ −σ²/4, eq. D.6).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import xarray as xr
+
+from rds._checks import integer
+from rds.noise import check_seed
+
+__all__ = ["lyapunov_spectrum", "history_times", "standard_error"]
+
+
+def history_times(n: int, num: int) -> np.ndarray:
+    """Log-spaced distinct integer durations in ``[1, n]`` (always including ``n``), at most ``num`` of them.
+
+    Parameters
+    ----------
+    n : int
+        Length of the measuring window in steps (≥ 1).
+    num : int
+        Wanted number of points (≥ 1).
+
+    Returns
+    -------
+    ndarray of int64, shape (≤ num,)
+        Increasing durations; the finite-time exponents are recorded after each of them.
+
+    Examples
+    --------
+    >>> history_times(1000, 4).tolist()
+    [1, 10, 100, 1000]
+    """
+    if num <= 1:
+        return np.array([n], dtype=np.int64)
+    d = np.unique(np.round(np.geomspace(1, n, num)).astype(np.int64))
+    d = d[(d >= 1) & (d <= n)]
+    if d.size == 0 or d[-1] != n:
+        d = np.append(d, n)
+    return d
+
+
+def standard_error(values: np.ndarray, independent_members: bool):
+    """Mean and standard error of exponents with dims (realization, member, exponent), NaNs (diverged) dropped.
+
+    Members of one realisation driven by common noise are not independent (they feel the same ξ_t and usually
+    converge to the same random attractor), so with common noise and ≥ 2 realisations the error is taken across the
+    realisation means; with independent noise per member every (realisation, member) pair counts as a sample;
+    with common noise and a single realisation it falls back to the spread across members (a lower bound on the
+    true error, flagged in the returned method string).
+
+    Returns
+    -------
+    mean, stderr, n_samples : ndarray (exponent,), ndarray (exponent,), int
+    method : str
+    """
+    K = values.shape[0]
+    if independent_members:
+        samples = values.reshape(-1, values.shape[-1])
+        method = "across realizations and members (independent noise per member)"
+    elif K >= 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN realisations stay NaN and are dropped
+            samples = np.nanmean(values, axis=1)
+        method = "across realizations (member means within each realization; members share the noise)"
+    else:
+        samples = values[0]
+        method = ("across members of one realization (members share the noise: not independent, "
+                  "use realizations >= 2 for an honest error)")
+    ok = np.all(np.isfinite(samples), axis=-1)
+    samples = samples[ok]
+    n = int(samples.shape[0])
+    if n == 0:
+        nanv = np.full(values.shape[-1], np.nan)
+        return nanv, nanv.copy(), 0, method
+    mean = samples.mean(axis=0)
+    se = samples.std(axis=0, ddof=1) / np.sqrt(n) if n >= 2 else np.full(values.shape[-1], np.nan)
+    return mean, se, n, method
+
+
+def _check_system(system):
+    for attr in ("propagate_tangent", "evolve", "variables", "dt", "noise"):
+        if not hasattr(system, attr):
+            raise TypeError(f"system must be an rds.RandomDynamicalSystem, got {type(system).__name__}")
+
+
+def lyapunov_spectrum(system, initial, steps, seed=0, transient=0, qr_every=1, realizations=1, k=None,
+                      num_history=50, backend=None, executor=None, chunk_size=None, t0=0, tangent=None,
+                      progress=None) -> xr.Dataset:
+    """Lyapunov spectrum along random trajectories by the QR (Benettin) method.
+
+    The system is first evolved for ``transient`` steps from absolute time ``t0`` (:meth:`evolve`, no tangent
+    vectors), then ``k`` tangent vectors are propagated with the exact Jacobian for the remaining
+    ``steps − transient`` steps (:meth:`propagate_tangent`) and re-orthonormalised every ``qr_every`` steps.
+    With n = steps − transient,
+
+        λ_c = (1 / (n · dt)) Σ log R_cc,   c = 1 … k     (per unit time; dt = ``system.dt``),
+
+    which converges to the Lyapunov exponents of the multiplicative ergodic theorem (largest first for the
+    identity start). Each realisation r = 0 … K−1 is an independent noise path ω_r (``realization=r`` of ``seed``);
+    all members of a realisation share it when ``system.common_noise`` (the RDS picture: paper 002, App. D, eq. D.6).
+
+    Parameters
+    ----------
+    system : rds.RandomDynamicalSystem
+        The map; its Jacobian is the analytic one if given, else exact (complex step).
+    initial : array_like, shape (member, var) or (var,)
+        Initial states at time ``t0`` (finite).
+    steps : int
+        Total number of steps, transient included (must exceed ``transient``).
+    seed : int
+        Noise seed (≥ 0).
+    transient : int
+        Steps discarded before the tangent vectors start (0 ≤ transient < steps).
+    qr_every : int
+        Steps between QR re-orthonormalisations (≥ 1). A QR is also made at each history time and at the end.
+        Larger values are faster but can overflow when exponents are large (|λ| dt qr_every ≳ 700).
+    realizations : int
+        Number K ≥ 1 of independent noise paths. A system without noise, or with quenched noise (a fixed dataset),
+        has a single path: K > 1 raises ValueError.
+    k : int or None
+        Number of exponents (1 ≤ k ≤ nvar); default all. Tangent vectors start as the first k columns of the
+        identity (or of ``tangent``).
+    num_history : int
+        Number of log-spaced times (≥ 1) at which the finite-time exponents are recorded.
+    backend : {"numpy", "numba"} or None
+        Engine backend (None: automatic). The two agree to rounding.
+    executor : concurrent.futures.Executor or None
+        Run chunks of members on it.
+    chunk_size : int or None
+        Members per chunk; results do not depend on it.
+    t0 : int
+        Absolute start time (selects the noise ξ_t).
+    tangent : array_like, shape (var, k) or (member, var, k), or None
+        Initial tangent vectors instead of the identity (e.g. directions transverse to an invariant subspace);
+        they are orthonormalised first. With ``k`` given, the first k columns are used.
+    progress : bool or None
+        Progress bar (None: automatic for very long runs).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``exponents`` (realization, member, exponent): λ per unit time; ``history`` (realization, member, time,
+        exponent): finite-time exponents after ``elapsed`` = (time − t_start)·dt, ``time`` the absolute step
+        (log-spaced); ``mean_exponents`` and ``stderr`` (exponent): mean and standard error (see attrs
+        ``stderr_method``), ``n_samples``; ``sum`` (realization, member): Σ λ_c; ``vectors`` (realization,
+        member, var, exponent): final orthonormal tangent vectors (Gram–Schmidt vectors); ``state``
+        (realization, member, var): final states; ``diverged`` (realization, member). Diverged members are NaN.
+        Attrs: the system's description, seed, steps, transient, qr_every, k, t_start, t_end, units, backend.
+
+    Raises
+    ------
+    ValueError
+        ``steps <= transient``, ``qr_every < 1``, ``realizations > 1`` for a system without (or with quenched)
+        noise, ``k`` out of range, bad ``tangent``.
+
+    Examples
+    --------
+    A linear map x → A x has exponents log|eig(A)|:
+
+    >>> import numpy as np, rds, analysis
+    >>> def step(state, xi, params):
+    ...     x, y = state
+    ...     return (2.0 * x + 0.0 * y, 0.5 * y + 0.0 * x)
+    >>> lin = rds.RandomDynamicalSystem(step, noise=None, variables=("x", "y"))
+    >>> ds = analysis.lyapunov_spectrum(lin, np.zeros(2), 100, backend="numpy")
+    >>> np.allclose(ds.exponents.values.ravel(), np.log([2.0, 0.5]), atol=1e-12)
+    True
+    """
+    _check_system(system)
+    nvar = len(system.variables)
+    steps = integer(steps, "steps", 1)
+    transient = integer(transient, "transient", 0)
+    if steps <= transient:
+        raise ValueError(f"steps must be > transient (steps counts the transient too), got steps={steps}, "
+                         f"transient={transient}")
+    if isinstance(qr_every, bool) or not isinstance(qr_every, (int, np.integer)):
+        raise TypeError(f"qr_every must be an integer, got {qr_every!r}")
+    if qr_every < 1:
+        raise ValueError(f"qr_every must be >= 1, got {qr_every}")
+    realizations = integer(realizations, "realizations", 1)
+    num_history = integer(num_history, "num_history", 1)
+    t0 = integer(t0, "t0")
+    check_seed(seed)
+    deterministic = system.noise.quenched or int(np.prod(system.noise.shape)) == 0
+    if realizations > 1 and deterministic:
+        kind = "quenched (fixed-dataset)" if system.noise.quenched else "no"
+        raise ValueError(f"realizations must be 1 for a system with {kind} noise: it has a single noise path, "
+                         f"got realizations={realizations}")
+    X = np.asarray(initial, dtype=float)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2 or X.shape[-1] != nvar:
+        raise ValueError(f"initial must have shape (member, var) or (var,) with var = {nvar} "
+                         f"{system.variables}, got {np.shape(initial)}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("initial must be finite (found NaN or inf)")
+    M = X.shape[0]
+
+    # tangent vectors
+    if tangent is None:
+        kk = nvar if k is None else k
+        if isinstance(kk, bool) or not isinstance(kk, (int, np.integer)):
+            raise TypeError(f"k must be an integer or None, got {k!r}")
+        if not 1 <= kk <= nvar:
+            raise ValueError(f"k must satisfy 1 <= k <= {nvar} (the number of variables), got {k}")
+        V0 = np.broadcast_to(np.eye(nvar)[:, :kk], (M, nvar, kk))
+    else:
+        V0 = np.asarray(tangent, dtype=float)
+        if V0.ndim == 2:
+            V0 = np.broadcast_to(V0, (M,) + V0.shape)
+        if V0.ndim != 3 or V0.shape[:2] != (M, nvar) or not 1 <= V0.shape[2] <= nvar:
+            raise ValueError(f"tangent must have shape (var, k) or (member, var, k) with var = {nvar}, "
+                             f"member = {M}, 1 <= k <= {nvar}; got {np.shape(tangent)}")
+        if not np.all(np.isfinite(V0)):
+            raise ValueError("tangent must be finite")
+        if k is not None:
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+                raise TypeError(f"k must be an integer or None, got {k!r}")
+            if not 1 <= k <= V0.shape[2]:
+                raise ValueError(f"k must satisfy 1 <= k <= {V0.shape[2]} (the number of tangent vectors), "
+                                 f"got {k}")
+            V0 = V0[:, :, :k]
+        Q, R = np.linalg.qr(V0)
+        if np.any(np.abs(np.diagonal(R, axis1=-2, axis2=-1)) < 1e-12):
+            raise ValueError("tangent must have linearly independent columns")
+        V0 = Q * np.sign(np.diagonal(R, axis1=-2, axis2=-1))[:, None, :]
+    kk = V0.shape[2]
+    V0 = np.array(V0, dtype=float, order="C")  # a writable copy (the engine updates tangents in place)
+
+    n = steps - transient
+    t_start = t0 + transient
+    t_end = t0 + steps
+    dur = history_times(n, num_history)
+    rec = t_start + dur
+    scale = 1.0 / (system.dt)
+
+    exps = np.empty((realizations, M, kk))
+    hist = np.empty((realizations, M, dur.size, kk))
+    vecs = np.empty((realizations, M, nvar, kk))
+    final = np.empty((realizations, M, nvar))
+    div = np.zeros((realizations, M), dtype=bool)
+    used_backend = None
+    for r in range(realizations):  # independent noise paths (a handful): the member and time loops are compiled
+        common = dict(seed=seed, realization=r, backend=backend, executor=executor, chunk_size=chunk_size,
+                      progress=progress)
+        Xs = system.evolve(X, transient, t0=t0, **common) if transient else X
+        bad0 = ~np.all(np.isfinite(Xs), axis=-1)
+        Xs = np.where(bad0[:, None], 0.0, Xs)  # diverged in the transient: run from 0 and mark NaN below
+        out = system.propagate_tangent(Xs, n, tangent=V0.copy(), t0=t_start, qr_every=int(qr_every), times=rec,
+                                       **common)
+        used_backend = out["backend"]
+        d = out["diverged"] | bad0
+        div[r] = d
+        exps[r] = out["logr"] * (scale / n)
+        hist[r] = out["logr_records"] * (scale / dur)[None, :, None]
+        vecs[r] = out["V"]
+        final[r] = out["state"]
+        exps[r][d] = np.nan
+        hist[r][d] = np.nan
+        vecs[r][d] = np.nan
+        final[r][d] = np.nan
+
+    mean, se, nsamp, method = standard_error(exps, system.independent_noise)
+    ds = xr.Dataset(
+        {"exponents": (("realization", "member", "exponent"), exps),
+         "history": (("realization", "member", "time", "exponent"), hist),
+         "mean_exponents": (("exponent",), mean),
+         "stderr": (("exponent",), se),
+         "sum": (("realization", "member"), exps.sum(axis=-1)),
+         "vectors": (("realization", "member", "var", "exponent"), vecs),
+         "state": (("realization", "member", "var"), final),
+         "diverged": (("realization", "member"), div)},
+        coords={"realization": np.arange(realizations), "member": np.arange(M), "exponent": np.arange(1, kk + 1),
+                "time": rec, "elapsed": ("time", dur * float(system.dt)), "var": list(system.variables)},
+    )
+    units = "per unit time (sum of log R_cc divided by (steps - transient) * dt)"
+    ds["exponents"].attrs.update(long_name="Lyapunov exponents", units=units)
+    ds["history"].attrs.update(long_name="finite-time Lyapunov exponents after `elapsed`", units=units)
+    ds["mean_exponents"].attrs.update(long_name="mean exponent over realizations and members (diverged dropped)")
+    ds["stderr"].attrs.update(long_name="standard error of the mean exponent", method=method)
+    ds["time"].attrs["long_name"] = "absolute time step t at which the finite-time exponent is recorded"
+    ds["elapsed"].attrs["long_name"] = "time since the tangent vectors started, (t - t_start) * dt"
+    ds["vectors"].attrs["long_name"] = "final orthonormalised tangent vectors (columns)"
+    ds.attrs.update(system.describe())
+    ds.attrs.update({
+        "analysis": "lyapunov_spectrum", "method": "QR (Benettin) method, twice-iterated modified Gram-Schmidt",
+        "units": units, "seed": int(seed), "t0": int(t0), "steps": int(steps), "transient": int(transient),
+        "t_start": int(t_start), "t_end": int(t_end), "qr_every": int(qr_every), "k": int(kk),
+        "realizations": int(realizations), "tangent_start": "identity" if tangent is None else "given",
+        "n_samples": int(nsamp), "stderr_method": method, "n_diverged": int(div.sum()),
+        "backend": str(used_backend), "reference": ds.attrs.get("reference", "") + "; Benettin et al. (1980)",
+    })
+    return ds

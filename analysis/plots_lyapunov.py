@@ -1,0 +1,107 @@
+"""Figures for Lyapunov spectra and transverse exponents (each function returns a matplotlib Figure)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["plot_exponent_history", "plot_exponent_vs_sigma2", "plot_transverse_exponents"]
+
+
+def _fig(ax=None, size=(5.5, 4.0)):
+    import matplotlib.pyplot as plt
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size, constrained_layout=True)
+    else:
+        fig = ax.figure
+    return fig, ax
+
+
+def plot_exponent_history(ds, ax=None, reference=None):
+    """Finite-time exponents of :func:`analysis.lyapunov_spectrum` against elapsed time (log x axis).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Output of :func:`analysis.lyapunov_spectrum` (``history`` (realization, member, time, exponent)).
+    ax : matplotlib Axes or None
+    reference : sequence of float or None
+        Reference values drawn as dashed lines (e.g. log|eig A| or −σ²/4).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, ax = _fig(ax)
+    t = ds["elapsed"].values
+    for c in ds["exponent"].values:
+        h = ds["history"].sel(exponent=c).values.reshape(-1, t.size)
+        ax.plot(t, h.T, color=f"C{(c - 1) % 10}", alpha=0.25, lw=0.7)
+        ax.plot(t, np.nanmean(h, axis=0), color=f"C{(c - 1) % 10}", lw=2, label=f"λ{c}")
+    for r in (reference or []):
+        ax.axhline(r, color="k", ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("elapsed time")
+    ax.set_ylabel("finite-time exponent")
+    ax.set_title(ds.attrs.get("model", ""))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_exponent_vs_sigma2(sigma2, mean, stderr, ax=None, reference=None, reference_label="reference",
+                            label="λ (QR method)"):
+    """Exponent ± 2 standard errors against σ² (log x), with an optional reference curve.
+
+    Parameters
+    ----------
+    sigma2, mean, stderr : array_like (sigma2,)
+    reference : array_like (sigma2,) or None
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, ax = _fig(ax)
+    sigma2 = np.asarray(sigma2)
+    ax.errorbar(sigma2, mean, yerr=2 * np.asarray(stderr), fmt="o", ms=4, capsize=2, label=label)
+    if reference is not None:
+        ax.plot(sigma2, reference, "k--", lw=1, label=reference_label)
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("σ²")
+    ax.set_ylabel("Lyapunov exponent (per unit time)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_transverse_exponents(ds, ax=None, symlog=True):
+    """Transverse (and tangential) exponents of :func:`analysis.transverse_exponents` against σ².
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Output of :func:`analysis.transverse_exponents`.
+    symlog : bool
+        Symmetric-log y axis (the exponents span several decades around 0).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, ax = _fig(ax, size=(6.0, 4.2))
+    s2 = ds["sigma2"].values
+    for c in ds["exponent"].values:
+        ax.errorbar(s2, ds["mean_exponents"].sel(exponent=c), yerr=2 * ds["stderr"].sel(exponent=c), fmt="o-",
+                    ms=4, capsize=2, label=f"transverse λ{c}")
+    if "tangential_mean" in ds:
+        for c in ds["tangential_exponent"].values:
+            ax.plot(s2, ds["tangential_mean"].sel(tangential_exponent=c), "x:", color="0.4" if c == 1 else "0.7",
+                    label=f"tangential λ{c} (within {ds.attrs.get('subspace', '')})")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    if symlog:
+        ax.set_yscale("symlog", linthresh=1e-5)
+    ax.set_xlabel("σ²")
+    ax.set_ylabel("exponent per step")
+    ax.set_title(f"{ds.attrs.get('subspace', '')}: η = {ds.attrs.get('param_eta', '?')}")
+    ax.legend(fontsize=7)
+    return fig
