@@ -39,7 +39,7 @@ from rds.symmetry import canonical, orbit
 
 __all__ = ["make_dataset", "load_dataset", "teacher", "network_output", "training_error", "training_gradient",
            "training_hessian", "generalization_error", "function_distance", "distance_to_optimal_set",
-           "count_unstable", "overfitting_point", "learning_curves", "convergence_modulo_symmetry",
+           "count_unstable", "overfitting_point", "learning_curves", "convergence_modulo_symmetry", "END_KINDS",
            "optimal_set_sample", "PHASES", "plot_learning_curves", "plot_trajectory"]
 
 PHASES = ("plateau", "near_optimal", "overfitting")
@@ -548,7 +548,12 @@ def _ranges(labels, times, mask=None):
     return ";".join(out)
 
 
-def convergence_modulo_symmetry(gd, initial, steps, backend="numba", polish: bool = True):
+END_KINDS = ("strict_min", "degenerate_min", "saddle", "not_critical")
+"""Labels of the ``kind`` variable of :func:`convergence_modulo_symmetry`."""
+
+
+def convergence_modulo_symmetry(gd, initial, steps, backend="numba", polish: bool = True,
+                                unstable_rtol: float = 1e-9, critical_tol: float = 1e-10):
     """Run GD from many initial conditions and compare the end points modulo symmetry (Theorem 3.1).
 
     Parameters
@@ -561,15 +566,22 @@ def convergence_modulo_symmetry(gd, initial, steps, backend="numba", polish: boo
     backend : {"numba", "numpy", None}
     polish : bool
         Newton-polish each end point (:func:`overfitting_point`).
+    unstable_rtol : float
+        Relative tolerance for zero Hessian eigenvalues (:func:`count_unstable`).
+    critical_tol : float
+        |∇E_tr| below which an end point counts as critical.
 
     Returns
     -------
     xarray.Dataset
         ``end`` (member, var) GD end points, ``canonical`` (member, var) their canonical forms (after polishing if
         ``polish``), ``E_tr``, ``E_gen``, ``grad_norm``, ``n_unstable``, ``min_eig`` (member), ``converged``
-        (member, Newton), ``spread`` (scalar): max over members of the Euclidean distance between canonical end
-        points and their median, ``spread_minima`` (the same over members that are strict minima). Attrs: the
-        system, steps, backend.
+        (member, Newton), ``kind`` (member; index into :data:`END_KINDS`: strict minimum, degenerate minimum — a
+        zero Hessian eigenvalue, e.g. on a line of synchronised neurons w1 = w2 where only v1 + v2 matters —,
+        saddle, not critical), ``spread`` (scalar): max over members of the Euclidean distance between canonical
+        end points and their median, ``spread_minima`` (the same over strict minima), ``function_spread``: max
+        L²(N(0,1)) distance between the functions of all minima (strict or degenerate) — Theorem 3.1's uniqueness
+        is of the function, and a degenerate line of minima is one function. Attrs: the system, steps, counts.
 
     Examples
     --------
@@ -597,25 +609,42 @@ def convergence_modulo_symmetry(gd, initial, steps, backend="numba", polish: boo
                 pts[m], conv[m] = p["theta"], p["converged"]
     finite = np.all(np.isfinite(pts), axis=-1)
     P = np.where(finite[:, None], pts, 0.0)
-    n_unst, lam = count_unstable(training_hessian(P, x, y))
+    n_unst, lam = count_unstable(training_hessian(P, x, y), unstable_rtol)
+    flat = np.abs(lam[:, 0]) <= unstable_rtol * np.maximum(1.0, np.max(np.abs(lam), axis=-1))
+    gnorm = np.linalg.norm(training_gradient(P, x, y), axis=-1)
+    critical = finite & (gnorm <= critical_tol)
+    kind = np.select([~critical, n_unst > 0, flat], [3, 2, 1], 0)
+    kind = np.where(finite, kind, -1).astype(np.int8)
     can = canonical(pts)
     med = np.nanmedian(can, axis=0)
     dev = np.linalg.norm(can - med, axis=-1)
-    strict = finite & (n_unst == 0) & (lam[:, 0] > 0)
+    strict = kind == 0
+    minima = (kind == 0) | (kind == 1)
+    if np.any(minima):
+        Cm = can[minima]
+        fspread = float(np.sqrt(np.max(function_distance(Cm[:, None, :], Cm[None, :, :]))))
+    else:
+        fspread = np.nan
     ds = xr.Dataset(
         {"end": (("member", "var"), end), "canonical": (("member", "var"), can),
          "E_tr": ("member", np.where(finite, training_error(P, x, y), np.nan)),
          "E_gen": ("member", np.where(finite, generalization_error(P), np.nan)),
-         "grad_norm": ("member", np.where(finite, np.linalg.norm(training_gradient(P, x, y), axis=-1), np.nan)),
+         "grad_norm": ("member", np.where(finite, gnorm, np.nan)),
          "n_unstable": ("member", np.where(finite, n_unst, -1).astype(np.int64)),
          "min_eig": ("member", np.where(finite, lam[:, 0], np.nan)),
          "converged": ("member", conv.astype(np.int8)),
+         "kind": ("member", kind),
+         "function_spread": ((), fspread),
          "spread": ((), float(np.nanmax(dev)) if np.any(finite) else np.nan),
          "spread_minima": ((), float(np.max(np.linalg.norm(can[strict] - np.median(can[strict], 0), axis=-1)))
                            if np.any(strict) else np.nan)},
         coords={"member": np.arange(M), "var": list(gd.variables)})
+    ds["kind"].attrs.update({"flag_values": np.arange(4, dtype=np.int8), "flag_meanings": " ".join(END_KINDS),
+                             "missing_value_meaning": "-1: diverged"})
     ds.attrs.update(gd.describe())
-    ds.attrs.update({"analysis": "convergence_modulo_symmetry", "steps": steps, "polish": int(polish),
+    ds.attrs.update({"analysis": "convergence_modulo_symmetry", "unstable_rtol": unstable_rtol,
+                     "critical_tol": critical_tol, "n_strict_min": int(strict.sum()),
+                     "n_degenerate_min": int((kind == 1).sum()), "steps": steps, "polish": int(polish),
                      "n_diverged": int((~finite).sum()), "reference": "paper 000, Theorem 3.1"})
     return ds
 

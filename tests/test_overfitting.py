@@ -96,7 +96,9 @@ def test_overfitting_point_is_strict_local_minimum(small_noise_runs):
 
 def test_canonical_end_points_agree_theorem_3_1(small_noise_runs):
     x, y, ds = small_noise_runs
-    strict = (ds.n_unstable.values == 0) & (ds.min_eig.values > 0) & (ds.converged.values == 1)
+    strict = ds.kind.values == 0
+    assert np.all((ds.n_unstable.values[strict] == 0) & (ds.min_eig.values[strict] > 0))
+    assert np.all(ds.converged.values[strict] == 1)
     assert strict.sum() >= 6, ds.canonical.values
     can = ds.canonical.values[strict]
     # the minimum is shallow (smallest Hessian eigenvalue ~1e-5), so |∇E_tr| ≤ 1e-12 pins θ only to ~1e-7;
@@ -105,6 +107,25 @@ def test_canonical_end_points_agree_theorem_3_1(small_noise_runs):
     assert float(ds.spread_minima) < 1e-6
     E = ds.E_tr.values[strict]
     assert np.ptp(E) < 1e-14
+    assert float(ds.function_spread) < 1e-6
+
+
+def test_degenerate_line_of_minima_is_one_function():
+    """Synchronised neurons w1 = w2: only v1 + v2 matters, a line of critical points with one zero eigenvalue."""
+    x, y = ov.make_dataset(30, noise_std=0.2, seed=1)
+    gd = rds.models.teacher_student(x, y, hidden=2, eta=0.05)
+    # the best one-neuron fit a tanh(b x), embedded as (b, b, a/2 + c, a/2 - c)
+    one = ov.overfitting_point(x, y, [1.0, 0.0, 2.0, 0.0])
+    b, a = one["theta"][0], one["theta"][2]
+    assert one["converged"] and abs(one["theta"][3]) < 1e-12 or abs(one["theta"][1]) < 1e-12
+    line = np.array([[b, b, a / 2 + c, a / 2 - c] for c in (-0.3, 0.0, 0.4)])
+    ds = ov.convergence_modulo_symmetry(gd, line, 1, backend="numpy", polish=False)
+    assert np.all(ds.grad_norm.values < 1e-10)
+    assert np.all(np.isin(ds.kind.values, [1, 2]))          # critical, never counted as strict minima
+    lam = np.linalg.eigvalsh(ov.training_hessian(ds.end.values, x, y))
+    assert np.all(np.min(np.abs(lam), axis=1) < 1e-10)        # the zero mode along the line
+    assert float(ds.spread) > 0.1
+    assert np.max(ov.function_distance(ds.end.values[:, None], ds.end.values[None, :])) < 1e-14
     # canonical forms differ from the raw end points for some starts: the symmetry matters
     assert np.max(np.abs(ds.end.values - ds.canonical.values)) > 0.1
 
