@@ -15,8 +15,11 @@ the run, biases τ* downwards — by orders of magnitude when most runs are cens
 * the maximum-likelihood rate of an exponential (geometric, for a map) tail with censoring, λ̂ = Σδ_i / Σ T_i
   (events / total exposure), and its mean 1/λ̂ — the model-based estimate of τ* that extrapolates past the cap
   (exactly the MLE mean of a geometric law, mean 1/p; ``tail_from`` fits only the tail beyond a delay);
-* percentile bootstrap intervals for all of these, resampling either members (every (realization, member) run
-  is a unit) or whole realizations (noise paths: the right unit when members share the noise);
+* percentile bootstrap intervals for all of these. Runs form a crossed design — every initial condition (member)
+  is run under every noise path (realization), and with common noise all members of a realization share it — so
+  the default resamples initial conditions and realizations independently (two-way "pigeonhole" bootstrap,
+  Owen 2007: run (r, m) gets weight a_r·b_m); resampling only members, only realizations, or single runs (i.i.d.;
+  right only for independent noise and distinct initial conditions) is available;
 * the naive mean of the uncensored escape times alone, for contrast only (biased low under censoring).
 
 Escape times are in steps (multiply by ``system.dt`` for time).
@@ -40,7 +43,7 @@ from rds.regions import Box, Region, as_predicate
 
 __all__ = ["escape_times", "escape_time_scan", "sample_uniform", "survival_summary"]
 
-_BOOTSTRAP = ("members", "realizations")
+_BOOTSTRAP = ("both", "members", "realizations", "runs")
 _SCALARS = ("censored_fraction", "restricted_mean", "median", "exp_rate", "exp_mean")
 
 
@@ -131,8 +134,8 @@ def _weighted_stats(W, T, d, order, tail_from):
     return {"censored_fraction": cens, "restricted_mean": rmst, "median": med, "exp_rate": rate, "exp_mean": mean}
 
 
-def survival_summary(T, censored, max_steps, groups=None, n_boot=1000, confidence=0.95, bootstrap="members",
-                     tail_from=0, boot_seed=0, t_grid=None) -> xr.Dataset:
+def survival_summary(T, censored, max_steps, realization=None, member=None, n_boot=1000, confidence=0.95,
+                     bootstrap="both", tail_from=0, boot_seed=0, t_grid=None) -> xr.Dataset:
     """Survival estimators for right-censored escape times (the statistics behind :func:`escape_times`).
 
     Parameters
@@ -143,14 +146,15 @@ def survival_summary(T, censored, max_steps, groups=None, n_boot=1000, confidenc
         True where the run was still inside at ``max_steps`` (no escape observed).
     max_steps : int
         The cap (restricted-mean horizon).
-    groups : array_like of int, shape (n,) or None
-        Realization index of each unit (needed for ``bootstrap="realizations"``).
+    realization, member : array_like of int, shape (n,) or None
+        Realization and initial-condition index of each run (None: every run its own).
     n_boot : int
         Bootstrap replicates (0: no intervals).
     confidence : float
         Confidence level of all intervals, in (0, 1).
-    bootstrap : {"members", "realizations"}
-        Resampling unit: single runs, or whole realizations (all members sharing one noise path).
+    bootstrap : {"both", "members", "realizations", "runs"}
+        Resampling: initial conditions and realizations independently (two-way, default); initial conditions
+        only (each with all its realizations); realizations only (each with all its members); single runs.
     tail_from : int
         Fit the exponential/geometric escape rate only to the tail: runs alive at ``tail_from``, exposure counted
         from there. 0 fits all runs.
@@ -217,21 +221,22 @@ def survival_summary(T, censored, max_steps, groups=None, n_boot=1000, confidenc
     ci = {k: np.full(2, np.nan) for k in _SCALARS}
     if n_boot:
         rng = np.random.default_rng(boot_seed)
-        if bootstrap == "realizations":
-            if groups is None:
-                raise ValueError("groups: realization indices are needed for bootstrap='realizations'")
-            g = np.asarray(groups)
-            labels, inv = np.unique(g, return_inverse=True)
+        idx_r = np.unique(np.arange(N) if realization is None else np.asarray(realization), return_inverse=True)[1]
+        idx_m = np.unique(np.arange(N) if member is None else np.asarray(member), return_inverse=True)[1]
+        nr, nm = int(idx_r.max()) + 1, int(idx_m.max()) + 1
         draws = {k: [] for k in _SCALARS}
         batch = max(1, int(2_000_000 // N))
         done = 0
         while done < n_boot:
             b = min(batch, n_boot - done)
-            if bootstrap == "members":
+            if bootstrap == "runs":
                 W = rng.multinomial(N, np.full(N, 1.0 / N), size=b)
             else:
-                Wg = rng.multinomial(labels.size, np.full(labels.size, 1.0 / labels.size), size=b)
-                W = Wg[:, inv]
+                W = np.ones((b, N), dtype=np.int64)
+                if bootstrap in ("both", "realizations"):
+                    W *= rng.multinomial(nr, np.full(nr, 1.0 / nr), size=b)[:, idx_r]
+                if bootstrap in ("both", "members"):
+                    W *= rng.multinomial(nm, np.full(nm, 1.0 / nm), size=b)[:, idx_m]
             for k, v in _weighted_stats(W, T, d, order, tail_from).items():
                 draws[k].append(v)
             done += b
@@ -284,7 +289,7 @@ def _describe_summaries(ds, max_steps, tail_from, confidence, bootstrap, n_boot)
 
 # ---------------------------------------------------------------------------------------------- escape_times
 def escape_times(system, initial, region, max_steps, seed=0, realizations=1, members=None, t0=0, n_boot=1000,
-                 confidence=0.95, bootstrap="members", tail_from=0, backend=None, executor=None, chunk_size=None,
+                 confidence=0.95, bootstrap="both", tail_from=0, backend=None, executor=None, chunk_size=None,
                  progress=False, keep_members=True) -> xr.Dataset:
     """First-exit (escape) times from a region, as right-censored survival data (paper 002, §4.2, Fig. 5).
 
@@ -320,10 +325,12 @@ def escape_times(system, initial, region, max_steps, seed=0, realizations=1, mem
         Bootstrap replicates for the intervals (0: none).
     confidence : float
         Level of all intervals.
-    bootstrap : {"members", "realizations"}
-        Resampling unit: single runs (realization, member) — appropriate for independent noise; or whole
-        realizations — appropriate when members share the noise (``common_noise=True``) and K is not tiny. With
-        common noise, "members" treats correlated runs as independent and understates the uncertainty.
+    bootstrap : {"both", "members", "realizations", "runs"}
+        Bootstrap resampling. "both" (default): initial conditions and realizations independently (run (r, m)
+        weighted a_r·b_m), for the crossed design (same initial conditions in every realization, shared noise
+        within a realization); "members": initial conditions only; "realizations": noise paths only (misses the
+        spread over initial conditions); "runs": single runs i.i.d. (only for independent noise and distinct
+        initial conditions; otherwise it understates the uncertainty).
     tail_from : int
         The exponential/geometric rate is fitted to the tail beyond this many steps (default 0: all runs).
     backend, executor, chunk_size, progress
@@ -392,11 +399,12 @@ def _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t
     escape = np.where(censored, max_steps, exit_step)
     sel = np.broadcast_to(inside, (K, M))
     T = escape[sel]
-    groups = np.broadcast_to(np.arange(K)[:, None], (K, M))[sel]
+    r_idx = np.broadcast_to(np.arange(K)[:, None], (K, M))[sel]
+    m_idx = np.broadcast_to(np.arange(M)[None, :], (K, M))[sel]
     if boot_seed is None:
         boot_seed = [seed, 0xB007]
-    ds = survival_summary(T, censored[sel], max_steps, groups=groups, n_boot=n_boot, confidence=confidence,
-                          bootstrap=bootstrap, tail_from=tail_from, boot_seed=boot_seed)
+    ds = survival_summary(T, censored[sel], max_steps, realization=r_idx, member=m_idx, n_boot=n_boot,
+                          confidence=confidence, bootstrap=bootstrap, tail_from=tail_from, boot_seed=boot_seed)
     ds["n_started_outside"] = int((~inside).sum())
     ds["n_started_outside"].attrs["long_name"] = ("initial states outside the region (escape time 0; excluded "
                                                   "from all statistics), per realization")
@@ -438,7 +446,7 @@ def _region_attrs(region):
 
 # ---------------------------------------------------------------------------------------------- scan over σ²
 def escape_time_scan(make_system: Callable, sigma2, initial, region, max_steps, seed=0, store=None, progress=True,
-                     realizations=1, members=None, t0=0, n_boot=1000, confidence=0.95, bootstrap="members",
+                     realizations=1, members=None, t0=0, n_boot=1000, confidence=0.95, bootstrap="both",
                      tail_from=0, backend=None, executor=None, chunk_size=None, keep_members=True,
                      protocol="") -> xr.Dataset:
     """:func:`escape_times` for each noise strength σ² (paper 002, Fig. 5), resumable.

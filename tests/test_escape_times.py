@@ -35,8 +35,9 @@ def _within(value, ci):
 @pytest.mark.parametrize("cap", [30, 3000])
 def test_geometric_law_recovered_with_and_without_censoring(cap):
     M, K = 1500, 2
+    # identical initial states and independent noise: the runs are i.i.d., so resample single runs
     ds = analysis.escape_times(geometric_system(), np.zeros((M, 1)), REGION, cap, seed=3, realizations=K,
-                               n_boot=400, backend="numpy")
+                               n_boot=400, bootstrap="runs", backend="numpy")
     true_mean = 1.0 / P
     true_rmst = (1.0 - (1.0 - P) ** cap) / P          # sum_{k<cap} (1-p)^k
     true_median = np.ceil(np.log(0.5) / np.log(1.0 - P))
@@ -132,15 +133,34 @@ def test_started_outside_and_bad_input():
         analysis.escape_times(geometric_system(), Box([-1.0], [0.0], ("x",)), REGION, 10, backend="numpy")
 
 
-def test_box_sampler_and_realization_bootstrap():
+def test_box_sampler_and_bootstrap_designs():
     red = rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=0.07)
-    ds = analysis.escape_times(red, Box([0, 0], [2, 2], ("w", "v")), Box([-2, -2], [2, 2], ("w", "v")), 300,
-                               members=30, realizations=3, n_boot=50, bootstrap="realizations", backend="numpy")
+    init, region = Box([0, 0], [2, 2], ("w", "v")), Box([-2, -2], [2, 2], ("w", "v"))
+    width = {}
+    for b in ("both", "members", "realizations", "runs"):
+        ds = analysis.escape_times(red, init, region, 300, members=30, realizations=3, n_boot=200, bootstrap=b,
+                                   backend="numpy")
+        lo, hi = ds.restricted_mean_ci.values
+        assert lo <= float(ds.restricted_mean) <= hi
+        assert ds.attrs["bootstrap"] == b
+        width[b] = hi - lo
     X = ds.initial.values
     assert X.shape == (30, 2) and np.all(X > 0) and np.all(X <= 2)
-    assert ds.attrs["bootstrap"] == "realizations" and "uniform" in ds.attrs["initial_states"]
-    lo, hi = ds.restricted_mean_ci.values
-    assert lo <= float(ds.restricted_mean) <= hi
+    assert "uniform" in ds.attrs["initial_states"]
+    # the two-way bootstrap carries both sources of variation: at least as wide as either one alone
+    assert width["both"] >= 0.9 * max(width["members"], width["realizations"])
+
+
+def test_crossed_bootstrap_weights():
+    # two realizations x two members, times chosen so each resampling design has a known set of outcomes
+    T = np.array([1.0, 3.0, 5.0, 7.0])
+    real, mem = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
+    cens = np.zeros(4, dtype=bool)
+    for b, possible in {"realizations": {2.0, 4.0, 6.0}, "members": {3.0, 4.0, 5.0},
+                        "both": {1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0}}.items():
+        ds = analysis.survival_summary(T, cens, 10, realization=real, member=mem, n_boot=300, bootstrap=b)
+        lo, hi = ds.restricted_mean_ci.values
+        assert lo in possible and hi in possible and lo < hi
 
 
 # ------------------------------------------------------------------------------------------------ scans
