@@ -5,3 +5,4 @@ from analysis.neuron_splitting import split_neuron, unsplit_neuron, inner_hessia
 from analysis.pullback import pullback_attractor, pullback_diagnostics, hausdorff_distance, sample_initial, plot_pullback_attractors  # noqa: F401, E501
 from analysis.escape_times import escape_times, escape_time_scan, sample_uniform, survival_summary  # noqa: F401
 from analysis.overfitting import learning_curves, make_dataset, load_dataset, generalization_error, training_gradient, training_hessian, overfitting_point, convergence_modulo_symmetry, distance_to_optimal_set, count_unstable, function_distance, optimal_set_sample, plot_learning_curves, plot_trajectory  # noqa: F401
+from analysis.lyapunov import lyapunov_spectrum; from analysis.transverse_exponents import transverse_exponents, pqrs_system, conditional_r_system; from analysis.plots_lyapunov import plot_exponent_history, plot_exponent_vs_sigma2, plot_transverse_exponents  # noqa: F401, E702
