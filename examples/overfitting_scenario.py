@@ -100,7 +100,8 @@ def run(out_dir="out", scale="small", data=None, steps=None, noise_std=0.2, seed
           f" final E_gen = {float(noisy.E_gen_final):.4e}; final E_tr = {float(noisy.E_tr_final):.4e}"
           f" < (1/n) sum eps^2 = {E_noise:.4e} (E_tr on O)")
     print("noise-free labels:")
-    print(f"  end point (canonical): {np.round(clean.state.values[-1], 6).tolist()}, final E_gen ="
+    end_clean = np.round(rds.symmetry.canonical(clean.state.values[-1]), 6).tolist()
+    print(f"  GD end point (canonical): {end_clean}, final E_gen ="
           f" {float(clean.E_gen_final):.3e}, final E_tr = {float(clean.E_tr_final):.3e},"
           f" parameter distance to O = {float(clean.distance_O[-1]):.3e}")
     print(f"  unstable directions: {_ranges_text(clean.attrs['unstable_ranges'])}")
