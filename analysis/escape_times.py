@@ -281,7 +281,9 @@ def _describe_summaries(ds, max_steps, tail_from, confidence, bootstrap, n_boot)
         long_name="naive mean of the uncensored escape times only (biased low; for contrast, do not use)",
         units=unit)
     ds["survival"].attrs["long_name"] = "Kaplan-Meier survival S(t) = P(escape step > t) (scipy.stats.ecdf)"
-    ds["survival_ci"].attrs["long_name"] = "Greenwood pointwise interval of S(t) (linear, clipped to [0, 1])"
+    ds["survival_ci"].attrs["long_name"] = ("Greenwood pointwise interval of S(t) (linear, clipped to [0, 1]); "
+                                            "treats runs as independent, so it is too narrow when members share "
+                                            "noise or initial conditions (see the bootstrap intervals)")
     for k in _SCALARS:
         ds[k + "_ci"].attrs["long_name"] = (f"{confidence:g} percentile bootstrap interval of {k} "
                                             f"({n_boot} replicates, resampling {bootstrap})")

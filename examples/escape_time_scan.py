@@ -18,7 +18,9 @@ conditions and realisations resampled independently).
 ``--scale small`` (default): 128 initial conditions × 8 realisations per σ² and protocol, cap 10⁵ steps,
 13 σ² from 0.002 to 0.5: roughly 10–25 minutes with Numba on 2 busy cores (both protocols).
 ``--scale paper``: 10⁵ × 10³ (and cap 10⁶), resumable via the store files; the estimated run time (printed first)
-is months on 2 cores — a cluster job (``executor=``), not run here.
+is years on 2 cores (measured small-scale throughput ~6–12·10⁶ member-steps/s → ~2–4 years with cap 10⁶, ~0.5 year
+with cap 10⁵; dominated by the censored runs) — a cluster job (``executor=``), not run here. The statistics of one
+σ² row then pool 10⁸ runs (a few GB of RAM for the bootstrap).
 
 Usage::
 
@@ -93,7 +95,7 @@ def run(out_dir="out", scale="small", which=("reduced", "full"), seed=0, backend
     say = print if verbose else (lambda *a, **k: None)
     if scale == "paper":
         say("Paper scale: 10^5 initial conditions x 10^3 realisations x 13 sigma2, cap 10^6. Estimated time from "
-            "the small-scale throughput: months on 2 cores (see the small run's printed estimate). Resumable.")
+            "the small-scale throughput: years on 2 cores (see the small run's printed estimate). Resumable.")
     for name in which:
         make_system, init_box, region, desc = protos[name]
         store = os.path.join(out_dir, f"escape_scan_{name}_{scale}.nc")

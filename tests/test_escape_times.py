@@ -220,3 +220,17 @@ def test_scan_bad_input():
         _scan(grid=(1.0, -1.0))
     with pytest.raises(ValueError, match="max_steps"):
         _scan(max_steps=0)
+
+
+def test_plots_smoke():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from analysis.plots_escape import plot_escape_time_scan, plot_survival
+
+    ds = _scan(grid=(0.01, 1.0, 4.0))  # sigma2 = 0.01: nothing escapes (tau* > cap, drawn as an arrow)
+    assert np.isinf(float(ds.exp_mean.sel(sigma2=0.01)))
+    fig = plot_escape_time_scan([ds, ds], labels=["a", "b"])
+    assert len(fig.axes) == 2
+    fig = plot_survival(ds, sigma2=[1.0, 4.0])
+    assert len(fig.axes[0].lines) == 2
