@@ -554,6 +554,7 @@ def _combine(rows, settings):
     ds.attrs.pop("noise_sigma2", None)
     ds.attrs["analysis"] = "escape_time_scan"
     ds.attrs["scan_settings"] = settings
+    ds.attrs["protocol"] = settings["protocol"]
     return ds
 
 
