@@ -79,7 +79,7 @@ def main(argv=None):
     z = np.exp(2j * np.pi * pb.state.sel(var="theta"))
     spread = 1 - np.abs(z.mean("member"))
     for tau, s in zip(pb.tau.values, spread.values):
-        print(f"pullback tau = {tau:5d}: circular spread 1 - |<exp(2πiθ)>| = {s:.2e}")
+        print(f"pullback tau = {tau:5d}: circular spread 1 - |<exp(2πiθ)>| = {max(float(s), 0.0):.2e}")
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for m in range(20):
