@@ -27,6 +27,7 @@ tangent vectors are ``V[var, vector, member]`` and log-norms ``logr[vector, memb
 from __future__ import annotations
 
 import math
+import warnings
 from concurrent.futures import Executor
 
 import numpy as np
@@ -53,7 +54,16 @@ AUTO_NUMBA_THRESHOLD = 2_000_000
 # ---------------------------------------------------------------------------------------------------------------
 # generated sources (one text per service, compiled for both backends)
 
-def _xi_src(noise_ndim: int, independent: bool) -> str:
+def _xi_src(noise_ndim: int, independent: bool, vec_len: int | None = None) -> str:
+    """Source of this step's noise sample ``xi``.
+
+    With ``vec_len`` (compiled backend, 1-D noise of a few samples) the sample is a fixed-length vector whose
+    length is a compile-time constant (:class:`NoiseVec`), so a map's loop over the batch unrolls and the member
+    loop around it vectorises; otherwise it is an array view.
+    """
+    if vec_len is not None:
+        items = [f"noise[t, {k}, m]" if independent else f"noise[t, {k}]" for k in range(vec_len)]
+        return f"nvec({tuple_src(items)})"
     if not independent:
         return "noise[t]"
     return "noise[t, " + ", ".join([":"] * noise_ndim) + ", m]"
@@ -72,38 +82,41 @@ def _load_src(nvar: int) -> str:
     return tuple_src(f"X[{i}, m]" for i in range(nvar))
 
 
-def evolve_source(nvar, noise_ndim, independent):
+def evolve_source(nvar, noise_ndim, independent, vec_len=None):
     return f"""
 def update(X, m, noise, t, params):
-    xi = {_xi_src(noise_ndim, independent)}
+    xi = {_xi_src(noise_ndim, independent, vec_len)}
     n = step({_load_src(nvar)}, xi, params)
 {_store_src(nvar)}
 """
 
 
-def tangent_source(nvar, noise_ndim, independent):
+def tangent_source(nvar, noise_ndim, independent, k, vec_len=None):
+    """Source of the tangent update: state step and ``V <- J V`` for ``k`` vectors, fully unrolled in scalars."""
+    lines = []
+    for c in range(k):
+        for i in range(nvar):
+            terms = " + ".join(f"J[{i}][{j}] * V[{j}, {c}, m]" for j in range(nvar))
+            lines.append(f"    w{i}_{c} = {terms}")
+    for c in range(k):
+        for i in range(nvar):
+            lines.append(f"    V[{i}, {c}, m] = w{i}_{c}")
+    body = "\n".join(lines)
     return f"""
-def update(X, V, tmp, m, noise, t, params):
-    xi = {_xi_src(noise_ndim, independent)}
+def update(X, V, m, noise, t, params):
+    xi = {_xi_src(noise_ndim, independent, vec_len)}
     s = {_load_src(nvar)}
     J = jac(s, xi, params)
     n = step(s, xi, params)
-    for c in range(V.shape[1]):
-        for i in range({nvar}):
-            acc = 0.0
-            for j in range({nvar}):
-                acc = acc + J[i][j] * V[j, c, m]
-            tmp[i] = acc
-        for i in range({nvar}):
-            V[i, c, m] = tmp[i]
+{body}
 {_store_src(nvar)}
 """
 
 
-def exit_source(nvar, noise_ndim, independent):
+def exit_source(nvar, noise_ndim, independent, vec_len=None):
     return f"""
 def update(X, exit_step, m, noise, t, params, count):
-    xi = {_xi_src(noise_ndim, independent)}
+    xi = {_xi_src(noise_ndim, independent, vec_len)}
     alive = exit_step[m] < 0
     n = step({_load_src(nvar)}, xi, params)
     n = {tuple_src(f"pick(alive, n[{i}], X[{i}, m])" for i in range(nvar))}
@@ -111,6 +124,29 @@ def update(X, exit_step, m, noise, t, params, count):
     out = np.logical_and(alive, np.logical_not(inside({_load_src(nvar)})))
     exit_step[m] = pick(out, count, exit_step[m])
 """
+
+
+def mgs_source(nvar: int, k: int) -> str:
+    """Source of :func:`mgs` unrolled for ``nvar`` variables and ``k`` vectors (same arithmetic, in scalars)."""
+    L = ["def mgs(V, logr, m):"]
+    for c in range(k):
+        for i in range(nvar):
+            L.append(f"    v{i}_{c} = V[{i}, {c}, m]")
+    for c in range(k):
+        for _ in range(2):
+            for d in range(c):
+                L.append("    dot = " + " + ".join(f"v{i}_{d} * v{i}_{c}" for i in range(nvar)))
+                for i in range(nvar):
+                    L.append(f"    v{i}_{c} = v{i}_{c} - dot * v{i}_{d}")
+        L.append("    sq = " + " + ".join(f"v{i}_{c} * v{i}_{c}" for i in range(nvar)))
+        L.append("    norm = np.sqrt(sq)")
+        L.append(f"    logr[{c}, m] = logr[{c}, m] + np.log(norm)")
+        for i in range(nvar):
+            L.append(f"    v{i}_{c} = v{i}_{c} / norm")
+    for c in range(k):
+        for i in range(nvar):
+            L.append(f"    V[{i}, {c}, m] = v{i}_{c}")
+    return "\n".join(L) + "\n"
 
 
 def complex_step_jacobian_source(nvar: int) -> str:
@@ -175,25 +211,33 @@ class _NumpyKernels:
         ind = system.independent_noise
         ns = {"step": system.step, "jac": system._jacobian_function(), "sel": _np_sel, "pick": _np_pick,
               "isfinite": np.isfinite}
+        self._nvar, self._nd, self._ind = nvar, nd, ind
         self._evolve = make_function(evolve_source(nvar, nd, ind), "update", ns)
-        self._tangent = make_function(tangent_source(nvar, nd, ind), "update", ns)
         self._exit_src = exit_source(nvar, nd, ind)
         self._ns = ns
         self._exit_cache = {}
+        self._tangent_cache = {}
 
     def evolve(self, X, noise, params, nsteps):
         m = slice(None)
         for t in range(nsteps):
             self._evolve(X, m, noise, t, params)
 
+    def _tangent_update(self, k):
+        if k not in self._tangent_cache:
+            src = tangent_source(self._nvar, self._nd, self._ind, k)
+            self._tangent_cache[k] = (make_function(src, "update", self._ns),
+                                      make_function(mgs_source(self._nvar, k), "mgs"))
+        return self._tangent_cache[k]
+
     def tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
+        update, qr = self._tangent_update(V.shape[1])
         m = slice(None)
-        tmp = np.empty((V.shape[0], V.shape[2]))
         for t in range(nsteps):
-            self._tangent(X, V, tmp, m, noise, t, params)
+            update(X, V, m, noise, t, params)
             n = n0 + t + 1
             if n % qr_every == 0 or (t == nsteps - 1 and qr_final):
-                mgs(V, logr, m)
+                qr(V, logr, m)
 
     def exit(self, X, exit_step, noise, params, nsteps, n0, inside):
         update = self._exit_update(inside)
@@ -220,80 +264,128 @@ def _nb_pick(cond, a, b):
 
 
 _JITTED: dict = {}
+#: Options of every compiled function: NumPy's error model (x/0 -> inf/nan like the NumPy backend, and no
+#: exception branch in the member loop, which would stop it from vectorising).
+NB_OPTS = {"error_model": "numpy"}
+#: Longest 1-D noise sample passed to compiled maps as a fixed-length vector (longer: an array view).
+MAX_VEC_NOISE = 16
 
 
 def jit_map_function(func):
     """Compile a map (or a predicate, or a Jacobian) for Numba, together with the plain functions it calls.
 
     Helper functions referenced as globals by ``func`` (e.g. a shared formula) are compiled too, recursively, so a
-    map may call other elementwise Python functions. Returns a Numba dispatcher inlined at call sites.
+    map may call other elementwise Python functions. The compiled clone sees ``numpy`` / ``math`` through
+    :mod:`rds.fastmath`: ``np.tanh``, ``np.exp``, ``np.log``, ``np.sin`` … on real scalars are inlined, vectorisable
+    implementations (complex arguments, e.g. of the complex-step Jacobian, use Numba's usual ones). Returns a Numba
+    dispatcher inlined at call sites.
     """
     import types
+
+    from rds.fastmath import substitute_globals
     if isinstance(func, nb.core.dispatcher.Dispatcher):
         return func
     if func in _JITTED:
         return _JITTED[func]
-    glb = dict(func.__globals__)
+    glb = substitute_globals(func.__globals__, func.__code__.co_names)
     for name in func.__code__.co_names:
         obj = glb.get(name)
         if isinstance(obj, types.FunctionType) and obj is not func:
             glb[name] = jit_map_function(obj)
     clone = types.FunctionType(func.__code__, glb, func.__name__, func.__defaults__, func.__closure__)
-    _JITTED[func] = nb.njit(inline="always")(clone)
+    _JITTED[func] = nb.njit(inline="always", **NB_OPTS)(clone)
     return _JITTED[func]
 
 
 class _NumbaKernels:
-    """Compiled kernels: a parallel loop over blocks of members, steps inside, members innermost."""
+    """Compiled kernels: a parallel loop over blocks of members, steps inside, members innermost.
+
+    The member loop is what LLVM vectorises: the state is struct-of-arrays ``X[var, member]``, the map and its
+    elementary functions are inlined (see :mod:`rds.fastmath`), a short 1-D noise sample is a fixed-length vector so
+    the map's loop over the batch unrolls, and the tangent update and QR are unrolled into scalars. If a map uses
+    its noise sample in a way the fixed-length vector does not support, the kernels fall back to array samples.
+    """
 
     name = "numba"
 
     def __init__(self, system):
         if nb is None:  # pragma: no cover
             raise RuntimeError("numba is not importable here; use backend='numpy'")
-        nvar = len(system.variables)
-        nd = len(system.noise.shape)
-        ind = system.independent_noise
-        jit = nb.njit(inline="always")
-        step = jit_map_function(system.step)
-        jac = jit_map_function(system._jacobian_function())
-        ns = {"step": step, "jac": jac, "sel": jit(_nb_sel), "pick": jit(_nb_pick),
-              "isfinite": math.isfinite}
-        self._ns = ns
-        self._exit_src = exit_source(nvar, nd, ind)
-        self._evolve = _nb_evolve_kernel(jit(make_function(evolve_source(nvar, nd, ind), "update", ns)))
-        self._tangent = _nb_tangent_kernel(jit(make_function(tangent_source(nvar, nd, ind), "update", ns)),
-                                           jit(mgs), nvar)
-        self._exit_cache = {}
+        from rds import fastmath
+        self._nvar = len(system.variables)
+        self._nd = len(system.noise.shape)
+        self._ind = system.independent_noise
+        shape = system.noise.shape
+        self._vec_len = shape[0] if (len(shape) == 1 and 1 <= shape[0] <= MAX_VEC_NOISE) else None
+        jit = nb.njit(inline="always", **NB_OPTS)
+        self._ns = {"step": jit_map_function(system.step), "jac": jit_map_function(system._jacobian_function()),
+                    "sel": jit(_nb_sel), "pick": jit(_nb_pick), "isfinite": math.isfinite,
+                    "nvec": fastmath.nvec, "np": fastmath.fast_numpy}
+        self._cache = {}
+
+    def _update(self, src, ns=None):
+        return nb.njit(inline="always", **NB_OPTS)(make_function(src, "update", ns or self._ns))
+
+    def _kernel(self, key, build):
+        """The compiled kernel ``key``; ``build(vec_len)`` makes it (vec_len None: array noise samples)."""
+        if key not in self._cache:
+            self._cache[key] = [build(self._vec_len), build, self._vec_len is not None]
+        return self._cache[key]
+
+    def _call(self, key, build, *args):
+        entry = self._kernel(key, build)
+        with warnings.catch_warnings():
+            # Numba's pedantic SSA check misfires on the nested inlined selects of rds.fastmath (the code is
+            # correct: tests compare with NumPy); it only runs while compiling
+            warnings.simplefilter("ignore", nb.core.errors.NumbaIRAssumptionWarning)
+            try:
+                return entry[0](*args)
+            except nb.core.errors.TypingError:
+                if not entry[2]:
+                    raise
+                entry[0] = build(None)  # the map does more with xi than a fixed-length vector supports
+                entry[2] = False
+                return entry[0](*args)
 
     def evolve(self, X, noise, params, nsteps):
-        self._evolve(X, noise, params, nsteps)
+        def build(vl):
+            return _nb_evolve_kernel(self._update(evolve_source(self._nvar, self._nd, self._ind, vl)))
+        self._call("evolve", build, X, noise, params, nsteps)
 
     def tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
-        self._tangent(X, V, logr, noise, params, nsteps, n0, qr_every, qr_final)
+        k = V.shape[1]
+
+        def build(vl):
+            upd = self._update(tangent_source(self._nvar, self._nd, self._ind, k, vl))
+            qr = nb.njit(inline="always", **NB_OPTS)(make_function(mgs_source(self._nvar, k), "mgs", self._ns))
+            return _nb_tangent_kernel(upd, qr)
+        self._call(("tangent", k), build, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final)
 
     def exit(self, X, exit_step, noise, params, nsteps, n0, inside):
-        key = id(inside)
-        if key not in self._exit_cache:
-            jit = nb.njit(inline="always")
+        def build(vl):
             ns = dict(self._ns, inside=jit_map_function(inside))
-            kern = _nb_exit_kernel(jit(make_function(self._exit_src, "update", ns)))
-            self._exit_cache[key] = (inside, kern)
-        self._exit_cache[key][1](X, exit_step, noise, params, nsteps, n0)
+            return _nb_exit_kernel(self._update(exit_source(self._nvar, self._nd, self._ind, vl), ns))
+        key = ("exit", id(inside))
+        if key in self._cache and self._cache[key][3] is not inside:  # id reused by a new predicate
+            del self._cache[key]
+        if key not in self._cache:
+            self._kernel(key, build).append(inside)  # keep the predicate alive: its id stays valid
+        self._call(key, build, X, exit_step, noise, params, nsteps, n0)
 
 
 _KERNELS: dict = {}
 
 
 def _kernel_key(system, backend):
-    return (backend, system.step, system._jacobian_function(), system.nvar, len(system.noise.shape),
+    return (backend, system.step, system._jacobian_function(), system.nvar, tuple(system.noise.shape),
             system.independent_noise)
 
 
 def kernels_for(system, backend):
     """The kernels of ``system`` on ``backend``, shared by all systems with the same map and noise layout.
 
-    Parameters are run-time arguments, so a scan over σ² or η compiles once.
+    Parameters are run-time arguments, so a scan over σ² or η compiles once. Compilation happens at the first
+    call of each service (a few seconds; kernels are generated code, so Numba's on-disk cache does not apply).
     """
     key = _kernel_key(system, backend)
     if key not in _KERNELS:
@@ -302,53 +394,65 @@ def kernels_for(system, backend):
     return _KERNELS[key]
 
 
+# The member loop of a block lives in its own (serial) compiled function: LLVM vectorises it there. Its bounds are
+# unsigned so that ``X[i, m]`` needs no negative-index wrap-around (which would stop vectorisation); the parallel
+# kernel only hands blocks to threads.
+
 def _nb_evolve_kernel(update):
-    @nb.njit(parallel=True)
+    @nb.njit(**NB_OPTS)
+    def block(X, noise, params, nsteps, lo, hi):
+        for t in range(nsteps):
+            for m in range(lo, hi):
+                update(X, m, noise, t, params)
+
+    @nb.njit(parallel=True, **NB_OPTS)
     def kernel(X, noise, params, nsteps):
         M = X.shape[1]
         for b in nb.prange((M + BLOCK - 1) // BLOCK):
-            lo = b * BLOCK
-            hi = min(lo + BLOCK, M)
-            for t in range(nsteps):
-                for m in range(lo, hi):
-                    update(X, m, noise, t, params)
+            block(X, noise, params, nsteps, np.uint64(b * BLOCK), np.uint64(min(b * BLOCK + BLOCK, M)))
+    kernel.block = block
     return kernel
 
 
-def _nb_tangent_kernel(update, mgs_nb, nvar):
-    @nb.njit(parallel=True)
+def _nb_tangent_kernel(update, mgs_nb):
+    @nb.njit(**NB_OPTS)
+    def block(X, V, logr, noise, params, nsteps, n0, qr_every, qr_final, lo, hi):
+        for t in range(nsteps):
+            for m in range(lo, hi):
+                update(X, V, m, noise, t, params)
+            n = n0 + t + 1
+            if n % qr_every == 0 or (t == nsteps - 1 and qr_final):
+                for m in range(lo, hi):
+                    mgs_nb(V, logr, m)
+
+    @nb.njit(parallel=True, **NB_OPTS)
     def kernel(X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
         M = X.shape[1]
         for b in nb.prange((M + BLOCK - 1) // BLOCK):
-            lo = b * BLOCK
-            hi = min(lo + BLOCK, M)
-            tmp = np.empty(nvar)
-            for t in range(nsteps):
-                for m in range(lo, hi):
-                    update(X, V, tmp, m, noise, t, params)
-                n = n0 + t + 1
-                if n % qr_every == 0 or (t == nsteps - 1 and qr_final):
-                    for m in range(lo, hi):
-                        mgs_nb(V, logr, m)
+            block(X, V, logr, noise, params, nsteps, n0, qr_every, qr_final, np.uint64(b * BLOCK),
+                  np.uint64(min(b * BLOCK + BLOCK, M)))
+    kernel.block = block
     return kernel
 
 
 def _nb_exit_kernel(update):
-    @nb.njit(parallel=True)
+    @nb.njit(**NB_OPTS)
+    def block(X, exit_step, noise, params, nsteps, n0, lo, hi):
+        for t in range(nsteps):
+            alive = 0
+            for m in range(lo, hi):
+                alive += exit_step[m] < 0
+            if alive == 0:
+                break
+            for m in range(lo, hi):
+                update(X, exit_step, m, noise, t, params, n0 + t + 1)
+
+    @nb.njit(parallel=True, **NB_OPTS)
     def kernel(X, exit_step, noise, params, nsteps, n0):
         M = X.shape[1]
         for b in nb.prange((M + BLOCK - 1) // BLOCK):
-            lo = b * BLOCK
-            hi = min(lo + BLOCK, M)
-            for t in range(nsteps):
-                alive = 0
-                for m in range(lo, hi):
-                    if exit_step[m] < 0:
-                        alive += 1
-                if alive == 0:
-                    break
-                for m in range(lo, hi):
-                    update(X, exit_step, m, noise, t, params, n0 + t + 1)
+            block(X, exit_step, noise, params, nsteps, n0, np.uint64(b * BLOCK), np.uint64(min(b * BLOCK + BLOCK, M)))
+    kernel.block = block
     return kernel
 
 
