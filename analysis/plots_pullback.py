@@ -102,12 +102,16 @@ def plot_pullback_attractors(datasets, diagnostics=None, max_points=20000, lim=5
             ax.set_title(f"{head}, τ = {tau:g}", fontsize=9)
             if dg is not None and "frac_Mwv" in dg and tau in dg["tau"].values:
                 d = dg.sel(tau=tau)
-                ax.text(0.02, 0.02, f"M_w {float(d.frac_Mw):.0%}  M_wv {float(d.frac_Mwv):.0%}\n"
-                        f"θ* {float(d.frac_optimum):.0%}", transform=ax.transAxes, fontsize=7, va="bottom")
+                ax.text(0.02, 0.02, f"M_w {float(d.frac_Mw):.0%}  M_wv {float(d.frac_Mwv):.0%}"
+                        f" (w,v>0: {float(d.frac_Mwv_positive):.0%})\nθ* {float(d.frac_optimum):.0%}",
+                        transform=ax.transAxes, fontsize=7, va="bottom", zorder=5,
+                        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
             if j == 0:
                 ax.set_ylabel("w2 (red), v2 (blue)", fontsize=8)
             if i == nrow - 1:
                 ax.set_xlabel("w1 (red), v1 (blue)", fontsize=8)
             if i == 0 and j == 0:
-                ax.legend(loc="upper left", fontsize=7, markerscale=4)
+                leg = ax.legend(loc="upper left", fontsize=7)
+                for h in leg.legend_handles[:2]:
+                    h.set_markersize(4)
     return fig
