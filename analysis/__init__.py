@@ -1,8 +1,126 @@
-"""Analyses of random dynamical systems built with ``rds`` (one analysis per module)."""
+"""Analyses of random dynamical systems built with ``rds`` (one analysis per module).
 
-from analysis.degenerate_stability import attracting_probability, averaged_jacobian_wv, averaged_mu, averaged_potential, averaged_potential_full, averaged_step_jacobian, compare_random_averaged, degenerate_stability, jacobian_wv, mu_eigenvalues, sgd_direction_wv, step_jacobian_pqrs, transverse_jacobian, valley, valley_local_minima, valley_potential  # noqa: F401, E501, I001
-from analysis.neuron_splitting import split_neuron, unsplit_neuron, inner_hessian, classify_plateau, plateau_map, plot_plateau_map, numerical_classification, find_local_minimum, two_layer_loss, two_layer_gradient, two_layer_hessian, PlateauClassification  # noqa: F401
-from analysis.pullback import pullback_attractor, pullback_diagnostics, hausdorff_distance, sample_initial, plot_pullback_attractors  # noqa: F401, E501
-from analysis.escape_times import escape_times, escape_time_scan, sample_uniform, survival_summary  # noqa: F401
-from analysis.overfitting import learning_curves, make_dataset, load_dataset, generalization_error, training_gradient, training_hessian, overfitting_point, convergence_modulo_symmetry, distance_to_optimal_set, count_unstable, function_distance, optimal_set_sample, plot_learning_curves, plot_trajectory  # noqa: F401
-from analysis.lyapunov import lyapunov_spectrum; from analysis.transverse_exponents import transverse_exponents, pqrs_system, conditional_r_system; from analysis.plots_lyapunov import plot_exponent_history, plot_exponent_vs_sigma2, plot_transverse_exponents  # noqa: F401, E702
+Each analysis takes a system (or plain arrays) and returns a labelled :class:`xarray.Dataset` that survives a netCDF
+round trip through :func:`rds.io.save` / :func:`rds.io.load`.
+"""
+
+from analysis.degenerate_stability import (
+    attracting_probability,
+    averaged_jacobian_wv,
+    averaged_mu,
+    averaged_potential,
+    averaged_potential_full,
+    averaged_step_jacobian,
+    compare_random_averaged,
+    degenerate_stability,
+    jacobian_wv,
+    mu_eigenvalues,
+    sgd_direction_wv,
+    step_jacobian_pqrs,
+    transverse_jacobian,
+    valley,
+    valley_local_minima,
+    valley_potential,
+)
+from analysis.escape_times import escape_time_scan, escape_times, sample_uniform, survival_summary
+from analysis.lyapunov import lyapunov_spectrum
+from analysis.neuron_splitting import (
+    PlateauClassification,
+    classify_plateau,
+    find_local_minimum,
+    inner_hessian,
+    numerical_classification,
+    plateau_map,
+    plot_plateau_map,
+    split_neuron,
+    two_layer_gradient,
+    two_layer_hessian,
+    two_layer_loss,
+    unsplit_neuron,
+)
+from analysis.overfitting import (
+    convergence_modulo_symmetry,
+    count_unstable,
+    distance_to_optimal_set,
+    function_distance,
+    generalization_error,
+    learning_curves,
+    load_dataset,
+    make_dataset,
+    optimal_set_sample,
+    overfitting_point,
+    plot_learning_curves,
+    plot_trajectory,
+    training_gradient,
+    training_hessian,
+)
+from analysis.plots_lyapunov import plot_exponent_history, plot_exponent_vs_sigma2, plot_transverse_exponents
+from analysis.pullback import (
+    hausdorff_distance,
+    plot_pullback_attractors,
+    pullback_attractor,
+    pullback_diagnostics,
+    sample_initial,
+)
+from analysis.transverse_exponents import conditional_r_system, pqrs_system, transverse_exponents
+
+__all__ = [
+    "PlateauClassification",
+    "attracting_probability",
+    "averaged_jacobian_wv",
+    "averaged_mu",
+    "averaged_potential",
+    "averaged_potential_full",
+    "averaged_step_jacobian",
+    "classify_plateau",
+    "compare_random_averaged",
+    "conditional_r_system",
+    "convergence_modulo_symmetry",
+    "count_unstable",
+    "degenerate_stability",
+    "distance_to_optimal_set",
+    "escape_time_scan",
+    "escape_times",
+    "find_local_minimum",
+    "function_distance",
+    "generalization_error",
+    "hausdorff_distance",
+    "inner_hessian",
+    "jacobian_wv",
+    "learning_curves",
+    "load_dataset",
+    "lyapunov_spectrum",
+    "make_dataset",
+    "mu_eigenvalues",
+    "numerical_classification",
+    "optimal_set_sample",
+    "overfitting_point",
+    "plateau_map",
+    "plot_exponent_history",
+    "plot_exponent_vs_sigma2",
+    "plot_learning_curves",
+    "plot_plateau_map",
+    "plot_pullback_attractors",
+    "plot_trajectory",
+    "plot_transverse_exponents",
+    "pqrs_system",
+    "pullback_attractor",
+    "pullback_diagnostics",
+    "sample_initial",
+    "sample_uniform",
+    "sgd_direction_wv",
+    "split_neuron",
+    "step_jacobian_pqrs",
+    "survival_summary",
+    "training_gradient",
+    "training_hessian",
+    "transverse_exponents",
+    "transverse_jacobian",
+    "two_layer_gradient",
+    "two_layer_hessian",
+    "two_layer_loss",
+    "unsplit_neuron",
+    "valley",
+    "valley_local_minima",
+    "valley_potential",
+]

@@ -60,7 +60,7 @@ def run_trajectories(out_dir, scale="small"):
         axes[1].loglog(t, dv.isel(member=m) + 1e-16, lw=0.8)
     axes[0].set(xlabel="t", ylabel="|w1 − w2|", title="distance to M_w")
     axes[1].set(xlabel="t", ylabel="|v1 − v2|", title="distance to M_wv (given M_w)")
-    fig.suptitle("FA SGD, σ² = 1, η = 0.1, one noise path, %d initial conditions" % members)
+    fig.suptitle(f"FA SGD, σ² = 1, η = 0.1, one noise path, {members} initial conditions")
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "fa_trajectories.png"), dpi=120)
     plt.close(fig)

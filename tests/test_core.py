@@ -234,7 +234,8 @@ def test_user_map_gets_exact_automatic_jacobian_on_both_backends():
     sys_ = rds.RandomDynamicalSystem(logistic_step, noise=rds.noise.Gaussian(1e-4), variables=("x",), params=(3.3,))
     u = np.array([[0.2], [0.5], [0.7]])
     xi = np.array([0.01])
-    np.testing.assert_allclose(sys_.jacobian_matrix(u, xi)[:, 0, 0], 3.3 * (1 - 2 * u[:, 0]), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(sys_.jacobian_matrix(u, xi)[:, 0, 0], 3.3 * (1 - 2 * u[:, 0]),
+                               rtol=1e-14, atol=1e-15)
     u = np.array([[0.2], [0.45], [0.7]])  # (x = 1/2 has derivative 0: log 0 = -inf, avoided)
     a = sys_.propagate_tangent(u, 400, backend="numpy")["logr"]
     b = sys_.propagate_tangent(u, 400, backend="numba")["logr"]
@@ -258,7 +259,7 @@ def test_gd_step_equals_independent_formula():
     assert rds.models.training_error(gd.evolve(th, 100), x, y) < rds.models.training_error(th, x, y)
 
 
-# ------------------------------------------------------------------------------------------------ trajectory, divergence
+# --------------------------------------------------------------------------------------- trajectory, divergence
 def test_trajectory_records_at_requested_times():
     fa = fukumizu_amari()
     u = initial_for(fa, 4)
