@@ -55,18 +55,30 @@ AUTO_NUMBA_THRESHOLD = 2_000_000
 # generated sources (one text per service, compiled for both backends)
 
 def _xi_src(noise_ndim: int, independent: bool, vec_len: int | None = None) -> str:
-    """Source of this step's noise sample ``xi``.
+    """Source of this step's noise sample ``xi`` inside an update, from ``nt = xi_of(noise, t)``.
 
-    With ``vec_len`` (compiled backend, 1-D noise of a few samples) the sample is a fixed-length vector whose
-    length is a compile-time constant (:class:`NoiseVec`), so a map's loop over the batch unrolls and the member
-    loop around it vectorises; otherwise it is an array view.
+    Common noise: ``nt`` is already the sample (loaded once per step, outside the member loop, so that terms that
+    depend on the noise only are hoisted out of it). Independent noise: ``nt`` is the noise array and the member's
+    sample is gathered. With ``vec_len`` (compiled backend, 1-D noise of a few samples) the sample is a
+    fixed-length vector whose length is a compile-time constant (``rds.fastmath.nvec``), so a map's loop over the
+    batch unrolls and the member loop around it vectorises; otherwise it is an array view.
     """
-    if vec_len is not None:
-        items = [f"noise[t, {k}, m]" if independent else f"noise[t, {k}]" for k in range(vec_len)]
-        return f"nvec({tuple_src(items)})"
     if not independent:
-        return "noise[t]"
-    return "noise[t, " + ", ".join([":"] * noise_ndim) + ", m]"
+        return "nt"
+    if vec_len is not None:
+        return "nvec(" + tuple_src(f"nt[t, {k}, m]" for k in range(vec_len)) + ")"
+    return "nt[t, " + ", ".join([":"] * noise_ndim) + ", m]"
+
+
+def xi_of_source(independent: bool, vec_len: int | None = None) -> str:
+    """Source of ``xi_of(noise, t)``: the per-step noise argument ``nt`` of the updates (see :func:`_xi_src`)."""
+    if independent:
+        body = "noise"
+    elif vec_len is not None:
+        body = "nvec(" + tuple_src(f"noise[t, {k}]" for k in range(vec_len)) + ")"
+    else:
+        body = "noise[t]"
+    return f"def xi_of(noise, t):\n    return {body}\n"
 
 
 def _store_src(nvar: int, ind: str = "    ") -> str:
@@ -84,7 +96,7 @@ def _load_src(nvar: int) -> str:
 
 def evolve_source(nvar, noise_ndim, independent, vec_len=None):
     return f"""
-def update(X, m, noise, t, params):
+def update(X, m, nt, t, params):
     xi = {_xi_src(noise_ndim, independent, vec_len)}
     n = step({_load_src(nvar)}, xi, params)
 {_store_src(nvar)}
@@ -103,7 +115,7 @@ def tangent_source(nvar, noise_ndim, independent, k, vec_len=None):
             lines.append(f"    V[{i}, {c}, m] = w{i}_{c}")
     body = "\n".join(lines)
     return f"""
-def update(X, V, m, noise, t, params):
+def update(X, V, m, nt, t, params):
     xi = {_xi_src(noise_ndim, independent, vec_len)}
     s = {_load_src(nvar)}
     J = jac(s, xi, params)
@@ -115,7 +127,7 @@ def update(X, V, m, noise, t, params):
 
 def exit_source(nvar, noise_ndim, independent, vec_len=None):
     return f"""
-def update(X, exit_step, m, noise, t, params, count):
+def update(X, exit_step, m, nt, t, params, count):
     xi = {_xi_src(noise_ndim, independent, vec_len)}
     alive = exit_step[m] < 0
     n = step({_load_src(nvar)}, xi, params)
@@ -213,6 +225,7 @@ class _NumpyKernels:
               "isfinite": np.isfinite}
         self._nvar, self._nd, self._ind = nvar, nd, ind
         self._evolve = make_function(evolve_source(nvar, nd, ind), "update", ns)
+        self._xi_of = make_function(xi_of_source(ind), "xi_of")
         self._exit_src = exit_source(nvar, nd, ind)
         self._ns = ns
         self._exit_cache = {}
@@ -221,7 +234,7 @@ class _NumpyKernels:
     def evolve(self, X, noise, params, nsteps):
         m = slice(None)
         for t in range(nsteps):
-            self._evolve(X, m, noise, t, params)
+            self._evolve(X, m, self._xi_of(noise, t), t, params)
 
     def _tangent_update(self, k):
         if k not in self._tangent_cache:
@@ -234,7 +247,7 @@ class _NumpyKernels:
         update, qr = self._tangent_update(V.shape[1])
         m = slice(None)
         for t in range(nsteps):
-            update(X, V, m, noise, t, params)
+            update(X, V, m, self._xi_of(noise, t), t, params)
             n = n0 + t + 1
             if n % qr_every == 0 or (t == nsteps - 1 and qr_final):
                 qr(V, logr, m)
@@ -243,7 +256,7 @@ class _NumpyKernels:
         update = self._exit_update(inside)
         m = slice(None)
         for t in range(nsteps):
-            update(X, exit_step, m, noise, t, params, n0 + t + 1)
+            update(X, exit_step, m, self._xi_of(noise, t), t, params, n0 + t + 1)
             if np.all(exit_step >= 0):
                 break
 
@@ -323,6 +336,9 @@ class _NumbaKernels:
                     "nvec": fastmath.nvec, "np": fastmath.fast_numpy}
         self._cache = {}
 
+    def _xi_of(self, vec_len):
+        return nb.njit(inline="always", **NB_OPTS)(make_function(xi_of_source(self._ind, vec_len), "xi_of", self._ns))
+
     def _update(self, src, ns=None):
         return nb.njit(inline="always", **NB_OPTS)(make_function(src, "update", ns or self._ns))
 
@@ -349,7 +365,8 @@ class _NumbaKernels:
 
     def evolve(self, X, noise, params, nsteps):
         def build(vl):
-            return _nb_evolve_kernel(self._update(evolve_source(self._nvar, self._nd, self._ind, vl)))
+            return _nb_evolve_kernel(self._update(evolve_source(self._nvar, self._nd, self._ind, vl)),
+                                     self._xi_of(vl))
         self._call("evolve", build, X, noise, params, nsteps)
 
     def tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
@@ -358,13 +375,15 @@ class _NumbaKernels:
         def build(vl):
             upd = self._update(tangent_source(self._nvar, self._nd, self._ind, k, vl))
             qr = nb.njit(inline="always", **NB_OPTS)(make_function(mgs_source(self._nvar, k), "mgs", self._ns))
-            return _nb_tangent_kernel(upd, qr)
+            sl = nb.njit(inline="always", **NB_OPTS)(make_function(noise_slice_source(self._nd, self._ind),
+                                                                    "noise_slice"))
+            return _nb_tangent_kernel(upd, qr, self._nvar, k, sl, self._xi_of(vl))
         self._call(("tangent", k), build, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final)
 
     def exit(self, X, exit_step, noise, params, nsteps, n0, inside):
         def build(vl):
             ns = dict(self._ns, inside=jit_map_function(inside))
-            return _nb_exit_kernel(self._update(exit_source(self._nvar, self._nd, self._ind, vl), ns))
+            return _nb_exit_kernel(self._update(exit_source(self._nvar, self._nd, self._ind, vl), ns), self._xi_of(vl))
         key = ("exit", id(inside))
         if key in self._cache and self._cache[key][3] is not inside:  # id reused by a new predicate
             del self._cache[key]
@@ -398,12 +417,13 @@ def kernels_for(system, backend):
 # unsigned so that ``X[i, m]`` needs no negative-index wrap-around (which would stop vectorisation); the parallel
 # kernel only hands blocks to threads.
 
-def _nb_evolve_kernel(update):
+def _nb_evolve_kernel(update, xi_of):
     @nb.njit(**NB_OPTS)
     def block(X, noise, params, nsteps, lo, hi):
         for t in range(nsteps):
+            nt = xi_of(noise, t)
             for m in range(lo, hi):
-                update(X, m, noise, t, params)
+                update(X, m, nt, t, params)
 
     @nb.njit(parallel=True, **NB_OPTS)
     def kernel(X, noise, params, nsteps):
@@ -414,16 +434,42 @@ def _nb_evolve_kernel(update):
     return kernel
 
 
-def _nb_tangent_kernel(update, mgs_nb):
+def _nb_tangent_kernel(update, mgs_nb, nvar, k, noise_slice, xi_of):
+    # The block works on local copies with compile-time shapes: with the strides of V known, LLVM sees that
+    # members do not overlap and vectorises (on the caller's arrays it would need too many run-time alias checks).
     @nb.njit(**NB_OPTS)
     def block(X, V, logr, noise, params, nsteps, n0, qr_every, qr_final, lo, hi):
+        n = hi - lo
+        Xb = np.empty((nvar, BLOCK))
+        Vb = np.empty((nvar, k, BLOCK))
+        Lb = np.empty((k, BLOCK))
+        for i in range(nvar):
+            for m in range(n):
+                Xb[i, m] = X[i, lo + m]
+            for c in range(k):
+                for m in range(n):
+                    Vb[i, c, m] = V[i, c, lo + m]
+        for c in range(k):
+            for m in range(n):
+                Lb[c, m] = logr[c, lo + m]
+        nz = noise_slice(noise, lo, hi)
         for t in range(nsteps):
-            for m in range(lo, hi):
-                update(X, V, m, noise, t, params)
-            n = n0 + t + 1
-            if n % qr_every == 0 or (t == nsteps - 1 and qr_final):
-                for m in range(lo, hi):
-                    mgs_nb(V, logr, m)
+            nt = xi_of(nz, t)
+            for m in range(n):
+                update(Xb, Vb, m, nt, t, params)
+            s = n0 + t + 1
+            if s % qr_every == 0 or (t == nsteps - 1 and qr_final):
+                for m in range(n):
+                    mgs_nb(Vb, Lb, m)
+        for i in range(nvar):
+            for m in range(n):
+                X[i, lo + m] = Xb[i, m]
+            for c in range(k):
+                for m in range(n):
+                    V[i, c, lo + m] = Vb[i, c, m]
+        for c in range(k):
+            for m in range(n):
+                logr[c, lo + m] = Lb[c, m]
 
     @nb.njit(parallel=True, **NB_OPTS)
     def kernel(X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
@@ -435,7 +481,13 @@ def _nb_tangent_kernel(update, mgs_nb):
     return kernel
 
 
-def _nb_exit_kernel(update):
+def noise_slice_source(noise_ndim: int, independent: bool) -> str:
+    """Source of ``noise_slice(noise, lo, hi)``: the block's members of independent noise (common: all of it)."""
+    body = "noise[" + ", ".join([":"] * (noise_ndim + 1)) + ", lo:hi]" if independent else "noise"
+    return f"def noise_slice(noise, lo, hi):\n    return {body}\n"
+
+
+def _nb_exit_kernel(update, xi_of):
     @nb.njit(**NB_OPTS)
     def block(X, exit_step, noise, params, nsteps, n0, lo, hi):
         for t in range(nsteps):
@@ -444,8 +496,9 @@ def _nb_exit_kernel(update):
                 alive += exit_step[m] < 0
             if alive == 0:
                 break
+            nt = xi_of(noise, t)
             for m in range(lo, hi):
-                update(X, exit_step, m, noise, t, params, n0 + t + 1)
+                update(X, exit_step, m, nt, t, params, n0 + t + 1)
 
     @nb.njit(parallel=True, **NB_OPTS)
     def kernel(X, exit_step, noise, params, nsteps, n0):

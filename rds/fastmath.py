@@ -133,30 +133,23 @@ def _tanh_f(x):
 
 
 @njit(**_opts)
-def _half_exp(a):
-    """exp(a)/2 for a >= 0 without overflowing before the result does."""
-    e = _exp_f(0.5 * a)
-    big = (0.5 * e) * e
-    return _where(a > 709.0, big, 0.5 * _exp_f(a))
-
-
-@njit(**_opts)
 def _sinh_f(x):
+    # 2 sinh a = E + E / (E + 1) with E = expm1(a) (no cancellation for small a); for a > 709, where E overflows
+    # first, sinh a = (h / 2) h with h = exp(a / 2)
     a = abs(x)
-    b = _where(a > 22.0, 22.0, a)
-    e = _expm1_f(b)
-    small = 0.5 * (e + e / (e + 1.0))
-    r = _where(a > 22.0, _half_exp(a), small)
+    big = a > 709.0
+    e = _expm1_f(_where(big, 0.5 * a, a))
+    h = e + 1.0
+    r = _where(big, (0.5 * h) * h, 0.5 * (e + e / h))
     return _where(x == x, math.copysign(r, x), x)
 
 
 @njit(**_opts)
 def _cosh_f(x):
     a = abs(x)
-    b = _where(a > 22.0, 22.0, a)
-    e = _exp_f(b)
-    small = 0.5 * (e + 1.0 / e)
-    return _where(a > 22.0, _half_exp(a), small)
+    big = a > 709.0
+    e = _exp_f(_where(big, 0.5 * a, a))
+    return _where(big, (0.5 * e) * e, 0.5 * (e + 1.0 / e))
 
 
 _LG1 = 6.666666666666735130e-01
@@ -306,7 +299,7 @@ def _log1p_f(x):
     u = 1.0 + x
     d = u - 1.0
     corr = (x - d) / u
-    r = _log_f(u) + corr
+    r = _log_f(u) + _where(u < _INF, corr, 0.0)
     return _where(d == 0.0, x, r)
 
 
