@@ -61,6 +61,7 @@ _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e+00
 _SHIFT = 6755399441055744.0  # 1.5 * 2**52: (x + SHIFT) - SHIFT rounds x to the nearest integer
+_SHIFT_BITS = 0x4338000000000000  # its bit pattern: bits(x + SHIFT) - _SHIFT_BITS = round(x) for |x| < 2**51
 _INF = math.inf
 _NAN = math.nan
 
@@ -80,25 +81,26 @@ def _pow2(k):
 
 @njit(**_opts)
 def _reduce_ln2(a):
-    """a = k ln2 + r with |r| <= ln2/2; returns (k as int64, r, expm1(r))."""
-    kf = (a * _INV_LN2 + _SHIFT) - _SHIFT
-    kf = _where(kf == kf, kf, 0.0)  # NaN input: r is NaN anyway, keep k defined
-    r = (a - kf * _LN2_HI) - kf * _LN2_LO
-    # expm1(r) by its Taylor series to r**13 (|r| <= 0.347: truncation < 2e-17 relative)
-    q = 1.0 / 6227020800.0
-    q = 1.0 / 479001600.0 + r * q
-    q = 1.0 / 39916800.0 + r * q
-    q = 1.0 / 3628800.0 + r * q
-    q = 1.0 / 362880.0 + r * q
-    q = 1.0 / 40320.0 + r * q
-    q = 1.0 / 5040.0 + r * q
-    q = 1.0 / 720.0 + r * q
-    q = 1.0 / 120.0 + r * q
-    q = 1.0 / 24.0 + r * q
-    q = 1.0 / 6.0 + r * q
-    q = 0.5 + r * q
-    p = r + (r * r) * q
-    return np.int64(kf), p
+    """a = k ln2 + r with |r| <= ln2/2; returns (k as int64, expm1(r))."""
+    # round with the magic shift; k is read off the bits of the shifted value (AVX2 has no vector double->int64
+    # conversion, so np.int64(kf) would be scalarised). NaN input: r is NaN, k is garbage but harmless.
+    t = a * _INV_LN2 + _SHIFT
+    kf = t - _SHIFT
+    r = _fma(-kf, _LN2_LO, _fma(-kf, _LN2_HI, a))
+    # expm1(r) by its Taylor series to r**13 (|r| <= 0.347: truncation < 2e-17 relative), Horner with FMA
+    q = _fma(r, 1.0 / 6227020800.0, 1.0 / 479001600.0)
+    q = _fma(r, q, 1.0 / 39916800.0)
+    q = _fma(r, q, 1.0 / 3628800.0)
+    q = _fma(r, q, 1.0 / 362880.0)
+    q = _fma(r, q, 1.0 / 40320.0)
+    q = _fma(r, q, 1.0 / 5040.0)
+    q = _fma(r, q, 1.0 / 720.0)
+    q = _fma(r, q, 1.0 / 120.0)
+    q = _fma(r, q, 1.0 / 24.0)
+    q = _fma(r, q, 1.0 / 6.0)
+    q = _fma(r, q, 0.5)
+    p = _fma(r * r, q, r)
+    return _f2i(t) - _SHIFT_BITS, p
 
 
 @njit(**_opts)
@@ -110,7 +112,7 @@ def _expm1_f(x):
     s1 = _pow2(h)
     s2 = _pow2(k - h)
     # 2**k p + (2**k - 1), scaled in two factors so that k = 1024 does not overflow early
-    return (p * s1 + (s1 - 1.0 / s2)) * s2
+    return _fma(p, s1, s1 - _pow2(h - k)) * s2
 
 
 @njit(**_opts)
@@ -121,14 +123,16 @@ def _exp_f(x):
     h = k >> np.int64(1)
     s1 = _pow2(h)
     s2 = _pow2(k - h)
-    return (s1 + s1 * p) * s2
+    return _fma(s1, p, s1) * s2
 
 
 @njit(**_opts)
 def _tanh_f(x):
     a = _where(x > 20.0, 20.0, x)  # tanh(±20) rounds to ±1
     a = _where(a < -20.0, -20.0, a)
-    e = _expm1_f(2.0 * a)
+    k, p = _reduce_ln2(2.0 * a)  # |k| <= 58: one scale factor
+    s = _pow2(k)
+    e = _fma(p, s, s - 1.0)  # expm1(2a)
     return e / (e + 2.0)
 
 
@@ -181,7 +185,7 @@ def _log_f(x):
     t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
     t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
     R = t2 + t1
-    dk = np.float64(k)
+    dk = _i2f(k + _SHIFT_BITS) - _SHIFT  # float(k) without a (scalarised) int64->double conversion
     res = dk * _LN2_HI - ((hfsq - (s * (hfsq + R) + dk * _LN2_LO)) - f)
     res = _where(x < _INF, res, x)  # +inf -> inf, NaN -> NaN
     special = _where(x == 0.0, -_INF, _NAN)
@@ -238,7 +242,8 @@ def _sincos_reduced(x):
     """
     ok = abs(x) < TRIG_MAX
     xc = _where(ok, x, 0.0)
-    kf = (xc * _INV_PIO2 + _SHIFT) - _SHIFT
+    tk = xc * _INV_PIO2 + _SHIFT
+    kf = tk - _SHIFT
     h = kf * _P0
     e = _fma(kf, _P0, -h)          # kf * P0 = h + e exactly
     r0 = xc - h                    # exact (Sterbenz)
@@ -248,12 +253,13 @@ def _sincos_reduced(x):
     s2, e2 = _two_sum(s1, -t)
     lo = ((e1 + e2) - et) - (kf * _P2 + kf * _P3)
     # for |x| > ~1e14 the rounding of x * 2/pi can leave |s2| up to ~0.95 > pi/4: one more (exact) step
-    k2 = (s2 * _INV_PIO2 + _SHIFT) - _SHIFT
+    tk2 = s2 * _INV_PIO2 + _SHIFT
+    k2 = tk2 - _SHIFT
     s3 = s2 - k2 * _P0  # exact (k2 in {-1, 0, 1}, Sterbenz)
     lo = lo - (k2 * _P1 + k2 * _P2)
     r = s3 + lo
     tail = lo - (r - s3)
-    n = (np.int64(kf) + np.int64(k2)) & np.int64(3)
+    n = (_f2i(tk) + _f2i(tk2)) & np.int64(3)  # the low bits of the shifted values are k, k2 mod 4
     # __kernel_sin(r, tail)
     z = r * r
     v = z * r
