@@ -35,6 +35,7 @@ import xarray as xr
 
 import rds
 from rds._checks import finite_array, integer, nonnegative, positive
+from rds.models.teacher_student import check_dataset
 from rds.symmetry import canonical, orbit
 
 __all__ = ["make_dataset", "load_dataset", "teacher", "network_output", "training_error", "training_gradient",
@@ -113,16 +114,6 @@ def load_dataset(path):
     return data[:, 0].copy(), data[:, 1].copy()
 
 
-def _check_xy(x, y):
-    x = finite_array(x, "x", ndim=1)
-    y = finite_array(y, "y", ndim=1)
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same length, got {x.size} and {y.size}")
-    if x.size < 1:
-        raise ValueError("x must hold at least one data point")
-    return x, y
-
-
 def _check_theta(theta, name="theta"):
     theta = np.asarray(theta, dtype=float)
     if theta.ndim == 0 or theta.shape[-1] % 2 or theta.shape[-1] == 0:
@@ -141,7 +132,7 @@ def network_output(theta, x):
 
 def training_error(theta, x, y):
     """E_tr(θ) = (1/n) Σ_k (f(x_k; θ) − y_k)² (paper 000, eq. 1). θ shape (..., 2N) → (...)."""
-    x, y = _check_xy(x, y)
+    x, y = check_dataset(x, y)
     r = network_output(theta, x) - y
     return np.mean(r * r, axis=-1)
 
@@ -169,7 +160,7 @@ def training_gradient(theta, x, y):
     -------
     ndarray, shape (..., 2N)
     """
-    x, y = _check_xy(x, y)
+    x, y = check_dataset(x, y)
     _, _, _, _, _, r, df = _parts(theta, x, y)
     return 2.0 * np.einsum("...k,...ak->...a", r, df) / x.size
 
@@ -189,7 +180,7 @@ def training_hessian(theta, x, y):
     -------
     ndarray, shape (..., 2N, 2N), symmetric
     """
-    x, y = _check_xy(x, y)
+    x, y = check_dataset(x, y)
     N, w, v, t, s, r, df = _parts(theta, x, y)
     H = np.einsum("...ak,...bk->...ab", df, df)
     ww = np.sum(r[..., None, :] * v * x * x * (-2.0 * s * t), axis=-1)   # (..., N)
@@ -364,7 +355,7 @@ def overfitting_point(x, y, start, tol: float = 1e-12, max_iter: int = 200):
         ``theta`` (2N,), ``canonical`` (2N,), ``grad_norm`` (Euclidean), ``eigenvalues`` (2N,) of ∇²E_tr,
         ``n_unstable``, ``E_tr``, ``E_gen``, ``iterations``, ``converged`` (bool: |∇E_tr|_∞ ≤ tol).
     """
-    x, y = _check_xy(x, y)
+    x, y = check_dataset(x, y)
     theta = finite_array(start, "start", ndim=1).copy()
     _check_theta(theta, "start")
     tol = positive(tol, "tol")

@@ -24,7 +24,7 @@ from rds._codegen import make_function, tuple_src
 from rds.noise import FixedDataset
 from rds.system import RandomDynamicalSystem
 
-__all__ = ["teacher_student", "student_variables", "network_output", "training_error"]
+__all__ = ["teacher_student", "check_dataset", "student_variables", "network_output", "training_error"]
 
 GDParams = namedtuple("GDParams", ["eta"])
 
@@ -108,6 +108,17 @@ def training_error(theta, x, y):
     return np.mean(r * r, axis=-1)
 
 
+def check_dataset(x, y):
+    """Validate a 1-D dataset: finite x and y of equal, non-zero length. Returns float arrays (x, y)."""
+    x = finite_array(x, "x", ndim=1)
+    y = finite_array(y, "y", ndim=1)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same length, got {x.size} and {y.size}")
+    if x.size < 1:
+        raise ValueError("x must hold at least one data point")
+    return x, y
+
+
 def teacher_student(x, y, hidden: int = 2, eta: float = 0.01):
     """Full-batch GD on E_tr for a tanh student with ``hidden`` neurons on a fixed dataset (papers 000/001).
 
@@ -136,12 +147,7 @@ def teacher_student(x, y, hidden: int = 2, eta: float = 0.01):
     ('w1', 'w2', 'v1', 'v2')
     >>> theta = gd.evolve(np.array([-0.13, 0.13, 0.16, -0.15]), 1000)
     """
-    x = finite_array(x, "x", ndim=1)
-    y = finite_array(y, "y", ndim=1)
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same length, got {x.size} and {y.size}")
-    if x.size < 1:
-        raise ValueError("x must hold at least one data point")
+    x, y = check_dataset(x, y)
     hidden = integer(hidden, "hidden", 1)
     eta = positive(eta, "eta")
     step, jac = _gd_functions(hidden)
