@@ -78,12 +78,7 @@ def sample_uniform(box: Box, members: int, variables, seed=0) -> np.ndarray:
         raise TypeError(f"box must be an rds.regions.Box, got {type(box).__name__}")
     members = integer(members, "members", 1)
     variables = tuple(variables)
-    missing = [v for v in variables if v not in box.variables]
-    if missing or not (np.all(np.isfinite(box.low)) and np.all(np.isfinite(box.high))):
-        raise ValueError(f"initial: a sampling box needs finite bounds for every variable {variables}, "
-                         f"got {box!r}")
-    idx = [box.variables.index(v) for v in variables]
-    lo, hi = box.low[idx], box.high[idx]
+    lo, hi = box.bounds_for(variables)
     u = np.random.default_rng([int(seed), 7919]).random((members, len(variables)))
     return hi - (hi - lo) * u
 

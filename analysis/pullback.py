@@ -95,16 +95,10 @@ def sample_initial(sampler, variables, members, sample_seed=0):
     sample_seed = integer(sample_seed, "sample_seed", 0)
     rng = np.random.default_rng(sample_seed)
     if isinstance(sampler, Box):
-        missing = [v for v in variables if v not in sampler.variables]
-        if missing:
-            raise ValueError(f"initial: the Box must bound every variable to be sampled; missing {missing}")
         extra = [v for v in sampler.variables if v not in variables]
         if extra:
             raise ValueError(f"initial: Box variables {extra} are not variables of the system {variables}")
-        idx = [sampler.variables.index(v) for v in variables]
-        low, high = sampler.low[idx], sampler.high[idx]
-        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-            raise ValueError("initial: the Box must have finite bounds to be sampled uniformly")
+        low, high = sampler.bounds_for(variables)
         return low + (high - low) * rng.random((members, len(variables)))
     if callable(sampler):
         out = np.asarray(sampler(rng, members), dtype=float)

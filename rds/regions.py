@@ -78,6 +78,21 @@ class Box(Region):
             expr = f"np.logical_and({expr}, {t})"
         return make_function(f"def inside(s):\n    return {expr}\n", "inside")
 
+    def bounds_for(self, variables, name="initial"):
+        """Finite bounds ``(low, high)`` of this Box for ``variables``, in that order, for uniform sampling.
+
+        Raises a ValueError naming ``name`` if a variable is not bounded by the Box or a bound is infinite.
+        """
+        variables = tuple(variables)
+        missing = [v for v in variables if v not in self.variables]
+        if missing:
+            raise ValueError(f"{name}: a sampling Box must bound every variable {variables}; missing {missing}")
+        idx = [self.variables.index(v) for v in variables]
+        low, high = self.low[idx], self.high[idx]
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError(f"{name}: a sampling Box needs finite bounds, got {self!r}")
+        return low, high
+
     def contains(self, states, variables) -> np.ndarray:
         """Evaluate membership of states, shape (..., var) → bool (...)."""
         X = np.asarray(states, dtype=float)

@@ -351,3 +351,14 @@ def test_bad_types_raise_type_error():
         fukumizu_amari().evolve(np.zeros(4), 5, executor="pool")
     with pytest.raises(TypeError, match="params"):
         rds.RandomDynamicalSystem(logistic_step, variables=("x",), params=[1.0])
+
+
+def test_box_bounds_for_sampling():
+    box = rds.regions.Box([0, -1], [2, 1], ("w", "v"))
+    low, high = box.bounds_for(("v", "w"))
+    np.testing.assert_array_equal(low, [-1, 0])
+    np.testing.assert_array_equal(high, [1, 2])
+    with pytest.raises(ValueError, match="missing"):
+        box.bounds_for(("w", "x"))
+    with pytest.raises(ValueError, match="finite"):
+        rds.regions.Box([0], [np.inf], ("w",)).bounds_for(("w",))
