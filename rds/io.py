@@ -39,12 +39,42 @@ def _encode_value(v):
 
 
 def encode_attrs(attrs: dict) -> dict:
-    """netCDF-safe copy of ``attrs`` (see module docstring)."""
+    """netCDF-safe copy of ``attrs``: bool, None, dict and mixed lists become ``"json:..."`` strings.
+
+    Parameters
+    ----------
+    attrs : dict
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> from rds.io import encode_attrs
+    >>> encode_attrs({"ok": True, "n": 3})
+    {'ok': 'json:true', 'n': 3}
+    """
     return {str(k): _encode_value(v) for k, v in attrs.items()}
 
 
 def decode_attrs(attrs: dict) -> dict:
-    """Inverse of :func:`encode_attrs`."""
+    """Inverse of :func:`encode_attrs`.
+
+    Parameters
+    ----------
+    attrs : dict
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> from rds.io import decode_attrs, encode_attrs
+    >>> decode_attrs(encode_attrs({"ok": True, "cfg": {"a": None}}))
+    {'ok': True, 'cfg': {'a': None}}
+    """
     out = {}
     for k, v in attrs.items():
         if isinstance(v, str) and v.startswith(_TAG):
@@ -110,6 +140,10 @@ def load(path) -> xr.Dataset:
     Returns
     -------
     xarray.Dataset
+
+    Examples
+    --------
+    See :func:`save`.
     """
     path = os.fspath(path)
     if not os.path.exists(path):

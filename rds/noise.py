@@ -56,6 +56,20 @@ class NoiseSource:
         Shape of one step's sample ξ_t as the map sees it (e.g. ``(S,)`` for a batch of S inputs).
     quenched : bool
         True when ξ_t does not depend on t (a fixed dataset): the system is then a deterministic map.
+
+    Examples
+    --------
+    A new source only draws a block of samples from a given generator; replay and chunking come from the base class:
+
+    >>> import numpy as np
+    >>> from rds.noise import NoiseSource
+    >>> class Uniform(NoiseSource):
+    ...     shape = (1,)
+    ...     def _draw(self, rng, size):
+    ...         return rng.uniform(-1.0, 1.0, size)
+    >>> u = Uniform()
+    >>> bool(np.array_equal(u.block(0, 0, -5, 5)[5:], u.block(0, 0, 0, 5)))
+    True
     """
 
     shape: tuple = ()

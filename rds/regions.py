@@ -17,7 +17,17 @@ __all__ = ["Region", "Box", "Predicate", "as_predicate"]
 
 
 class Region:
-    """Base class: a region knows how to make an elementwise predicate for a system's variables."""
+    """Base class of regions: a region makes an elementwise predicate ``inside(state) -> bool`` for the variables
+    of a system (:meth:`predicate`) and describes itself in netCDF-safe attrs (:meth:`describe`).
+
+    Subclass it for a new kind of region; see :class:`Box` and :class:`Predicate`.
+
+    Examples
+    --------
+    >>> from rds.regions import Box, Region
+    >>> isinstance(Box([0], [1], ("x",)), Region)
+    True
+    """
 
     def predicate(self, variables: Sequence[str]) -> Callable:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -107,7 +117,28 @@ class Box(Region):
 
 
 class Predicate(Region):
-    """Wrap an elementwise predicate ``inside(state) -> bool`` (state: the tuple of all variables)."""
+    """A region given by an elementwise predicate ``inside(state) -> bool`` (state: the tuple of all variables).
+
+    Write the predicate like a map, with NumPy functions (``np.logical_and``, comparisons, ``np.abs``), so that it
+    runs vectorised under NumPy and compiled under Numba.
+
+    Parameters
+    ----------
+    inside : callable
+        ``inside(state) -> bool``; NaN states should give False (outside).
+    name : str, optional
+        Recorded in attrs.
+
+    Examples
+    --------
+    A disc of radius 2 around M_wv's origin, for the reduced FA map (variables w, v):
+
+    >>> import numpy as np
+    >>> from rds.regions import Predicate
+    >>> disc = Predicate(lambda s: s[0] * s[0] + s[1] * s[1] <= 4.0, name="disc")
+    >>> disc.predicate(("w", "v"))((np.array([1.0, 3.0]), np.array([0.0, 0.0]))).tolist()
+    [True, False]
+    """
 
     def __init__(self, inside: Callable, name: str | None = None):
         if not callable(inside):
@@ -126,7 +157,26 @@ class Predicate(Region):
 
 
 def as_predicate(region, variables) -> Callable:
-    """The elementwise predicate of a :class:`Region` or a plain callable, bound to ``variables``."""
+    """The elementwise predicate of a :class:`Region` or of a plain callable, bound to ``variables``.
+
+    Parameters
+    ----------
+    region : Region or callable
+    variables : sequence of str
+        The system's variables (the order of the state tuple).
+
+    Returns
+    -------
+    callable
+        ``inside(state) -> bool``, elementwise.
+
+    Examples
+    --------
+    >>> from rds.regions import Box, as_predicate
+    >>> inside = as_predicate(Box([-2], [2], ("v",)), ("w", "v"))
+    >>> bool(inside((5.0, 1.0)))
+    True
+    """
     if isinstance(region, Region):
         return region.predicate(variables)
     if callable(region):

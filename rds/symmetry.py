@@ -53,7 +53,25 @@ def canonical(theta):
 
 
 def swap(theta, i, j):
-    """Swap neurons i and j (0-based): (w_i, v_i) ↔ (w_j, v_j). Shape (..., 2N) preserved."""
+    """Swap neurons i and j (0-based): (w_i, v_i) ↔ (w_j, v_j) — a symmetry of the network (paper 002, §2).
+
+    Parameters
+    ----------
+    theta : array_like, shape (..., 2N)
+        (w1…wN, v1…vN).
+    i, j : int
+        Neuron indices in ``range(N)``.
+
+    Returns
+    -------
+    ndarray, shape (..., 2N)
+
+    Examples
+    --------
+    >>> from rds.symmetry import swap
+    >>> swap([1.0, 4.0, 2.0, -1.0], 0, 1).tolist()
+    [4.0, 1.0, -1.0, 2.0]
+    """
     theta, w, v, N = _split(theta)
     perm = np.arange(N)
     perm[[i, j]] = perm[[j, i]]
@@ -61,7 +79,24 @@ def swap(theta, i, j):
 
 
 def flip(theta, j):
-    """Flip neuron j (0-based): (w_j, v_j) → (−w_j, −v_j). Shape (..., 2N) preserved."""
+    """Flip neuron j (0-based): (w_j, v_j) → (−w_j, −v_j) — a symmetry since tanh is odd (paper 002, §2).
+
+    Parameters
+    ----------
+    theta : array_like, shape (..., 2N)
+    j : int
+        Neuron index in ``range(N)``.
+
+    Returns
+    -------
+    ndarray, shape (..., 2N)
+
+    Examples
+    --------
+    >>> from rds.symmetry import flip
+    >>> flip([1.0, 4.0, 2.0, -1.0], 1).tolist()
+    [1.0, -4.0, 2.0, 1.0]
+    """
     theta, w, v, N = _split(theta)
     out = theta.copy()
     out[..., j] *= -1
@@ -70,7 +105,23 @@ def flip(theta, j):
 
 
 def orbit(theta):
-    """All 2^N · N! images of θ under the symmetry group, shape (2^N · N!, ..., 2N)."""
+    """All 2^N · N! images of θ under neuron permutations and sign flips.
+
+    Parameters
+    ----------
+    theta : array_like, shape (..., 2N)
+
+    Returns
+    -------
+    ndarray, shape (2^N · N!, ..., 2N)
+        The images (with repeats if θ is itself symmetric).
+
+    Examples
+    --------
+    >>> import rds
+    >>> rds.symmetry.orbit([1.0, 4.0, 2.0, -1.0]).shape   # the 8 optima of eq. 9
+    (8, 4)
+    """
     theta, w, v, N = _split(theta)
     images = []
     for perm in itertools.permutations(range(N)):
@@ -81,6 +132,22 @@ def orbit(theta):
 
 
 def distance_modulo_symmetry(a, b):
-    """Euclidean distance between θ_a and the closest image of θ_b, min_g |θ_a − g θ_b|; shapes broadcast."""
+    """Euclidean distance from θ_a to the closest image of θ_b: min_g |θ_a − g θ_b| over the symmetry group.
+
+    Parameters
+    ----------
+    a : array_like, shape (..., 2N)
+    b : array_like, shape (2N,) or broadcastable with ``a``
+
+    Returns
+    -------
+    ndarray, shape (...)
+
+    Examples
+    --------
+    >>> import rds
+    >>> float(rds.symmetry.distance_modulo_symmetry([4.0, -1.0, -1.0, -2.0], rds.models.OPTIMA[0]))
+    0.0
+    """
     a = np.asarray(a, dtype=float)
     return np.min(np.linalg.norm(orbit(b) - a, axis=-1), axis=0)

@@ -155,7 +155,25 @@ class RandomDynamicalSystem:
         return super().__reduce__()
 
     def replace(self, **changes) -> RandomDynamicalSystem:
-        """A copy with some constructor arguments changed (e.g. ``common_noise=False``)."""
+        """A copy with some constructor arguments changed.
+
+        Parameters
+        ----------
+        **changes
+            Any of the constructor's arguments (``step``, ``noise``, ``variables``, ``params``, ``jacobian``,
+            ``name``, ``dt``, ``common_noise``, ``attrs``).
+
+        Returns
+        -------
+        RandomDynamicalSystem
+
+        Examples
+        --------
+        >>> import rds
+        >>> fa = rds.models.fukumizu_amari()
+        >>> fa.replace(common_noise=False).common_noise, fa.replace(jacobian=None).jacobian is None
+        (False, True)
+        """
         if self._spec is not None and set(changes) <= {"common_noise"}:
             factory, kwargs = self._spec
             return _rebuild(factory, kwargs, changes.get("common_noise", self.common_noise))
@@ -166,7 +184,19 @@ class RandomDynamicalSystem:
         return RandomDynamicalSystem(**args)
 
     def describe(self) -> dict:
-        """Attrs describing this system: model, parameters, noise, dt, library version (netCDF-safe)."""
+        """Attrs describing this system: model, parameters, noise, dt, library version (netCDF-safe values).
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> import rds
+        >>> d = rds.models.fukumizu_amari(eta=0.1, sigma2=0.5).describe()
+        >>> d["model"], d["param_eta"], d["noise_sigma2"]
+        ('fukumizu_amari', 0.1, 0.5)
+        """
         from rds import __version__
         attrs = {"model": self.name, "variables": ",".join(self.variables), "dt": self.dt,
                  "common_noise": int(self.common_noise), "rds_version": __version__}
@@ -350,6 +380,16 @@ class RandomDynamicalSystem:
             ``state`` (member, var), ``V`` (member, var, k) orthonormal tangent vectors, ``logr`` (member, k):
             Σ log R_cc over the run, ``logr_records`` (member, time, k) at ``times``, ``diverged`` (member,),
             ``backend``. The finite-time exponents are ``logr / (steps · dt)``.
+
+        Examples
+        --------
+        A linear map x → 2x, y → y/2 has exponents log 2 and −log 2:
+
+        >>> import numpy as np, rds
+        >>> lin = rds.RandomDynamicalSystem(lambda s, xi, p: (2.0 * s[0], 0.5 * s[1]), variables=("x", "y"))
+        >>> out = lin.propagate_tangent(np.ones((1, 2)), 10, backend="numpy")
+        >>> (out["logr"] / 10).round(6).tolist()
+        [[0.693147, -0.693147]]
         """
         X, X2, steps, t0 = self._prepare(initial, steps, seed, t0, realization)
         qr_every = integer(qr_every, "qr_every", 1)
@@ -391,6 +431,15 @@ class RandomDynamicalSystem:
             ``exit_step`` (member,) int: the number of steps n ≥ 1 after which the member was first outside
             (0 if it started outside, −1 if it never left within ``max_steps``); ``state`` (member, var): the
             state at exit (or at the cap); ``diverged`` (member,); ``backend``.
+
+        Examples
+        --------
+        >>> import numpy as np, rds
+        >>> red = rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=0.07)
+        >>> box = rds.regions.Box([-2, -2], [2, 2], variables=("w", "v"))
+        >>> out = red.first_exit(np.array([[0.5, 0.5], [1.0, 1.5]]), box, 1000, backend="numpy")
+        >>> out["exit_step"].shape
+        (2,)
         """
         from rds.regions import as_predicate
         X, X2, steps, t0 = self._prepare(initial, max_steps, seed, t0, realization)
@@ -423,6 +472,13 @@ class RandomDynamicalSystem:
         Returns
         -------
         ndarray, shape (..., var)
+
+        Examples
+        --------
+        >>> import numpy as np, rds
+        >>> fa = rds.models.fukumizu_amari(eta=0.1)
+        >>> fa.apply(rds.models.OPTIMA[0], np.array([0.7])).tolist()   # θ* is fixed for every input
+        [1.0, 4.0, 2.0, -1.0]
         """
         X = self._check_state(state, "state")
         xi = self._noise_sample(xi, X.size // self.nvar)
@@ -442,6 +498,13 @@ class RandomDynamicalSystem:
         -------
         ndarray, shape (..., var, var)
             ``J[..., i, j] = ∂θ'_i / ∂θ_j``.
+
+        Examples
+        --------
+        >>> import numpy as np, rds
+        >>> fa = rds.models.fukumizu_amari(eta=0.1)
+        >>> fa.jacobian_matrix(np.zeros((3, 4)) + 0.5, np.array([0.7])).shape
+        (3, 4, 4)
         """
         X = self._check_state(state, "state")
         xi = self._noise_sample(xi, X.size // self.nvar)
@@ -452,7 +515,27 @@ class RandomDynamicalSystem:
         return np.stack(rows, axis=-2)
 
     def noise_path(self, t0, t1, seed=0, realization=0, members=None) -> np.ndarray:
-        """The noise samples ξ_t for t0 ≤ t < t1 (see :meth:`rds.noise.NoiseSource.block`)."""
+        """The noise samples ξ_t for t0 ≤ t < t1, exactly those the runs use.
+
+        Parameters
+        ----------
+        t0, t1 : int
+            Absolute times (may be negative), ``t0 <= t1``.
+        seed, realization : int
+        members : (int, int) or None
+            Member range, used only with independent noise.
+
+        Returns
+        -------
+        ndarray
+            ``(t1 - t0,) + noise.shape`` (common noise), with a trailing member axis for independent noise.
+
+        Examples
+        --------
+        >>> import rds
+        >>> rds.models.fukumizu_amari(sigma2=1.0, batch=3).noise_path(-2, 2).shape
+        (4, 3)
+        """
         return self.noise.block(seed, realization, t0, t1,
                                 members if (members is not None and self.independent_noise) else None)
 

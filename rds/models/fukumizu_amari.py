@@ -30,7 +30,23 @@ OPTIMA = np.array([[1, 4, 2, -1], [-1, 4, -2, -1], [1, -4, 2, 1], [-1, -4, -2, 1
 
 
 def target(x):
-    """The teacher T(x) = 2 tanh(x) − tanh(4x) (paper 002, eq. 8)."""
+    """The teacher T(x) = 2 tanh(x) − tanh(4x) (paper 002, eq. 8).
+
+    Parameters
+    ----------
+    x : array_like
+        Inputs, any shape.
+
+    Returns
+    -------
+    ndarray, same shape
+
+    Examples
+    --------
+    >>> from rds.models import target
+    >>> float(target(0.0))
+    0.0
+    """
     return 2.0 * np.tanh(x) - np.tanh(4.0 * x)
 
 

@@ -30,7 +30,22 @@ GDParams = namedtuple("GDParams", ["eta"])
 
 
 def student_variables(hidden: int) -> tuple:
-    """Variable names ``("w1", …, "wN", "v1", …, "vN")``."""
+    """Variable names ``("w1", …, "wN", "v1", …, "vN")`` of a student with ``hidden`` neurons.
+
+    Parameters
+    ----------
+    hidden : int
+
+    Returns
+    -------
+    tuple of str
+
+    Examples
+    --------
+    >>> from rds.models import student_variables
+    >>> student_variables(2)
+    ('w1', 'w2', 'v1', 'v2')
+    """
     return tuple(f"w{j + 1}" for j in range(hidden)) + tuple(f"v{j + 1}" for j in range(hidden))
 
 
@@ -95,6 +110,13 @@ def network_output(theta, x):
     Returns
     -------
     ndarray, shape (..., n)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rds.models import network_output
+    >>> network_output([1.0, 1.0, 1.0, 1.0], np.array([0.0, 1.0])).round(4).tolist()
+    [0.0, 1.5232]
     """
     theta = np.asarray(theta, dtype=float)
     N = theta.shape[-1] // 2
@@ -103,13 +125,49 @@ def network_output(theta, x):
 
 
 def training_error(theta, x, y):
-    """E_tr(θ) = (1/n) Σ_k (f(x_k; θ) − y_k)² (paper 000, eq. 1). θ has shape (..., 2N); returns shape (...)."""
+    """Training error E_tr(θ) = (1/n) Σ_k (f(x_k; θ) − y_k)² (paper 000, eq. 1).
+
+    Parameters
+    ----------
+    theta : array_like, shape (..., 2N)
+    x, y : array_like, shape (n,)
+
+    Returns
+    -------
+    ndarray, shape (...)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rds.models import training_error
+    >>> x = np.linspace(-1, 1, 5)
+    >>> float(training_error([1.0, 1.0, 1.0, 1.0], x, 2 * np.tanh(x)))   # on the optimal set O
+    0.0
+    """
     r = network_output(theta, x) - np.asarray(y, dtype=float)
     return np.mean(r * r, axis=-1)
 
 
 def check_dataset(x, y):
-    """Validate a 1-D dataset: finite x and y of equal, non-zero length. Returns float arrays (x, y)."""
+    """Validate a 1-D dataset: finite x and y of equal, non-zero length.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (n,)
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        float copies of x and y.
+
+    Examples
+    --------
+    >>> from rds.models.teacher_student import check_dataset
+    >>> check_dataset([0.0, 1.0], [1.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: x and y must have the same length, got 2 and 1
+    """
     x = finite_array(x, "x", ndim=1)
     y = finite_array(y, "y", ndim=1)
     if x.shape != y.shape:
