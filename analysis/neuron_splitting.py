@@ -511,6 +511,17 @@ class PlateauClassification:
 
     Compares equal to its ``kind`` string, so ``classify_plateau(...) == "saddle"`` works.
 
+    Parameters
+    ----------
+    kind, theorem, region, definiteness, narrow_kind : str
+    inner_eigenvalues : ndarray, shape (d,)
+    numeric_kind : str
+    hessian_eigenvalues : ndarray, shape (P,)
+    transverse_eigenvalues : ndarray, shape (P - s,)
+    descent : dict, optional
+    W_wide, v_wide : ndarray, shape (N + s, d) and (N + s,), optional
+        Stored unchanged as the attributes below (normally built by :func:`classify_plateau`, not by hand).
+
     Attributes
     ----------
     kind : str
@@ -541,6 +552,16 @@ class PlateauClassification:
         Empty for local minima.
     W_wide, v_wide : arrays (N + s, d), (N + s,)
         The plateau point.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = PlateauClassification(kind="saddle", theorem="Theorem 2", region="surely_saddle", definiteness="PD",
+    ...                           narrow_kind="local_min", inner_eigenvalues=np.array([0.1, 0.4]),
+    ...                           numeric_kind="saddle", hessian_eigenvalues=np.array([-0.2, 0.0, 0.3]),
+    ...                           transverse_eigenvalues=np.array([-0.2, 0.3]))
+    >>> c == "saddle", c == "local_min", str(c)
+    (True, False, 'saddle')
     """
 
     kind: str

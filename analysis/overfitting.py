@@ -102,6 +102,17 @@ def load_dataset(path):
     ------
     ValueError
         If the file does not hold exactly two columns of finite numbers, or is empty.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "data.dat")
+    ...     np.savetxt(path, [[0.5, 0.92], [-1.0, -1.55], [2.0, 1.93]])
+    ...     x, y = load_dataset(path)
+    >>> x.shape, y.tolist()
+    ((3,), [0.92, -1.55, 1.93])
     """
     try:
         data = np.loadtxt(path, dtype=float, ndmin=2)
@@ -159,6 +170,17 @@ def training_gradient(theta, x, y):
     Returns
     -------
     ndarray, shape (..., 2N)
+
+    Examples
+    --------
+    Agrees with central differences of E_tr (eq. 1); a stack of θ (rows of the identity here) is one call:
+
+    >>> import numpy as np
+    >>> x, y = make_dataset(20, noise_std=0.1, seed=0)
+    >>> theta, h, I = np.array([0.3, -0.2, 0.5, 0.4]), 1e-6, np.eye(4)
+    >>> fd = (training_error(theta + h * I, x, y) - training_error(theta - h * I, x, y)) / (2 * h)
+    >>> bool(np.allclose(training_gradient(theta, x, y), fd, atol=1e-8))
+    True
     """
     x, y = check_dataset(x, y)
     _, _, _, _, _, r, df = _parts(theta, x, y)
@@ -179,6 +201,18 @@ def training_hessian(theta, x, y):
     Returns
     -------
     ndarray, shape (..., 2N, 2N), symmetric
+
+    Examples
+    --------
+    Agrees with central differences of :func:`training_gradient`:
+
+    >>> import numpy as np
+    >>> x, y = make_dataset(20, noise_std=0.1, seed=0)
+    >>> theta, h, I = np.array([0.3, -0.2, 0.5, 0.4]), 1e-6, np.eye(4)
+    >>> fd = (training_gradient(theta + h * I, x, y) - training_gradient(theta - h * I, x, y)) / (2 * h)
+    >>> H = training_hessian(theta, x, y)
+    >>> H.shape, bool(np.allclose(H, fd, atol=1e-7))
+    ((4, 4), True)
     """
     x, y = check_dataset(x, y)
     N, w, v, t, s, r, df = _parts(theta, x, y)
@@ -207,6 +241,19 @@ def count_unstable(hessian, rtol: float = 1e-9):
     -------
     n_unstable : ndarray of int, shape (...)
     eigenvalues : ndarray, shape (..., P), ascending
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> n, lam = count_unstable(np.diag([-1.0, 0.0, 2.0]))   # the zero eigenvalue is flat, not unstable
+    >>> int(n), lam.tolist()
+    (1, [-1.0, 0.0, 2.0])
+
+    θ = 0 (the singular region S) is a saddle of E_tr:
+
+    >>> x, y = make_dataset(20, noise_std=0.1, seed=0)
+    >>> int(count_unstable(training_hessian(np.zeros(4), x, y))[0])
+    2
     """
     lam = np.linalg.eigvalsh(np.asarray(hessian, dtype=float))
     scale = np.maximum(1.0, np.max(np.abs(lam), axis=-1, keepdims=True))
@@ -251,6 +298,16 @@ def function_distance(theta_a, theta_b=None):
     Returns
     -------
     ndarray, shape (...)
+
+    Examples
+    --------
+    Two parameter vectors of the same function (two neurons sharing the teacher) are at distance 0; the zero
+    network is at distance E_x[4 tanh(x)²] ≈ 1.577 from the teacher:
+
+    >>> float(function_distance([1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 2.0, 0.0]))
+    0.0
+    >>> round(float(function_distance([0.0, 0.0, 0.0, 0.0])), 4)
+    1.5772
     """
     theta_a = _check_theta(theta_a, "theta_a")
     ws_all = [np.abs(theta_a[..., : theta_a.shape[-1] // 2]).max(initial=0.0), 1.0]
@@ -305,6 +362,11 @@ def distance_to_optimal_set(theta):
     Returns
     -------
     ndarray, shape (...)
+
+    Examples
+    --------
+    >>> distance_to_optimal_set([[1.0, 1.0, 0.5, 1.5], [0.0, 0.0, 0.0, 0.0]]).tolist()   # on line A; θ = 0
+    [0.0, 2.0]
     """
     theta = _check_theta(theta)
     if theta.shape[-1] != 4:
@@ -318,7 +380,27 @@ def distance_to_optimal_set(theta):
 
 
 def optimal_set_sample(num: int = 60, span: float = 3.0):
-    """Points of O for N = 2 (each line A, B, C of :func:`distance_to_optimal_set` sampled), shape (3·num, 4)."""
+    """Points of O for N = 2 (each line A, B, C of :func:`distance_to_optimal_set` sampled), shape (3·num, 4).
+
+    Parameters
+    ----------
+    num : int
+        Points per line, num ≥ 1.
+    span : float
+        The free coordinate of each line (a, b or c) runs over ``linspace(-span, span, num)``, span > 0.
+
+    Returns
+    -------
+    ndarray, shape (3·num, 4)
+        Rows (w1, w2, v1, v2): first the ``num`` points of A, then B, then C (one representative of each line;
+        apply :func:`rds.symmetry.orbit` for all symmetry images).
+
+    Examples
+    --------
+    >>> O = optimal_set_sample(5)
+    >>> O.shape, float(generalization_error(O).max()) < 1e-20, float(distance_to_optimal_set(O).max())
+    ((15, 4), True, 0.0)
+    """
     num = integer(num, "num", 1)
     span = positive(span, "span")
     a = np.linspace(-span, span, num)
@@ -354,6 +436,13 @@ def overfitting_point(x, y, start, tol: float = 1e-12, max_iter: int = 200):
     dict
         ``theta`` (2N,), ``canonical`` (2N,), ``grad_norm`` (Euclidean), ``eigenvalues`` (2N,) of ∇²E_tr,
         ``n_unstable``, ``E_tr``, ``E_gen``, ``iterations``, ``converged`` (bool: |∇E_tr|_∞ ≤ tol).
+
+    Examples
+    --------
+    >>> x, y = make_dataset(30, noise_std=0.2, seed=1)
+    >>> p = overfitting_point(x, y, [0.5, 1.5, 1.5, 0.5])
+    >>> p["converged"], p["n_unstable"], bool(p["eigenvalues"][0] > 0)   # a strict local minimum of E_tr
+    (True, 0, True)
     """
     x, y = check_dataset(x, y)
     theta = finite_array(start, "start", ndim=1).copy()
@@ -654,6 +743,18 @@ def plot_learning_curves(curves, labels=None, ax=None):
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt, rds
+    >>> x, y = make_dataset(20, noise_std=0.1, seed=0)
+    >>> gd = rds.models.teacher_student(x, y, hidden=2, eta=0.05)
+    >>> ds = learning_curves(gd, [-0.13, 0.13, 0.16, -0.15], 200, num=10, backend="numpy", polish=False)
+    >>> fig = plot_learning_curves(ds, labels=["σ_ε = 0.1"])
+    >>> len(fig.axes[0].lines)   # E_tr, E_gen and the marker of min E_gen
+    3
+    >>> plt.close(fig)
     """
     import matplotlib.pyplot as plt
 
@@ -686,6 +787,18 @@ def plot_trajectory(curves, axes=None):
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt, rds
+    >>> x, y = make_dataset(20, noise_std=0.1, seed=0)
+    >>> gd = rds.models.teacher_student(x, y, hidden=2, eta=0.05)
+    >>> ds = learning_curves(gd, [-0.13, 0.13, 0.16, -0.15], 200, num=10, backend="numpy", polish=False)
+    >>> fig = plot_trajectory(ds)
+    >>> len(fig.axes)   # (w1, w2), (v1, v2) and the colour bar
+    3
+    >>> plt.close(fig)
     """
     import matplotlib.pyplot as plt
 

@@ -30,6 +30,20 @@ def plot_exponent_history(ds, ax=None, reference=None):
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt, numpy as np, rds, analysis
+    >>> def step(state, xi, params):
+    ...     x, y = state
+    ...     return (2.0 * x + 0.0 * y, 0.5 * y + 0.0 * x)
+    >>> lin = rds.RandomDynamicalSystem(step, noise=None, variables=("x", "y"))
+    >>> ds = analysis.lyapunov_spectrum(lin, np.zeros(2), 50, num_history=5, backend="numpy")
+    >>> fig = plot_exponent_history(ds, reference=[np.log(2.0), np.log(0.5)])
+    >>> fig.axes[0].get_xscale()
+    'log'
+    >>> plt.close(fig)
     """
     fig, ax = _fig(ax)
     t = ds["elapsed"].values
@@ -54,11 +68,27 @@ def plot_exponent_vs_sigma2(sigma2, mean, stderr, ax=None, reference=None, refer
     Parameters
     ----------
     sigma2, mean, stderr : array_like (sigma2,)
+        Noise variances σ² > 0 (log axis), exponent estimates and their standard errors (error bars are ± 2 stderr).
+    ax : matplotlib Axes or None
     reference : array_like (sigma2,) or None
+        Reference curve drawn dashed (e.g. the closed form −σ²/2 of a linear SDE).
+    reference_label, label : str
+        Legend entries of the reference curve and of the estimates.
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt, numpy as np
+    >>> s2 = np.array([0.1, 0.3, 1.0])
+    >>> fig = plot_exponent_vs_sigma2(s2, -s2 / 2 + 0.01, [0.01, 0.01, 0.02], reference=-s2 / 2,
+    ...                               reference_label="−σ²/2")
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['−σ²/2', 'λ (QR method)']
+    >>> plt.close(fig)
     """
     fig, ax = _fig(ax)
     sigma2 = np.asarray(sigma2)
@@ -80,12 +110,25 @@ def plot_transverse_exponents(ds, ax=None, symlog=True):
     ----------
     ds : xarray.Dataset
         Output of :func:`analysis.transverse_exponents`.
+    ax : matplotlib Axes or None
     symlog : bool
         Symmetric-log y axis (the exponents span several decades around 0).
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt, numpy as np, rds, analysis
+    >>> make = lambda s2: rds.models.fukumizu_amari(eta=0.1, sigma2=s2)
+    >>> ds = analysis.transverse_exponents(make, [0.1, 1.0], np.array([[0.5, 0.5]]), 200, transient=50,
+    ...                                    num_history=5, backend="numpy")
+    >>> fig = plot_transverse_exponents(ds)
+    >>> fig.axes[0].get_yscale()
+    'symlog'
+    >>> plt.close(fig)
     """
     fig, ax = _fig(ax, size=(6.0, 4.2))
     s2 = ds["sigma2"].values

@@ -475,7 +475,45 @@ def _nanmedian(a):
 
 
 def plot_pullback_attractors(*args, **kwargs):
-    """Fig. 4-style plot; see :func:`analysis.plots_pullback.plot_pullback_attractors`."""
+    """Fig. 4-style plot of finite-time pullback attractors (paper 002, Fig. 4; sets Ã_τ(t, ω) of eq. C.2).
+
+    A lazy re-export of :func:`analysis.plots_pullback.plot_pullback_attractors` (matplotlib is imported only when
+    plotting); all arguments are passed through unchanged.
+
+    Parameters
+    ----------
+    datasets : xarray.Dataset or sequence of Dataset
+        Results of :func:`pullback_attractor` for the FA model, var (w1, w2, v1, v2) or (p, q, r, s), dims
+        (tau, member, var); one column each.
+    diagnostics : Dataset, sequence of Dataset or None, optional
+        Matching results of :func:`pullback_diagnostics` (fractions on M_w, M_wv and at θ* written in the panels).
+    max_points : int, optional
+        At most this many members per panel (default 20000).
+    lim : float, optional
+        Axis limits [−lim, lim] (default 5).
+    markersize : float, optional
+    taus : sequence of int or None, optional
+        Pullback times to show, one row each (default: all of the first dataset).
+    titles : sequence of str or None, optional
+        Column titles (default "σ² = …").
+    seed : int, optional
+        Seed of the member subsampling.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``len(taus)`` rows × ``len(datasets)`` columns of axes.
+
+    Examples
+    --------
+    >>> import rds
+    >>> fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
+    >>> box = rds.regions.Box([-1] * 4, [1] * 4, variables=fa.variables)
+    >>> ds = pullback_attractor(fa, box, taus=[0, 20], members=50, backend="numpy")
+    >>> fig = plot_pullback_attractors(ds, diagnostics=pullback_diagnostics(ds))
+    >>> len(fig.axes)
+    2
+    """
     from analysis.plots_pullback import plot_pullback_attractors as _plot
     return _plot(*args, **kwargs)
 

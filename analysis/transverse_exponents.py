@@ -152,6 +152,30 @@ def conditional_r_system(system):
 
     The state still follows the full map; one tangent vector propagated with this Jacobian grows by |J_rr| per
     step, J_rr = e_rᵀ J e_r. The generated Jacobian is cached per full Jacobian, so scans compile once.
+
+    Parameters
+    ----------
+    system : rds.RandomDynamicalSystem
+        A map of (w1, w2, v1, v2) (e.g. the FA model, paper 002, eqs. 6-7); its own Jacobian is used if it has
+        one, else a complex-step Jacobian of its step.
+
+    Returns
+    -------
+    rds.RandomDynamicalSystem
+        The same step, noise, variables and parameters; Jacobian J_rr(θ, x) · I (4, 4) with
+        J_rr = (J11 − J12 − J21 + J22) / 2, whose time average of log|·| is the conditional exponent λ_r of M_w
+        (eq. 17; see the module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np, rds
+    >>> fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
+    >>> cr = conditional_r_system(fa)
+    >>> u = np.array([0.5, 0.5, 0.2, 0.1]); xi = np.array([0.7])
+    >>> J_rr = E_R @ fa.jacobian_matrix(u, xi) @ E_R
+    >>> bool(np.allclose(cr.jacobian_matrix(u, xi), J_rr * np.eye(4))), bool(np.array_equal(cr.apply(u, xi),
+    ...                                                                                      fa.apply(u, xi)))
+    (True, True)
     """
     from rds._codegen import make_function
     jr = make_function(_COND_SRC, "jac_rr", {"full": _full_jacobian_function(system)})
