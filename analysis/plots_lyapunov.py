@@ -51,7 +51,7 @@ def plot_exponent_history(ds, ax=None, reference=None):
         h = ds["history"].sel(exponent=c).values.reshape(-1, t.size)
         ax.plot(t, h.T, color=f"C{(c - 1) % 10}", alpha=0.25, lw=0.7)
         ax.plot(t, np.nanmean(h, axis=0), color=f"C{(c - 1) % 10}", lw=2, label=f"λ{c}")
-    for r in (reference or []):
+    for r in ([] if reference is None else np.atleast_1d(reference)):
         ax.axhline(r, color="k", ls="--", lw=1)
     ax.set_xscale("log")
     ax.set_xlabel("elapsed time")

@@ -156,3 +156,18 @@ def test_single_path_systems_refuse_realizations():
         lyapunov_spectrum(HENON, np.zeros(3), 10, backend="numpy")
     with pytest.raises(ValueError, match="tangent"):
         lyapunov_spectrum(HENON, np.zeros(2), 10, tangent=np.zeros((3, 1)), backend="numpy")
+
+
+def test_plot_exponent_history_accepts_array_reference():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from analysis import lyapunov_spectrum, plot_exponent_history
+    from rds import RandomDynamicalSystem
+
+    lin = RandomDynamicalSystem(lambda s, xi, p: (2.0 * s[0], 0.5 * s[1]), variables=("x", "y"))
+    ds = lyapunov_spectrum(lin, np.ones((1, 2)), 50, backend="numpy")
+    fig = plot_exponent_history(ds, reference=np.array([np.log(2), -np.log(2)]))
+    assert fig is not None
