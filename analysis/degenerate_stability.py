@@ -39,6 +39,8 @@ import numpy as np
 import xarray as xr
 from scipy.special import erf, erfc
 
+from rds.models.fukumizu_amari import target
+
 __all__ = [
     "TARGET_OMEGA",
     "TARGET_NU",
@@ -93,28 +95,6 @@ def _sigma2(value, name="sigma2"):
 
 
 # ----------------------------------------------------------------------------------------------- elementary
-def target(x):
-    """Target function of the Fukumizu–Amari model, T(x) = 2 tanh(x) − tanh(4x) (paper 002, eq. 8).
-
-    Parameters
-    ----------
-    x : array_like
-        Inputs, any shape.
-
-    Returns
-    -------
-    ndarray
-        T(x), same shape as ``x``.
-
-    Examples
-    --------
-    >>> float(target(0.0))
-    0.0
-    """
-    x = np.asarray(x, dtype=float)
-    return 2.0 * np.tanh(x) - np.tanh(4.0 * x)
-
-
 def _tanh_sech(z):
     """tanh(z) and sech(z) without overflow (sech = 2e^{-|z|} / (1 + e^{-2|z|}))."""
     ez = np.exp(-np.abs(z))
