@@ -48,13 +48,14 @@ exact Hessian of the wide net and explicit descent paths; see ``tests/test_neuro
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
-from scipy import optimize, special
+from scipy import optimize
+
+from rds.models import two_layer
+from rds.models.two_layer import ACTIVATIONS
 
 __all__ = [
     "ACTIVATIONS",
@@ -74,100 +75,22 @@ __all__ = [
 
 KIND_CODES = {"local_min": 0, "saddle": 1, "undetermined": 2}
 REGION_CODES = {"all_positive": 0, "one_positive_rest_negative": 1, "surely_saddle": 2}
-_SQRT_PI = math.sqrt(math.pi)
 
-# --------------------------------------------------------------------------------------------------
-# activations: (sigma, sigma', sigma'', sigma''')
-# --------------------------------------------------------------------------------------------------
-
-
-def _tanh(z, order):
-    t = np.tanh(z)
-    if order == 0:
-        return t
-    s1 = 1.0 - t * t
-    if order == 1:
-        return s1
-    if order == 2:
-        return -2.0 * t * s1
-    return s1 * (6.0 * t * t - 2.0)
-
-
-def _erf(z, order):
-    if order == 0:
-        return special.erf(z)
-    s1 = 2.0 / _SQRT_PI * np.exp(-z * z)
-    if order == 1:
-        return s1
-    if order == 2:
-        return -2.0 * z * s1
-    return (4.0 * z * z - 2.0) * s1
-
-
-def _softplus(z, order):
-    if order == 0:
-        return np.logaddexp(0.0, z)
-    s = special.expit(z)
-    if order == 1:
-        return s
-    if order == 2:
-        return s * (1.0 - s)
-    return s * (1.0 - s) * (1.0 - 2.0 * s)
-
-
-ACTIVATIONS: dict[str, Callable] = {"tanh": _tanh, "erf": _erf, "softplus": _softplus}
-"""Built-in activations: name -> ``act(z, order)`` giving sigma^(order)(z) for order 0..3."""
-
-
-def _activation(activation):
-    if callable(activation):
-        return activation
-    if isinstance(activation, str) and activation in ACTIVATIONS:
-        return ACTIVATIONS[activation]
-    raise ValueError(
-        f"activation: unknown activation {activation!r}; use one of {sorted(ACTIVATIONS)} "
-        "or a callable act(z, order) returning the order-th derivative (order 0..3)"
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# input checks
-# --------------------------------------------------------------------------------------------------
+# The network, its loss (normalization "half_mean": L = (1/2n) sum r^2, eq. 2), gradient, Hessian and
+# activations live in rds.models.two_layer; this module adds splitting and the plateau classification.
+_NORM = "half_mean"
+_activation = two_layer.activation_function
 
 
 def _as_net(W, v, name_W="W", name_v="v"):
-    W = np.asarray(W, dtype=float)
-    v = np.asarray(v, dtype=float)
-    if W.ndim != 2:
-        raise ValueError(f"{name_W}: must be a 2-d array (N, d) of input weights, got shape {W.shape}")
-    if v.ndim != 1:
-        raise ValueError(f"{name_v}: must be a 1-d array (N,) of output weights, got shape {v.shape}")
-    if v.shape[0] != W.shape[0]:
-        raise ValueError(
-            f"{name_v}: length {v.shape[0]} disagrees with the number of neurons N = {W.shape[0]} "
-            f"(rows of {name_W})"
-        )
-    if W.shape[0] == 0:
-        raise ValueError(f"{name_W}: the network needs at least one hidden neuron")
-    if not (np.all(np.isfinite(W)) and np.all(np.isfinite(v))):
-        raise ValueError(f"{name_W}, {name_v}: weights must be finite")
-    return W, v
+    if np.ndim(W) != 2:
+        raise ValueError(f"{name_W}: must be a 2-d array (N, d) of input weights, got shape {np.shape(W)}")
+    if np.ndim(v) != 1:
+        raise ValueError(f"{name_v}: must be a 1-d array (N,) of output weights, got shape {np.shape(v)}")
+    return two_layer.check_network(W, v, name_W, name_v)
 
 
-def _as_data(X, y, d):
-    X = np.asarray(X, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if X.ndim != 2:
-        raise ValueError(f"X: must be a 2-d array (n, d) of inputs, got shape {X.shape}")
-    if X.shape[1] != d:
-        raise ValueError(f"X: has {X.shape[1]} input columns but W has d = {d} columns")
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"y: must be a 1-d array of length n = {X.shape[0]} (rows of X), got shape {y.shape}")
-    if X.shape[0] == 0:
-        raise ValueError("X: needs at least one sample")
-    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
-        raise ValueError("X, y: data must be finite")
-    return X, y
+_as_data = two_layer.check_data
 
 
 def _as_index(j, N):
@@ -193,21 +116,19 @@ def _as_beta(beta, atol=1e-10):
 
 
 # --------------------------------------------------------------------------------------------------
-# the network: loss, gradient, Hessian (analytic)
+# the network: loss, gradient, Hessian (analytic), from rds.models.two_layer with L = (1/2n) sum r^2
 # --------------------------------------------------------------------------------------------------
 
 
-def _forward(W, v, X, act):
-    Z = X @ W.T  # (n, N)
-    S = act(Z, 0)
-    f = S @ v
-    return Z, S, f
+def _loss(W, v, X, y, act):
+    return float(two_layer.loss(W, v, X, y, act, _NORM))
 
 
 def two_layer_loss(W, v, X, y, activation="tanh"):
-    """Empirical loss of the one-hidden-layer net (eq. 2 / 4 of paper 003).
+    """Empirical loss of the one-hidden-layer net (eq. 2 / 4).
 
-    ``L = (1 / 2n) sum_k (f(x_k) - y_k)^2`` with ``f(x) = sum_j v_j sigma(w_j . x)``.
+    ``L = (1 / 2n) sum_k (f(x_k) - y_k)^2`` with ``f(x) = sum_j v_j sigma(w_j . x)``:
+    :func:`rds.models.two_layer.loss` with ``normalization="half_mean"``.
 
     Parameters
     ----------
@@ -235,31 +156,22 @@ def two_layer_loss(W, v, X, y, activation="tanh"):
     """
     W, v = _as_net(W, v)
     X, y = _as_data(X, y, W.shape[1])
-    _, _, f = _forward(W, v, X, _activation(activation))
-    r = f - y
-    return float(0.5 * np.mean(r * r))
+    return _loss(W, v, X, y, _activation(activation))
 
 
 def _loss_change(W, v, dW, dv, X, y, act):
     """L(W + dW, v + dv) - L(W, v), computed without cancellation of the two losses."""
-    _, _, f0 = _forward(W, v, X, act)
-    _, _, f1 = _forward(W + dW, v + dv, X, act)
-    df = f1 - f0
+    f0 = two_layer.forward(W, v, X, act)
+    df = two_layer.forward(W + dW, v + dv, X, act) - f0
     return float(0.5 * np.mean(df * (df + 2.0 * (f0 - y))))
 
 
 def _grad(W, v, X, y, act):
-    n = X.shape[0]
-    Z, S, f = _forward(W, v, X, act)
-    r = f - y
-    S1 = act(Z, 1)
-    gW = ((r[:, None] * S1) * v[None, :]).T @ X / n  # (N, d)
-    gv = S.T @ r / n
-    return gW, gv
+    return two_layer.gradient(W, v, X, y, act, _NORM)
 
 
 def two_layer_gradient(W, v, X, y, activation="tanh"):
-    """Analytic gradient of :func:`two_layer_loss` (eq. 30 of paper 003).
+    """Analytic gradient of :func:`two_layer_loss` (eq. 30); :func:`rds.models.two_layer.gradient`.
 
     ``dL/dw_j = (1/n) sum_k r_k v_j sigma'(w_j . x_k) x_k``, ``dL/dv_j = (1/n) sum_k r_k sigma(w_j . x_k)``.
 
@@ -289,30 +201,14 @@ def two_layer_gradient(W, v, X, y, activation="tanh"):
 
 
 def _hessian(W, v, X, y, act):
-    n, d = X.shape
-    N = W.shape[0]
-    Z, S, f = _forward(W, v, X, act)
-    r = f - y
-    S1, S2 = act(Z, 1), act(Z, 2)
-    # Jacobian of f: parameters ordered (W row-major, then v)
-    JW = (S1 * v[None, :])[:, :, None] * X[:, None, :]  # (n, N, d)
-    J = np.concatenate([JW.reshape(n, N * d), S], axis=1)  # (n, P)
-    Hs = J.T @ J / n
-    # residual-weighted second derivatives of f
-    for j in range(N):
-        a = slice(j * d, (j + 1) * d)
-        Hs[a, a] += ((r * v[j] * S2[:, j])[:, None] * X).T @ X / n  # inner Hessian, eq. 11
-        c = (r * S1[:, j]) @ X / n
-        Hs[a, N * d + j] += c
-        Hs[N * d + j, a] += c
-    return 0.5 * (Hs + Hs.T)
+    return two_layer.hessian(W, v, X, y, act, _NORM)
 
 
 def two_layer_hessian(W, v, X, y, activation="tanh"):
     """Exact Hessian of :func:`two_layer_loss` with respect to all weights (eq. 12, App. B).
 
     ``Hess = (1/n) J^T J + (1/n) sum_k r_k Hess f(x_k)``; the (w_j, w_j) block of the second term is the
-    inner Hessian ``H_j`` of eq. 11.
+    inner Hessian ``H_j`` of eq. 11. :func:`rds.models.two_layer.hessian` with ``normalization="half_mean"``.
 
     Parameters
     ----------
@@ -338,12 +234,9 @@ def two_layer_hessian(W, v, X, y, activation="tanh"):
     return _hessian(W, v, X, y, _activation(activation))
 
 
-def _pack(W, v):
-    return np.concatenate([np.ravel(W), v])
+_pack = two_layer.pack
+_unpack = two_layer.unpack
 
-
-def _unpack(theta, N, d):
-    return theta[: N * d].reshape(N, d), theta[N * d :]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -456,9 +349,8 @@ def unsplit_neuron(W_wide, v_wide, j, daughters, atol=0.0):
 
 
 def _inner(W, v, X, y, j, act, order=2):
-    Z, _, f = _forward(W, v, X, act)
-    r = f - y
-    w = r * v[j] * act(Z[:, j], order) / X.shape[0]
+    r = two_layer.forward(W, v, X, act) - y
+    w = r * v[j] * act(X @ W[j], order) / X.shape[0]
     if order == 2:
         return (w[:, None] * X).T @ X
     return np.einsum("k,ka,kb,kc->abc", w, X, X, X)
@@ -617,7 +509,7 @@ def _scale(M):
 
 
 def _narrow_kind(W, v, X, y, act, tol):
-    if 0.5 * np.mean((_forward(W, v, X, act)[2] - y) ** 2) <= tol**2:
+    if _loss(W, v, X, y, act) <= tol**2:
         return "zero_loss", None
     Hn = _hessian(W, v, X, y, act)
     lam, U = np.linalg.eigh(Hn)
@@ -631,7 +523,7 @@ def _narrow_kind(W, v, X, y, act, tol):
 
 def _verify_path(W, v, X, y, act, W1, v1, W2, v2, predicted_coef, power):
     """Find t with L(theta + t d1 + t^2 d2) < L(theta); return (t, change)."""
-    L0 = 0.5 * float(np.mean((_forward(W, v, X, act)[2] - y) ** 2))
+    L0 = _loss(W, v, X, y, act)
     noise = 1e-13 * max(L0, 1e-300)
     t = 1.0
     for _ in range(60):
@@ -661,15 +553,15 @@ def _descent_dead_daughter(W, v, X, y, act, i, tol):
     L changes by -kappa^2 t^4 / (8 m) + O(t^5).
     """
     N, d = W.shape
-    Z, S, f = _forward(W, v, X, act)
-    r = f - y
+    r = two_layer.forward(W, v, X, act) - y
+    z = X @ W[i]
     n = X.shape[0]
-    G = ((r * act(Z[:, i], 2) / n)[:, None] * X).T @ X
+    G = ((r * act(z, 2) / n)[:, None] * X).T @ X
     G = 0.5 * (G + G.T)
     lam, U = np.linalg.eigh(G)
     k = int(np.argmax(np.abs(lam)))
     kappa = float(lam[k])
-    m = float(np.mean(S[:, i] ** 2))
+    m = float(np.mean(act(z, 0) ** 2))
     if abs(kappa) <= tol * _scale(G) or m == 0.0:
         return None
     W1 = np.zeros_like(W)
@@ -1003,9 +895,7 @@ def find_local_minimum(X, y, hidden=1, seed=0, activation="tanh", init_scale=1.0
 
     def fun(th):
         W, v = _unpack(th, N, d)
-        r = _forward(W, v, X, act)[2] - y
-        gW, gv = _grad(W, v, X, y, act)
-        return 0.5 * float(np.mean(r * r)), _pack(gW, gv)
+        return _loss(W, v, X, y, act), _pack(*_grad(W, v, X, y, act))
 
     res = optimize.minimize(fun, theta, jac=True, method="BFGS", options={"gtol": 1e-10, "maxiter": 5000})
     theta = res.x
@@ -1148,7 +1038,7 @@ def plateau_map(W, v, X, y, j, daughters=2, grid=None, activation="tanh", *, nar
             "daughters": int(daughters),
             "definiteness": first.definiteness,
             "narrow_kind": first.narrow_kind,
-            "narrow_loss": float(0.5 * np.mean((_forward(Wn, vn, Xn, act)[2] - yn) ** 2)),
+            "narrow_loss": _loss(Wn, vn, Xn, yn, act),
             "tol": float(tol),
             "library_version": _library_version(),
         },

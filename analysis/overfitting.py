@@ -35,6 +35,7 @@ import xarray as xr
 
 import rds
 from rds._checks import finite_array, integer, nonnegative, positive
+from rds.models import two_layer
 from rds.models.teacher_student import check_dataset
 from rds.symmetry import canonical, orbit
 
@@ -49,9 +50,8 @@ PHASES = ("plateau", "near_optimal", "overfitting")
 
 # --------------------------------------------------------------------------------------------------- data
 
-def teacher(x):
-    """Teacher f*(x) = 2 tanh(x) (paper 000, Sec. 4). Shape of ``x`` preserved."""
-    return 2.0 * np.tanh(np.asarray(x, dtype=float))
+teacher = two_layer.teacher
+"""Teacher f*(x) = 2 tanh(x) (Sec. 4), :func:`rds.models.two_layer.teacher`."""
 
 
 def make_dataset(n: int = 100, noise_std: float = 0.2, seed: int = 0):
@@ -133,34 +133,30 @@ def _check_theta(theta, name="theta"):
 
 
 # --------------------------------------------------------------------------------------------------- E_tr
+# The network, E_tr and its derivatives live in rds.models.two_layer (normalization="mean", d = 1): these are the
+# θ = (w1..wN, v1..vN) views of that module used by this study.
+
+def _net(theta, x):
+    theta = _check_theta(theta)
+    W, v = two_layer.unpack(theta, theta.shape[-1] // 2, 1)
+    return W, v, np.asarray(x, dtype=float)[:, None]
+
 
 def network_output(theta, x):
-    """f(x; θ) = Σ_j v_j tanh(w_j x). θ shape (..., 2N), x shape (K,) → (..., K)."""
-    theta = _check_theta(theta)
-    N = theta.shape[-1] // 2
-    return np.einsum("...j,...jk->...k", theta[..., N:], np.tanh(theta[..., :N, None] * np.asarray(x, float)))
+    """f(x; θ) = Σ_j v_j tanh(w_j x) (:func:`rds.models.two_layer.forward`). θ shape (..., 2N), x (K,) → (..., K)."""
+    W, v, X = _net(theta, x)
+    return two_layer.forward(W, v, X)
 
 
 def training_error(theta, x, y):
-    """E_tr(θ) = (1/n) Σ_k (f(x_k; θ) − y_k)² (paper 000, eq. 1). θ shape (..., 2N) → (...)."""
+    """E_tr(θ) = (1/n) Σ_k (f(x_k; θ) − y_k)² (eq. 1; :func:`rds.models.two_layer.loss`, "mean"). → (...)."""
     x, y = check_dataset(x, y)
-    r = network_output(theta, x) - y
-    return np.mean(r * r, axis=-1)
-
-
-def _parts(theta, x, y):
-    theta = _check_theta(theta)
-    N = theta.shape[-1] // 2
-    w, v = theta[..., :N, None], theta[..., N:, None]
-    t = np.tanh(w * x)                       # (..., N, n)
-    s = 1.0 - t * t
-    r = np.sum(v * t, axis=-2) - y           # (..., n)
-    df = np.concatenate([v * x * s, t], axis=-2)  # ∇f: (..., 2N, n)
-    return N, w, v, t, s, r, df
+    W, v, X = _net(theta, x)
+    return two_layer.loss(W, v, X, y, normalization="mean")
 
 
 def training_gradient(theta, x, y):
-    """∇E_tr(θ) = (2/n) Σ_k r_k ∇f(x_k; θ), r_k = f(x_k; θ) − y_k (paper 000, eq. 5).
+    """∇E_tr(θ) = (2/n) Σ_k r_k ∇f(x_k; θ), r_k = f(x_k; θ) − y_k (eq. 5; :func:`rds.models.two_layer.gradient`).
 
     Parameters
     ----------
@@ -183,12 +179,12 @@ def training_gradient(theta, x, y):
     True
     """
     x, y = check_dataset(x, y)
-    _, _, _, _, _, r, df = _parts(theta, x, y)
-    return 2.0 * np.einsum("...k,...ak->...a", r, df) / x.size
+    W, v, X = _net(theta, x)
+    return two_layer.pack(*two_layer.gradient(W, v, X, y, normalization="mean"))
 
 
 def training_hessian(theta, x, y):
-    """Analytic Hessian ∇²E_tr(θ) = (2/n) Σ_k (∇f ∇fᵀ + r_k ∇²f).
+    """Analytic Hessian ∇²E_tr(θ) = (2/n) Σ_k (∇f ∇fᵀ + r_k ∇²f) (:func:`rds.models.two_layer.hessian`).
 
     With t = tanh(w_j x), s = 1 − t²: ∂f/∂w_j = v_j x s, ∂f/∂v_j = t, ∂²f/∂w_j² = −2 v_j x² s t,
     ∂²f/∂w_j∂v_j = x s, all other second derivatives 0. GD's Jacobian is I − η ∇²E_tr.
@@ -215,15 +211,8 @@ def training_hessian(theta, x, y):
     ((4, 4), True)
     """
     x, y = check_dataset(x, y)
-    N, w, v, t, s, r, df = _parts(theta, x, y)
-    H = np.einsum("...ak,...bk->...ab", df, df)
-    ww = np.sum(r[..., None, :] * v * x * x * (-2.0 * s * t), axis=-1)   # (..., N)
-    wv = np.sum(r[..., None, :] * x * s, axis=-1)
-    j = np.arange(N)
-    H[..., j, j] += ww
-    H[..., j, N + j] += wv
-    H[..., N + j, j] += wv
-    return 2.0 * H / x.size
+    W, v, X = _net(theta, x)
+    return two_layer.hessian(W, v, X, y, normalization="mean")
 
 
 def count_unstable(hessian, rtol: float = 1e-9):

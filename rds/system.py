@@ -70,6 +70,9 @@ class RandomDynamicalSystem:
         own noise (by absolute member index, independent of chunking).
     attrs : dict or None
         Extra attrs (equation references, …) copied into every Dataset this system produces.
+    recipe : tuple (factory, kwargs) or None
+        How to rebuild this system: ``factory(**kwargs)`` returns an equal system (models built by a function pass
+        it, so that the system pickles by recipe and :meth:`replace` of ``common_noise`` rebuilds it).
 
     Examples
     --------
@@ -87,7 +90,7 @@ class RandomDynamicalSystem:
 
     def __init__(self, step: Callable, noise: NoiseSource | None = None, variables: Sequence[str] = ("x",),
                  params=(), jacobian: Callable | None = None, name: str | None = None, dt: float = 1.0,
-                 common_noise: bool = True, attrs: dict | None = None):
+                 common_noise: bool = True, attrs: dict | None = None, recipe: tuple | None = None):
         if not callable(step):
             raise TypeError("step must be callable: step(state, xi, params) -> tuple")
         if noise is None:
@@ -114,7 +117,10 @@ class RandomDynamicalSystem:
         self.common_noise = bool(common_noise)
         self.attrs = dict(attrs or {})
         self._kernels = {}
-        self._spec = None  # (factory, kwargs) for models: pickles by recipe
+        if recipe is not None and not (isinstance(recipe, tuple) and len(recipe) == 2 and callable(recipe[0])
+                                       and isinstance(recipe[1], dict)):
+            raise TypeError("recipe must be None or a tuple (factory, kwargs) with factory(**kwargs) -> this system")
+        self._spec = recipe  # (factory, kwargs) for models: pickles by recipe
 
     # ------------------------------------------------------------------ basics
     @staticmethod

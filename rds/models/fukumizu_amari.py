@@ -147,6 +147,6 @@ def fukumizu_amari(eta: float = 0.1, sigma2: float = 1.0, batch: int = 1, common
         fa_step, noise=Gaussian(sigma2=sigma2, batch=batch), variables=("w1", "w2", "v1", "v2"),
         params=FAParams(eta), jacobian=fa_jacobian, name="fukumizu_amari", common_noise=common_noise,
         attrs={"reference": "Sato, Tsutsui, Fujiwara, Physica D 430 (2022) 133095",
-               "equations": "eqs. 4-16 (SGD map), eq. 8 (target T(x) = 2 tanh(x) - tanh(4x))"})
-    system._spec = (fukumizu_amari, {"eta": eta, "sigma2": float(sigma2), "batch": int(batch)})
+               "equations": "eqs. 4-16 (SGD map), eq. 8 (target T(x) = 2 tanh(x) - tanh(4x))"},
+        recipe=(fukumizu_amari, {"eta": eta, "sigma2": float(sigma2), "batch": int(batch)}))
     return system

@@ -70,6 +70,6 @@ def fukumizu_amari_pqrs(eta: float = 0.1, sigma2: float = 1.0, batch: int = 1, c
         pqrs_step, noise=Gaussian(sigma2=sigma2, batch=batch), variables=("p", "q", "r", "s"),
         params=PQRSParams(eta), name="fukumizu_amari_pqrs", common_noise=common_noise,
         attrs={"reference": "Sato, Tsutsui, Fujiwara, Physica D 430 (2022) 133095",
-               "equations": "eq. 19 (coordinates), eqs. 20-24 (map)"})
-    system._spec = (fukumizu_amari_pqrs, {"eta": eta, "sigma2": float(sigma2), "batch": int(batch)})
+               "equations": "eq. 19 (coordinates), eqs. 20-24 (map)"},
+        recipe=(fukumizu_amari_pqrs, {"eta": eta, "sigma2": float(sigma2), "batch": int(batch)}))
     return system

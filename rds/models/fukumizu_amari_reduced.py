@@ -104,6 +104,6 @@ def fukumizu_amari_reduced(eta: float = 0.1, sigma2: float = 1.0, batch: int = 1
         reduced_step, noise=Gaussian(sigma2=sigma2, batch=batch), variables=("w", "v"), params=ReducedParams(eta),
         jacobian=reduced_jacobian, name="fukumizu_amari_reduced", common_noise=common_noise,
         attrs={"reference": "Sato, Tsutsui, Fujiwara, Physica D 430 (2022) 133095",
-               "equations": "eqs. 31-34 (map on M_wv), eq. 35 (Jacobian of g)"})
-    system._spec = (fukumizu_amari_reduced, {"eta": eta, "sigma2": float(sigma2), "batch": int(batch)})
+               "equations": "eqs. 31-34 (map on M_wv), eq. 35 (Jacobian of g)"},
+        recipe=(fukumizu_amari_reduced, {"eta": eta, "sigma2": float(sigma2), "batch": int(batch)}))
     return system

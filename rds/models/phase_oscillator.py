@@ -77,6 +77,6 @@ def phase_oscillator(omega: float = 1.0, sigma2: float = 0.1, dt: float = 0.01, 
         heun_step, noise=Wiener(sigma2=sigma2, dt=dt), variables=("phi",), params=OscParams(omega, dt),
         jacobian=heun_jacobian, name="phase_oscillator", dt=dt, common_noise=common_noise,
         attrs={"reference": "Sato, Tsutsui, Fujiwara, Physica D 430 (2022) 133095, App. D",
-               "equations": "dphi = omega dt + sin(phi) o dW (Stratonovich), stochastic Heun; eq. D.6"})
-    system._spec = (phase_oscillator, {"omega": omega, "sigma2": float(sigma2), "dt": dt})
+               "equations": "dphi = omega dt + sin(phi) o dW (Stratonovich), stochastic Heun; eq. D.6"},
+        recipe=(phase_oscillator, {"omega": omega, "sigma2": float(sigma2), "dt": dt}))
     return system
