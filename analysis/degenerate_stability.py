@@ -40,6 +40,7 @@ import xarray as xr
 from scipy.special import erf, erfc
 
 from rds.models.fukumizu_amari import target
+from rds.models.fukumizu_amari_reduced import g_jacobian
 
 __all__ = [
     "TARGET_OMEGA",
@@ -179,7 +180,7 @@ def jacobian_wv(x, w, v):
 
     J11 = −2 v x² (T tanh − 3 v tanh² + v) / cosh², J12 = J21 = x (T − 4 v tanh) / cosh², J22 = −2 tanh²,
     with tanh = tanh(wx), cosh = cosh(wx), T = T(x). J is symmetric because g = −∇(e²/4). The Jacobian of the
-    step map itself is I + η J.
+    step map itself is I + η J. The entries are :func:`rds.models.fukumizu_amari_reduced.g_jacobian`.
 
     Parameters
     ----------
@@ -198,12 +199,7 @@ def jacobian_wv(x, w, v):
     True
     """
     x, w, v = np.broadcast_arrays(_finite(x, "x"), _finite(w, "w"), _finite(v, "v"))
-    th, sech = _tanh_sech(w * x)
-    T = target(x)
-    xs = x * sech                      # x / cosh(wx), no x² overflow issue for large |wx|
-    j11 = -2.0 * v * xs * xs * (T * th - 3.0 * v * th * th + v)
-    j12 = xs * sech * (T - 4.0 * v * th)
-    j22 = -2.0 * th * th
+    j11, j12, j22 = g_jacobian(x, w, v)
     return np.stack([np.stack([j11, j12], axis=-1), np.stack([j12, j22], axis=-1)], axis=-2)
 
 

@@ -62,7 +62,7 @@ def fa_step(state, xi, params):
         x = xi[k]
         t1 = np.tanh(w1 * x)
         t2 = np.tanh(w2 * x)
-        h = v1 * t1 + v2 * t2 - (2.0 * np.tanh(x) - np.tanh(4.0 * x))
+        h = v1 * t1 + v2 * t2 - target(x)
         gw1 = gw1 + x * v1 * h * (1.0 - t1 * t1)
         gw2 = gw2 + x * v2 * h * (1.0 - t2 * t2)
         gv1 = gv1 + t1 * h
@@ -92,7 +92,7 @@ def fa_jacobian(state, xi, params):
         t2 = np.tanh(w2 * x)
         s1 = 1.0 - t1 * t1
         s2 = 1.0 - t2 * t2
-        h = v1 * t1 + v2 * t2 - (2.0 * np.tanh(x) - np.tanh(4.0 * x))
+        h = v1 * t1 + v2 * t2 - target(x)
         f1 = v1 * x * s1  # ∂f/∂w1
         f2 = v2 * x * s2  # ∂f/∂w2
         a11 = a11 + f1 * f1 - 2.0 * h * v1 * x * x * s1 * t1

@@ -12,6 +12,7 @@ from collections import namedtuple
 import numpy as np
 
 from rds._checks import positive
+from rds.models.fukumizu_amari import target
 from rds.noise import Gaussian
 from rds.system import RandomDynamicalSystem
 
@@ -34,7 +35,7 @@ def pqrs_step(state, xi, params):
         tm = np.tanh((p - r) * x)
         cp = np.cosh((p + r) * x)
         cm = np.cosh((p - r) * x)
-        h = (q + s) * tp + (q - s) * tm - (2.0 * np.tanh(x) - np.tanh(4.0 * x))  # eq. 24
+        h = (q + s) * tp + (q - s) * tm - target(x)  # eq. 24
         dp = dp - x * h / 2.0 * ((q + s) / (cp * cp) + (q - s) / (cm * cm))  # eq. 20
         dq = dq - h / 2.0 * (tp + tm)  # eq. 21
         dr = dr - x * h / 2.0 * ((q + s) / (cp * cp) - (q - s) / (cm * cm))  # eq. 22

@@ -15,6 +15,7 @@ from collections import namedtuple
 import numpy as np
 
 from rds._checks import positive
+from rds.models.fukumizu_amari import target
 from rds.noise import Gaussian
 from rds.system import RandomDynamicalSystem
 
@@ -32,7 +33,7 @@ def reduced_step(state, xi, params):
     for k in range(xi.shape[0]):
         x = xi[k]
         th = np.tanh(w * x)
-        e = 2.0 * v * th - (2.0 * np.tanh(x) - np.tanh(4.0 * x))
+        e = 2.0 * v * th - target(x)
         gw = gw - e * v * x * (1.0 - th * th)
         gv = gv - e * th
     c = eta / xi.shape[0]
@@ -40,18 +41,35 @@ def reduced_step(state, xi, params):
 
 
 def g_jacobian(x, w, v):
-    """The Jacobian J(x; w, v) of g (paper 002, eq. 35; the extraction's "vq" is "4v"). Elementwise.
+    """The Jacobian J(x; w, v) = ∂g/∂(w, v) of the step direction on M_wv (paper 002, eq. 35). Elementwise.
+
+    The one home of this formula (:func:`analysis.jacobian_wv` stacks it into matrices). J is symmetric because
+    g = −∇(e²/4); the Jacobian of the step map is I + η J. With th = tanh(wx), sech = 1/cosh(wx) (computed from
+    e^{−|wx|}, so nothing overflows and sech keeps full relative accuracy where tanh rounds to ±1), T = T(x):
+
+    Parameters
+    ----------
+    x, w, v : float or array_like
+        Input and point (w, v) of M_wv (broadcast together).
 
     Returns
     -------
     (J11, J12, J22)
-        J11 = −2 v x² (T th − 3 v th² + v) / cosh², J12 = J21 = x (T − 4 v th) / cosh², J22 = −2 th².
+        J11 = −2 v x² (T th − 3 v th² + v) sech², J12 = J21 = x (T − 4 v th) sech², J22 = −2 th².
+
+    Examples
+    --------
+    >>> from rds.models.fukumizu_amari_reduced import g_jacobian
+    >>> [round(float(j), 6) for j in g_jacobian(1.0, 0.5, 0.5)]
+    [-0.331689, -0.314874, -0.427105]
     """
     th = np.tanh(w * x)
-    s = 1.0 - th * th
-    T = 2.0 * np.tanh(x) - np.tanh(4.0 * x)
-    j11 = -2.0 * v * x * x * (T * th - 3.0 * v * th * th + v) * s
-    j12 = x * (T - 4.0 * v * th) * s
+    ez = np.exp(-np.abs(w * x))
+    sech = 2.0 * ez / (1.0 + ez * ez)
+    T = target(x)
+    xs = x * sech
+    j11 = -2.0 * v * xs * xs * (T * th - 3.0 * v * th * th + v)
+    j12 = xs * sech * (T - 4.0 * v * th)
     j22 = -2.0 * th * th
     return j11, j12, j22
 
