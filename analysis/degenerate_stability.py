@@ -39,7 +39,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import erf, erfc
 
-from rds.models.fukumizu_amari import target
+from rds.models.fukumizu_amari import PQRS_MATRIX, target
 from rds.models.fukumizu_amari_reduced import g_jacobian
 
 __all__ = [
@@ -703,13 +703,8 @@ def averaged_mu(w, v, sigma2):
 
 # ----------------------------------------------------------------------------------------------- 4-D system
 def _pqrs_matrices():
-    """P (θ → pqrs) and P⁻¹ as matrices, read off ``rds.coords`` (eq. 19)."""
-    import rds.coords
-
-    eye = np.eye(4)
-    P = np.asarray(rds.coords.to_pqrs(eye)).T      # column k = to_pqrs(e_k)
-    Pinv = np.asarray(rds.coords.from_pqrs(eye)).T
-    return P, Pinv
+    """P (θ → pqrs, eq. 19) and P⁻¹ = 2 Pᵀ as matrices: the basis of :data:`rds.models.PQRS_MATRIX`."""
+    return PQRS_MATRIX, 2.0 * PQRS_MATRIX.T
 
 
 def _batch(system):

@@ -39,87 +39,14 @@ import xarray as xr
 from analysis.lyapunov import lyapunov_spectrum, standard_error
 from rds._checks import integer
 from rds.coords import from_pqrs, to_pqrs
+from rds.models import PQRS_BASIS, conditional_r_system, pqrs_system  # derived systems: homes in rds.models
 
 __all__ = ["transverse_exponents", "subspace_tangents", "conditional_r_system", "pqrs_system"]
 
 SUBSPACES = ("M_wv", "M_w")
-_SQ = 1.0 / np.sqrt(2.0)
-#: Tangent directions of (p, q, r, s) in the original coordinates (w1, w2, v1, v2), unit length.
-E_P = np.array([_SQ, _SQ, 0.0, 0.0])
-E_Q = np.array([0.0, 0.0, _SQ, _SQ])
-E_R = np.array([_SQ, -_SQ, 0.0, 0.0])
-E_S = np.array([0.0, 0.0, _SQ, -_SQ])
-
-# J_rr = (J11 - J12 - J21 + J22) / 2; dynamic indices (constant ones trip Numba's array analysis on tuples)
-_COND_SRC = """
-def jac_rr(s, xi, params):
-    J = full(s, xi, params)
-    acc = 0.0
-    for i in range(2):
-        for j in range(2):
-            acc = acc + (1.0 - 2.0 * ((i + j) % 2)) * J[i][j]
-    a = 0.5 * acc
-    z = 0.0 * a
-    return ((a, z, z, z), (z, a, z, z), (z, z, a, z), (z, z, z, a))
-"""
-
-
-# The same map seen in (p, q, r, s) = T (w1, w2, v1, v2) coordinates (eq. 19), J_pqrs = T J T^-1. Written so that on
-# M_wv (w1 = w2, v1 = v2 bit for bit) the state keeps r = s = 0 and the cross blocks of J_pqrs are exactly 0.0 in
-# floating point ((a - b) + (b - a) = 0 exactly): the transverse tangent plane then stays exactly invariant.
-_PQRS_STEP_SRC = """
-def step_pqrs(s, xi, params):
-    n = inner((s[0] + s[2], s[0] - s[2], s[1] + s[3], s[1] - s[3]), xi, params)
-    return (0.5 * (n[0] + n[1]), 0.5 * (n[2] + n[3]), 0.5 * (n[0] - n[1]), 0.5 * (n[2] - n[3]))
-"""
-_PQRS_JAC_SRC = """
-def entry(J, a, b):
-    i0 = 2 * (a % 2)
-    j0 = 2 * (b % 2)
-    sa = 1.0 - 2.0 * (a // 2)
-    sb = 1.0 - 2.0 * (b // 2)
-    return 0.5 * ((J[i0][j0] + sb * J[i0][j0 + 1]) + sa * (J[i0 + 1][j0] + sb * J[i0 + 1][j0 + 1]))
-
-def jac_pqrs(s, xi, params):
-    J = full((s[0] + s[2], s[0] - s[2], s[1] + s[3], s[1] - s[3]), xi, params)
-    return ((entry(J, 0, 0), entry(J, 0, 1), entry(J, 0, 2), entry(J, 0, 3)),
-            (entry(J, 1, 0), entry(J, 1, 1), entry(J, 1, 2), entry(J, 1, 3)),
-            (entry(J, 2, 0), entry(J, 2, 1), entry(J, 2, 2), entry(J, 2, 3)),
-            (entry(J, 3, 0), entry(J, 3, 1), entry(J, 3, 2), entry(J, 3, 3)))
-"""
-
-
-def pqrs_system(system):
-    """The same random map in (p, q, r, s) coordinates (eq. 19), built from ``system``'s step and Jacobian.
-
-    ``step_pqrs = T ∘ φ ∘ T⁻¹`` and ``J_pqrs = T J T⁻¹`` with the exact linear change of variables of eq. 19,
-    evaluated so that M_wv = {r = s = 0} and the transverse tangent plane are invariant *bit for bit* (the cross
-    blocks of J_pqrs are exactly 0.0 there). The generated functions are cached, so scans compile once.
-
-    Parameters
-    ----------
-    system : rds.RandomDynamicalSystem
-        A map of (w1, w2, v1, v2) that commutes with the neuron swap (e.g. the FA model).
-
-    Returns
-    -------
-    rds.RandomDynamicalSystem
-        Variables ("p", "q", "r", "s"), same noise, parameters and ``dt``.
-
-    Examples
-    --------
-    >>> import numpy as np, rds
-    >>> fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
-    >>> sp = pqrs_system(fa)
-    >>> u = np.array([0.5, -0.3, 0.2, 0.1]); xi = np.array([0.7])
-    >>> bool(np.allclose(rds.coords.to_pqrs(fa.apply(u, xi)), sp.apply(rds.coords.to_pqrs(u), xi), atol=1e-15))
-    True
-    """
-    from rds._codegen import make_function
-    step = make_function(_PQRS_STEP_SRC, "step_pqrs", {"inner": system.step})
-    jac = make_function(_PQRS_JAC_SRC, "jac_pqrs", {"full": _full_jacobian_function(system)})
-    return system.replace(step=step, jacobian=jac, variables=("p", "q", "r", "s"),
-                          name=f"{system.name} (pqrs coordinates)")
+#: Tangent directions of (p, q, r, s) in the original coordinates (w1, w2, v1, v2), unit length: the columns of
+#: :data:`rds.models.PQRS_BASIS` (eq. 19).
+E_P, E_Q, E_R, E_S = (PQRS_BASIS[:, k].copy() for k in range(4))
 
 
 def subspace_tangents(subspace: str = "M_wv") -> np.ndarray:
@@ -137,49 +64,6 @@ def subspace_tangents(subspace: str = "M_wv") -> np.ndarray:
     if subspace == "M_w":
         return E_R[:, None].copy()
     raise ValueError(f"subspace must be one of {SUBSPACES}, got {subspace!r}")
-
-
-def _full_jacobian_function(system):
-    if system.jacobian is not None:
-        return system.jacobian
-    from rds._codegen import make_function
-    from rds.engine import complex_step_jacobian_source
-    return make_function(complex_step_jacobian_source(system.nvar), "jac", {"step": system.step})
-
-
-def conditional_r_system(system):
-    """A copy of a 4-variable FA-type system whose Jacobian is J_rr · I (for the conditional exponent on M_w).
-
-    The state still follows the full map; one tangent vector propagated with this Jacobian grows by |J_rr| per
-    step, J_rr = e_rᵀ J e_r. The generated Jacobian is cached per full Jacobian, so scans compile once.
-
-    Parameters
-    ----------
-    system : rds.RandomDynamicalSystem
-        A map of (w1, w2, v1, v2) (e.g. the FA model, paper 002, eqs. 6-7); its own Jacobian is used if it has
-        one, else a complex-step Jacobian of its step.
-
-    Returns
-    -------
-    rds.RandomDynamicalSystem
-        The same step, noise, variables and parameters; Jacobian J_rr(θ, x) · I (4, 4) with
-        J_rr = (J11 − J12 − J21 + J22) / 2, whose time average of log|·| is the conditional exponent λ_r of M_w
-        (eq. 17; see the module docstring).
-
-    Examples
-    --------
-    >>> import numpy as np, rds
-    >>> fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
-    >>> cr = conditional_r_system(fa)
-    >>> u = np.array([0.5, 0.5, 0.2, 0.1]); xi = np.array([0.7])
-    >>> J_rr = E_R @ fa.jacobian_matrix(u, xi) @ E_R
-    >>> bool(np.allclose(cr.jacobian_matrix(u, xi), J_rr * np.eye(4))), bool(np.array_equal(cr.apply(u, xi),
-    ...                                                                                      fa.apply(u, xi)))
-    (True, True)
-    """
-    from rds._codegen import make_function
-    jr = make_function(_COND_SRC, "jac_rr", {"full": _full_jacobian_function(system)})
-    return system.replace(jacobian=jr)
 
 
 def _lift(initial, subspace):

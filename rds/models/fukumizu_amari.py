@@ -20,13 +20,26 @@ from rds._checks import positive
 from rds.noise import Gaussian
 from rds.system import RandomDynamicalSystem
 
-__all__ = ["fukumizu_amari", "fa_step", "fa_jacobian", "target", "OPTIMA", "FAParams"]
+__all__ = ["fukumizu_amari", "fa_step", "fa_jacobian", "target", "OPTIMA", "FAParams", "THETA_VARS", "PQRS_VARS",
+           "PQRS_MATRIX", "PQRS_BASIS"]
 
 FAParams = namedtuple("FAParams", ["eta"])
 
 #: The optimal set θ* (eq. 9), rows (w1, w2, v1, v2): f(·; θ) = T exactly.
 OPTIMA = np.array([[1, 4, 2, -1], [-1, 4, -2, -1], [1, -4, 2, 1], [-1, -4, -2, 1],
                    [4, 1, -1, 2], [4, -1, -1, -2], [-4, 1, 1, 2], [-4, -1, 1, -2]], dtype=float)
+
+
+THETA_VARS = ("w1", "w2", "v1", "v2")
+PQRS_VARS = ("p", "q", "r", "s")
+#: The (p, q, r, s) basis of eq. 19: (p, q, r, s)ᵀ = PQRS_MATRIX @ (w1, w2, v1, v2)ᵀ, i.e. p = (w1 + w2)/2,
+#: q = (v1 + v2)/2, r = (w1 − w2)/2, s = (v1 − v2)/2; the inverse is 2 PQRS_MATRIXᵀ (w1 = p + r, w2 = p − r,
+#: v1 = q + s, v2 = q − s). M_w = {r = 0} (eq. 17), M_wv = {r = s = 0} (eq. 18). Used by :mod:`rds.coords`.
+PQRS_MATRIX = 0.5 * np.array([[1, 1, 0, 0], [0, 0, 1, 1], [1, -1, 0, 0], [0, 0, 1, -1]], dtype=float)
+_SQ = 1.0 / np.sqrt(2.0)
+#: Unit directions of p, q, r, s in (w1, w2, v1, v2) coordinates, as the columns (e_p, e_q, e_r, e_s):
+#: an orthonormal matrix whose columns are the rows of PQRS_MATRIX normalised.
+PQRS_BASIS = np.array([[_SQ, 0.0, _SQ, 0.0], [_SQ, 0.0, -_SQ, 0.0], [0.0, _SQ, 0.0, _SQ], [0.0, _SQ, 0.0, -_SQ]])
 
 
 def target(x):
