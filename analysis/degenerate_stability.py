@@ -39,6 +39,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import erf, erfc
 
+from rds import quadrature
 from rds.models.fukumizu_amari import PQRS_MATRIX, target
 from rds.models.fukumizu_amari_reduced import g_jacobian
 
@@ -456,21 +457,8 @@ def _target_energy(s2):
 
 
 def _half_line_rule(sigma, wmax, npts=10):
-    """Nodes x ≥ 0 and weights for E_x[F(x)] = ∫_0^∞ F(x) 2ρ(x) dx of an even F, x ~ N(0, σ²).
-
-    Composite Gauss–Legendre (``npts`` nodes per panel) on [0, 12σ]; the panel width (≤ 0.2, ≤ 0.4/|w|, ≤ σ/2)
-    keeps the panels small against the distance π/8 resp. π/(2|w|) of the poles of tanh(4x), tanh(wx) from the
-    real axis, so the rule converges to ~1e-15 (Gauss–Hermite converges slowly here because of those poles).
-    """
-    upper = 12.0 * sigma
-    h = min(0.2, 0.4 / max(abs(wmax), 1e-12), 0.5 * sigma)
-    n = min(int(math.ceil(upper / h)), 200_000)
-    edges = np.linspace(0.0, upper, n + 1)
-    z, wt = np.polynomial.legendre.leggauss(npts)
-    half = 0.5 * np.diff(edges)
-    x = (0.5 * (edges[1:] + edges[:-1]))[:, None] + half[:, None] * z[None, :]
-    weights = half[:, None] * wt[None, :] * 2.0 * np.exp(-x * x / (2 * sigma * sigma)) / (sigma * math.sqrt(2 * np.pi))
-    return x.ravel(), weights.ravel()
+    """E_x[F] for even F, x ~ N(0, σ²): :func:`rds.quadrature.even_normal_rule` (nodes x ≥ 0)."""
+    return quadrature.even_normal_rule(sigma, wmax, npts)
 
 
 def _expect_even(fn, w, v, s2, tail_shape=()):

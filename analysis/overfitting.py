@@ -34,10 +34,12 @@ import numpy as np
 import xarray as xr
 
 import rds
+from rds import quadrature
 from rds._checks import finite_array, integer, nonnegative, positive
 from rds.models import two_layer
 from rds.models.teacher_student import check_dataset
 from rds.symmetry import canonical, orbit
+from rds.timegrid import log_times
 
 __all__ = ["make_dataset", "load_dataset", "teacher", "network_output", "training_error", "training_gradient",
            "training_hessian", "generalization_error", "function_distance", "distance_to_optimal_set",
@@ -251,30 +253,9 @@ def count_unstable(hessian, rtol: float = 1e-9):
 
 # --------------------------------------------------------------------------------------------------- E_gen
 
-_NODES_PER_PANEL = 24
-_LEGENDRE = np.polynomial.legendre.leggauss(_NODES_PER_PANEL)
-
-
 def _normal_rule(wmax, half_width=10.0):
-    """Nodes and weights of E_{x~N(0,1)}[g(x)] for g analytic except poles on the imaginary axis at |Im x| ≥ π/(2 wmax).
-
-    Composite Gauss–Legendre on [−L, L], L = 10 (the normal tail beyond is < 1e-22), with panels graded
-    geometrically away from 0 (where the poles of tanh(w x) come closest to the real line): the first panel has width
-    min(1, 1/wmax), each next one doubles up to width 1. Every panel then keeps the nearest pole ≥ 1 half-width
-    away, so 24 nodes per panel give relative accuracy far below 1e-13 for any w (plain Gauss–Hermite with 200 nodes
-    errs by 1e-8 at the authors' overfitting point and by 1e-2 at |w| = 10).
-    """
-    h = 1.0 if wmax <= 1.0 else 1.0 / wmax
-    edges = [0.0]
-    while edges[-1] < half_width:
-        edges.append(min(edges[-1] + min(h, 1.0), half_width))
-        h *= 2.0
-    edges = np.asarray(edges)
-    a, b = edges[:-1, None], edges[1:, None]
-    z, u = _LEGENDRE
-    xs = (0.5 * (a + b) + 0.5 * (b - a) * z).ravel()
-    ws = (0.5 * (b - a) * u).ravel() * np.exp(-0.5 * xs * xs) / np.sqrt(2 * np.pi)
-    return np.concatenate([-xs[::-1], xs]), np.concatenate([ws[::-1], ws])
+    """E_{x~N(0,1)} rule for tanh networks: :func:`rds.quadrature.normal_rule` (24 Gauss–Legendre nodes a panel)."""
+    return quadrature.normal_rule(wmax, half_width)
 
 
 def function_distance(theta_a, theta_b=None):
@@ -473,11 +454,8 @@ def _dataset_of(gd):
 
 
 def log_spaced_times(steps: int, num: int = 200):
-    """Integer times 0 and ≈ num log-spaced steps in [1, steps] (duplicates removed), int64 ascending."""
-    steps = integer(steps, "steps", 1)
-    num = integer(num, "num", 1)
-    t = np.unique(np.round(np.geomspace(1, steps, num)).astype(np.int64))
-    return np.concatenate([[0], t])
+    """Integer times 0 and ≈ num log-spaced steps in [1, steps] (:func:`rds.timegrid.log_times`), int64 ascending."""
+    return log_times(integer(steps, "steps", 1), integer(num, "num", 1), zero=True)
 
 
 def learning_curves(gd, initial, steps, num: int = 200, backend="numba", unstable_rtol: float = 1e-9,
