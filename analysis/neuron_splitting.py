@@ -54,6 +54,7 @@ import numpy as np
 import xarray as xr
 from scipy import optimize
 
+import rds
 from rds.models import two_layer
 from rds.models.two_layer import ACTIVATIONS
 
@@ -914,15 +915,6 @@ def find_local_minimum(X, y, hidden=1, seed=0, activation="tanh", init_scale=1.0
 # --------------------------------------------------------------------------------------------------
 
 
-def _library_version():
-    try:
-        from importlib.metadata import version
-
-        return version("rds")
-    except Exception:  # pragma: no cover - not installed
-        return "unknown"
-
-
 def plateau_map(W, v, X, y, j, daughters=2, grid=None, activation="tanh", *, narrow="auto", tol=1e-7,
                 gtol=1e-7):
     """Classify the plateau of a split stationary point over a grid of coefficients (Theorems 1-4).
@@ -1040,7 +1032,7 @@ def plateau_map(W, v, X, y, j, daughters=2, grid=None, activation="tanh", *, nar
             "narrow_kind": first.narrow_kind,
             "narrow_loss": _loss(Wn, vn, Xn, yn, act),
             "tol": float(tol),
-            "library_version": _library_version(),
+            "rds_version": rds.__version__,
         },
     )
     return ds

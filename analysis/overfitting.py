@@ -38,6 +38,7 @@ from rds import quadrature
 from rds._checks import finite_array, integer, nonnegative, positive
 from rds.models import two_layer
 from rds.models.teacher_student import check_dataset
+from rds.sampling import initial_states
 from rds.symmetry import canonical, orbit
 from rds.timegrid import log_times
 
@@ -458,8 +459,8 @@ def log_spaced_times(steps: int, num: int = 200):
     return log_times(integer(steps, "steps", 1), integer(num, "num", 1), zero=True)
 
 
-def learning_curves(gd, initial, steps, num: int = 200, backend="numba", unstable_rtol: float = 1e-9,
-                    polish: bool = True):
+def learning_curves(gd, initial, steps, *, num: int = 200, backend=None, unstable_rtol: float = 1e-9,
+                    polish: bool = True, sample_seed: int = 0):
     """Learning curves of full-batch GD on a fixed dataset: E_tr, E_gen, Hessian spectrum and phases (papers 000/001).
 
     The trajectory is recorded at t = 0 and ``num`` log-spaced steps up to ``steps`` by the core engine
@@ -479,17 +480,20 @@ def learning_curves(gd, initial, steps, num: int = 200, backend="numba", unstabl
     ----------
     gd : RandomDynamicalSystem
         From ``rds.models.teacher_student(x, y, hidden, eta)``.
-    initial : array_like, shape (2N,)
-        θ_0 = (w1…wN, v1…vN).
+    initial : array_like, shape (2N,) or (1, 2N); rds.regions.Box or callable
+        θ_0 = (w1…wN, v1…vN): one run (a Box or sampler draws one state, seeded by ``sample_seed``;
+        :mod:`rds.sampling`).
     steps : int
         Number of GD steps (paper: 3·10⁶).
-    num : int
-        Number of log-spaced record times (duplicates after rounding are dropped; t = 0 is added).
-    backend : {"numba", "numpy", None}
-        Engine backend (use "numba" for long runs; "numpy" for tiny tests).
-    unstable_rtol : float
+    num : int, keyword-only
+        Number of log-spaced record times (:func:`rds.timegrid.log_times`; t = 0 is added).
+    backend : {"numba", "numpy", "jax", None}, keyword-only
+        Engine backend; None (default) picks the fastest for the total work.
+    unstable_rtol : float, keyword-only
         Relative tolerance of :func:`count_unstable`.
-    polish : bool
+    sample_seed : int, keyword-only
+        Seed of the sampling when ``initial`` is a Box or sampler.
+    polish : bool, keyword-only
         Newton-polish the end point into θ_ovf (needed for the overfitting label; if False the end point is used).
 
     Returns
@@ -513,69 +517,85 @@ def learning_curves(gd, initial, steps, num: int = 200, backend="numba", unstabl
     ('time',)
     """
     x, y, N, eta = _dataset_of(gd)
-    initial = finite_array(initial, "initial", ndim=1)
-    if initial.size != gd.nvar:
-        raise ValueError(f"initial must have {gd.nvar} entries {gd.variables}, got {initial.size}")
+    X0, _ = initial_states(initial, gd.variables, members=1 if _is_sampler(initial) else None,
+                           sample_seed=sample_seed)
+    if X0.shape[0] != 1:
+        raise ValueError(f"initial: learning_curves follows one run; give one state ({gd.nvar},), got {X0.shape}")
+    initial = X0[0]
     steps = integer(steps, "steps", 1)
     times = log_spaced_times(steps, num)
     unstable_rtol = nonnegative(unstable_rtol, "unstable_rtol")
-    tr = gd.trajectory(initial[None, :], steps, times=times, backend=backend, progress=False)
-    S = tr.state.values[:, 0, :]                              # (time, var)
-    finite = np.all(np.isfinite(S), axis=-1)
-    Sf = np.where(finite[:, None], S, 0.0)
-    E_tr = np.where(finite, training_error(Sf, x, y), np.nan)
-    E_gen = np.where(finite, generalization_error(Sf), np.nan)
-    grad = np.where(finite, np.linalg.norm(training_gradient(Sf, x, y), axis=-1), np.nan)
-    H = training_hessian(Sf, x, y)
-    H[~finite] = np.nan
-    n_unst, lam = count_unstable(np.where(finite[:, None, None], H, 0.0), unstable_rtol)
-    lam[~finite] = np.nan
-
-    end = S[-1]
-    if finite[-1] and polish:
-        pol = overfitting_point(x, y, end)
-        theta_ovf, converged = pol["theta"], pol["converged"]
-    else:
-        theta_ovf, converged = end, False
-    d_sing = function_distance(Sf, np.zeros(2 * N))
-    d_ovf = function_distance(Sf, theta_ovf) if np.all(np.isfinite(theta_ovf)) else np.full(len(times), np.nan)
-    i_min = int(np.nanargmin(E_gen)) if np.any(finite) else 0
-    after = np.arange(len(times)) > i_min
-    phase = np.where(d_sing < E_gen, 0, np.where(after & (d_ovf < E_gen), 2, 1))
-    phase = np.where(finite, phase, -1).astype(np.int8)
-    dO = distance_to_optimal_set(Sf) if N == 2 else np.full(len(times), np.nan)
-
-    var = list(gd.variables)
-    ds = xr.Dataset(
-        {"state": (("time", "var"), S), "E_tr": ("time", E_tr), "E_gen": ("time", E_gen),
-         "grad_norm": ("time", grad), "d_singular": ("time", np.where(finite, d_sing, np.nan)),
-         "d_overfit": ("time", np.where(finite, d_ovf, np.nan)),
-         "distance_O": ("time", np.where(finite, dO, np.nan)),
-         "hessian": (("time", "var", "var_b"), H), "hessian_eigenvalues": (("time", "eig"), lam),
-         "n_unstable": ("time", np.where(finite, n_unst, -1).astype(np.int64)),
-         "phase": ("time", phase),
-         "overfitting_point": ("var", theta_ovf), "overfit_canonical": ("var", canonical(theta_ovf)),
-         "t_min_gen": ((), int(times[i_min])), "E_gen_min": ((), float(E_gen[i_min])),
-         "E_gen_final": ((), float(E_gen[-1])), "E_tr_final": ((), float(E_tr[-1]))},
-        coords={"time": times, "var": var, "var_b": var, "eig": np.arange(2 * N)},
-    )
-    ds["phase"].attrs.update({"flag_values": np.arange(len(PHASES), dtype=np.int8),
-                              "flag_meanings": " ".join(PHASES), "missing_value_meaning": "-1: diverged"})
-    ds["E_tr"].attrs["long_name"] = "training error (1/n) sum (f(x_k) - y_k)^2, paper 000 eq. 1"
-    ds["E_gen"].attrs["long_name"] = "generalisation error E_x[(f - 2 tanh)^2], x ~ N(0,1), paper 000 eq. 2"
-    ds["n_unstable"].attrs["long_name"] = "number of negative eigenvalues of the Hessian of E_tr (-1: diverged)"
-    ds["d_singular"].attrs["long_name"] = "E_x[f(x)^2]: squared L2 distance to the singular region f = 0"
-    ds["d_overfit"].attrs["long_name"] = "E_x[(f(x) - f(x; theta_ovf))^2]"
-    ds["distance_O"].attrs["long_name"] = "Euclidean distance in parameter space to the optimal set O (N = 2)"
+    tr = gd.trajectory(X0, steps, times=times, backend=backend, progress=False)
+    rec = _record_quantities(tr.state.values[:, 0, :], x, y, unstable_rtol, polish)
+    ds = _learning_curves_dataset(rec, times, gd.variables)
     ds.attrs.update(gd.describe())
     ds.attrs.update({
         "analysis": "learning_curves", "steps": steps, "num": int(num), "backend": tr.attrs["backend"],
         "initial": initial, "unstable_rtol": unstable_rtol, "n_diverged": int(tr.attrs["n_diverged"]),
-        "polish_converged": int(converged), "phases": " ".join(PHASES),
-        "phase_ranges": _ranges([PHASES[p] if p >= 0 else "diverged" for p in phase], times),
-        "unstable_ranges": _ranges([str(int(k)) for k in n_unst], times, finite),
+        "polish_converged": int(rec["converged"]), "phases": " ".join(PHASES),
+        "phase_ranges": _ranges([PHASES[p] if p >= 0 else "diverged" for p in rec["phase"]], times),
+        "unstable_ranges": _ranges([str(int(k)) for k in rec["n_unst"]], times, rec["finite"]),
         "quadrature": "composite Gauss-Legendre vs N(0,1) density, graded panels, |x| <= 10",
-        "equations": "paper 000: eq. 1 (E_tr), eq. GD, eq. 2 (E_gen); Hessian = (I - J)/eta"})
+        "equations": "Maleknia & Sato (2026): eq. 1 (E_tr), eq. GD, eq. 2 (E_gen); Hessian = (I - J)/eta"})
+    return ds
+
+
+def _is_sampler(initial):
+    return isinstance(initial, rds.regions.Box) or (callable(initial) and not isinstance(initial, np.ndarray))
+
+
+def _record_quantities(S, x, y, unstable_rtol, polish):
+    """E_tr, E_gen, |∇E_tr|, Hessian spectrum, landmark distances and phases at each record of S (time, var)."""
+    N = S.shape[1] // 2
+    finite = np.all(np.isfinite(S), axis=-1)
+    Sf = np.where(finite[:, None], S, 0.0)
+    E_gen = np.where(finite, generalization_error(Sf), np.nan)
+    H = training_hessian(Sf, x, y)
+    H[~finite] = np.nan
+    n_unst, lam = count_unstable(np.where(finite[:, None, None], H, 0.0), unstable_rtol)
+    lam[~finite] = np.nan
+    if finite[-1] and polish:
+        pol = overfitting_point(x, y, S[-1])
+        theta_ovf, converged = pol["theta"], pol["converged"]
+    else:
+        theta_ovf, converged = S[-1], False
+    d_sing = function_distance(Sf, np.zeros(2 * N))
+    d_ovf = function_distance(Sf, theta_ovf) if np.all(np.isfinite(theta_ovf)) else np.full(len(S), np.nan)
+    i_min = int(np.nanargmin(E_gen)) if np.any(finite) else 0
+    after = np.arange(len(S)) > i_min
+    phase = np.where(d_sing < E_gen, 0, np.where(after & (d_ovf < E_gen), 2, 1))
+    return {"S": S, "finite": finite, "E_tr": np.where(finite, training_error(Sf, x, y), np.nan), "E_gen": E_gen,
+            "grad": np.where(finite, np.linalg.norm(training_gradient(Sf, x, y), axis=-1), np.nan),
+            "H": H, "lam": lam, "n_unst": n_unst, "theta_ovf": theta_ovf, "converged": converged,
+            "d_sing": np.where(finite, d_sing, np.nan), "d_ovf": np.where(finite, d_ovf, np.nan), "i_min": i_min,
+            "phase": np.where(finite, phase, -1).astype(np.int8),
+            "dO": np.where(finite, distance_to_optimal_set(Sf) if N == 2 else np.nan, np.nan)}
+
+
+def _learning_curves_dataset(rec, times, variables):
+    """The Dataset of :func:`learning_curves` from the recorded quantities (without the run's attrs)."""
+    finite, i_min, E_gen, E_tr = rec["finite"], rec["i_min"], rec["E_gen"], rec["E_tr"]
+    var = list(variables)
+    ds = xr.Dataset(
+        {"state": (("time", "var"), rec["S"]), "E_tr": ("time", E_tr), "E_gen": ("time", E_gen),
+         "grad_norm": ("time", rec["grad"]), "d_singular": ("time", rec["d_sing"]),
+         "d_overfit": ("time", rec["d_ovf"]), "distance_O": ("time", rec["dO"]),
+         "hessian": (("time", "var", "var_b"), rec["H"]), "hessian_eigenvalues": (("time", "eig"), rec["lam"]),
+         "n_unstable": ("time", np.where(finite, rec["n_unst"], -1).astype(np.int64)),
+         "phase": ("time", rec["phase"]),
+         "overfitting_point": ("var", rec["theta_ovf"]), "overfit_canonical": ("var", canonical(rec["theta_ovf"])),
+         "t_min_gen": ((), int(times[i_min])), "E_gen_min": ((), float(E_gen[i_min])),
+         "E_gen_final": ((), float(E_gen[-1])), "E_tr_final": ((), float(E_tr[-1]))},
+        coords={"time": times, "var": var, "var_b": var, "eig": np.arange(len(var))},
+    )
+    ds["phase"].attrs.update({"flag_values": np.arange(len(PHASES), dtype=np.int8),
+                              "flag_meanings": " ".join(PHASES), "missing_value_meaning": "-1: diverged"})
+    ds["E_tr"].attrs["long_name"] = "training error (1/n) sum (f(x_k) - y_k)^2, eq. 1"
+    ds["E_gen"].attrs["long_name"] = "generalisation error E_x[(f - 2 tanh)^2], x ~ N(0,1), eq. 2"
+    ds["n_unstable"].attrs["long_name"] = "number of negative eigenvalues of the Hessian of E_tr (-1: diverged)"
+    ds["d_singular"].attrs["long_name"] = "E_x[f(x)^2]: squared L2 distance to the singular region f = 0"
+    ds["d_overfit"].attrs["long_name"] = "E_x[(f(x) - f(x; theta_ovf))^2]"
+    ds["distance_O"].attrs["long_name"] = "Euclidean distance in parameter space to the optimal set O (N = 2)"
     return ds
 
 
@@ -599,24 +619,29 @@ END_KINDS = ("strict_min", "degenerate_min", "saddle", "not_critical")
 """Labels of the ``kind`` variable of :func:`convergence_modulo_symmetry`."""
 
 
-def convergence_modulo_symmetry(gd, initial, steps, backend="numba", polish: bool = True,
-                                unstable_rtol: float = 1e-9, critical_tol: float = 1e-10):
+def convergence_modulo_symmetry(gd, initial, steps, backend=None, polish: bool = True,
+                                unstable_rtol: float = 1e-9, critical_tol: float = 1e-10, *, members=None,
+                                sample_seed: int = 0):
     """Run GD from many initial conditions and compare the end points modulo symmetry (Theorem 3.1).
 
     Parameters
     ----------
     gd : RandomDynamicalSystem
         From ``rds.models.teacher_student``.
-    initial : array_like, shape (member, 2N)
+    initial : array_like (member, 2N) or (2N,), rds.regions.Box, or callable
+        Initial states, or how to draw ``members`` of them (seeded by ``sample_seed``; :mod:`rds.sampling`).
     steps : int
         GD steps before (optional) Newton polishing.
-    backend : {"numba", "numpy", None}
+    backend : {"numba", "numpy", "jax", None}
+        Engine backend; None (default) picks the fastest for the total work.
     polish : bool
         Newton-polish each end point (:func:`overfitting_point`).
     unstable_rtol : float
         Relative tolerance for zero Hessian eigenvalues (:func:`count_unstable`).
     critical_tol : float
         |∇E_tr| below which an end point counts as critical.
+    members, sample_seed : int, keyword-only
+        Number of states to draw when ``initial`` is a Box or sampler, and the sampling seed.
 
     Returns
     -------
@@ -641,9 +666,7 @@ def convergence_modulo_symmetry(gd, initial, steps, backend="numba", polish: boo
     ('member', 'var')
     """
     x, y, N, eta = _dataset_of(gd)
-    initial = finite_array(initial, "initial", ndim=2)
-    if initial.shape[1] != gd.nvar:
-        raise ValueError(f"initial must have shape (member, {gd.nvar}), got {initial.shape}")
+    initial, _ = initial_states(initial, gd.variables, members=members, sample_seed=sample_seed)
     steps = integer(steps, "steps", 1)
     end = gd.evolve(initial, steps, backend=backend, progress=False)
     M = end.shape[0]

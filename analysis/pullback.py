@@ -65,6 +65,10 @@ def _check_taus(taus) -> np.ndarray:
     return arr
 
 
+_EQUATIONS = ("Sato, Tsutsui & Fujiwara, Physica D 430 (2022) 133095, eq. C.2: "
+              "A_tau(t, omega) = phi(tau, theta_{t-tau} omega) B; Fig. 4")
+
+
 def sample_initial(sampler, variables, members, sample_seed=0):
     """Draw the initial set B from a sampler.
 
@@ -194,7 +198,7 @@ def pullback_attractor(system, initial, taus, t=0, seed=0, realization=0, member
         "analysis": "pullback_attractor",
         "method": "finite-time pullback attractor: B evolved from t - tau to t under one shared noise path "
                   "(replayed by absolute time); one run per tau, cost members * sum(tau)",
-        "equation": "paper 002, eq. C.2: A_tau(t, omega) = phi(tau, theta_{t-tau} omega) B; Fig. 4",
+        "equations": _EQUATIONS, "equation": _EQUATIONS,  # "equation": former name, kept
         "t": t, "seed": seed, "realization": realization, "initial_set": desc, "sample_seed": int(sample_seed),
         "members": int(M), "backend": ",".join(sorted(backends)) or "none",
         "member_steps": int(M) * int(taus.sum()),
