@@ -1,11 +1,14 @@
-"""Neuron splitting, stationary plateaus and the inner Hessian (paper 003).
+"""Neuron splitting, stationary plateaus and the inner Hessian.
+
+Reference: "A geometric characterization of the stationary plateau for two-layer neural networks" (the
+stationary-plateau paper below; equation, definition and theorem numbers are its own).
 
 A one-hidden-layer network with ``d`` inputs and ``N`` hidden neurons,
 
     f(x; W, v) = sum_j v_j sigma(w_j . x),        W: (N, d), v: (N,),
 
 is trained on a fixed dataset ``X`` (n, d), ``y`` (n,) with the empirical loss
-(eq. 2 of paper 003, with the 1/(2n) normalisation used throughout this module)
+(eq. 2 of the stationary-plateau paper, with the 1/(2n) normalisation used throughout this module)
 
     L(W, v) = (1 / 2n) sum_k (f(x_k) - y_k)^2,      r_k = f(x_k) - y_k  (the residual).
 
@@ -21,21 +24,21 @@ The inner Hessian of neuron j (eq. 11; the second term of the partial Hessian d^
 Everything here is analytic (exact first and second derivatives; third derivatives of the activation
 are used for the locally-effective test of Theorem 3). Finite differences appear only in the tests.
 
-What the numerics established about the restatement in MODEL.md section 4 (all checked against the
+What the numerics establish about the statements of the paper (all checked against the
 exact Hessian of the wide net and explicit descent paths; see ``tests/test_neuron_splitting.py``):
 
 * Sign convention: along the split direction delta_a = beta_b u, delta_b = -beta_a u (all other
   weights fixed) the loss changes by ``+1/2 t^2 beta_a beta_b (beta_a + beta_b) u^T H_j u + O(t^3)``;
   for two daughters beta_a + beta_b = 1, so the change is ``+1/2 beta_0 beta_1 u^T H_j u`` with
-  r = f - y and L = (1/2n) sum r^2. The sign in MODEL.md is right; the factor is 1/2 (and with more
+  r = f - y and L = (1/2n) sum r^2. The sign is as stated in the paper; the factor is 1/2 (and with more
   than two daughters the extra factor beta_a + beta_b matters: it can be negative).
   More generally, at a plateau point write the daughters' input-weight perturbations as
   delta_i = dbar + e_i with dbar = sum_i beta_i delta_i (so sum_i beta_i e_i = 0) and let
   eps_i be their output-weight perturbations; the wide Hessian's quadratic form is exactly
   ``Q_wide = Q_narrow(dbar, sum_i eps_i, other neurons) + sum_i beta_i e_i^T H_j e_i``.
-* Theorem 1 needs *strict* signs. PD: local minimum iff every beta_i > 0 (MODEL.md says beta_i >= 0:
+* Theorem 1 needs *strict* signs. PD: local minimum iff every beta_i > 0 (a weak reading "beta_i >= 0" fails:
   a zero coefficient gives a saddle, detectable only at third order: the Hessian is then positive
-  semi-definite). ND: local minimum iff exactly one beta_i > 0 *and all others < 0* (MODEL.md's
+  semi-definite). ND: local minimum iff exactly one beta_i > 0 *and all others < 0* (the weak reading
   "exactly one beta_i > 0" also admits zeros, which are saddles).
 * Theorem 2's surely-saddle region (any H_j != 0) is the complement of both minimum regions:
   beta with some beta_i <= 0 and at least two beta_i >= 0. For two daughters it is only the two
@@ -48,7 +51,9 @@ exact Hessian of the wide net and explicit descent paths; see ``tests/test_neuro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -60,6 +65,7 @@ from rds.models.two_layer import ACTIVATIONS
 
 __all__ = [
     "ACTIVATIONS",
+    "NumericalClassification",
     "PlateauClassification",
     "classify_plateau",
     "find_local_minimum",
@@ -246,7 +252,7 @@ _unpack = two_layer.unpack
 
 
 def split_neuron(W, v, j, beta):
-    """Split hidden neuron ``j`` into ``len(beta)`` daughters (Definition 1, eq. 8 of paper 003).
+    """Split hidden neuron ``j`` into ``len(beta)`` daughters (Definition 1, eq. 8 of the stationary-plateau paper).
 
     The daughters copy the input weights ``w_j`` (eq. 8b) and take output weights ``beta_i v_j``
     (eq. 8c); the other neurons are unchanged (eq. 8a). Daughter 0 takes the parent's place ``j``,
@@ -358,7 +364,7 @@ def _inner(W, v, X, y, j, act, order=2):
 
 
 def inner_hessian(W, v, X, y, j, activation="tanh"):
-    """Inner Hessian ``H_j`` of hidden neuron ``j`` (eq. 11 of paper 003).
+    """Inner Hessian ``H_j`` of hidden neuron ``j`` (eq. 11 of the stationary-plateau paper).
 
     ``H_j = (1/n) sum_k r_k v_j sigma''(w_j . x_k) x_k x_k^T`` with residual ``r_k = f(x_k) - y_k``,
     i.e. the second term of the partial Hessian ``d^2 L / dw_j^2`` (eq. 12, App. B) for the loss
@@ -398,11 +404,19 @@ def inner_hessian(W, v, X, y, j, activation="tanh"):
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
-class PlateauClassification:
+class NumericalClassification(NamedTuple):
+    """Result of :func:`numerical_classification`: the verdict and its evidence."""
+
+    kind: str
+    info: dict
+
+
+class PlateauClassification(str):
     """Result of :func:`classify_plateau`.
 
-    Compares equal to its ``kind`` string, so ``classify_plateau(...) == "saddle"`` works.
+    The result *is* its ``kind`` string (a ``str`` subclass: ``classify_plateau(...) == "saddle"``, usable as a
+    dict key or in a ``match``) and carries the evidence as attributes; two results are equal when their kinds
+    are (compare ``.theorem``, ``.region``, … for more).
 
     Parameters
     ----------
@@ -457,31 +471,36 @@ class PlateauClassification:
     (True, False, 'saddle')
     """
 
-    kind: str
-    theorem: str
-    region: str
-    definiteness: str
-    narrow_kind: str
-    inner_eigenvalues: np.ndarray
-    numeric_kind: str
-    hessian_eigenvalues: np.ndarray
-    transverse_eigenvalues: np.ndarray
-    descent: dict = field(default_factory=dict)
-    W_wide: np.ndarray | None = None
-    v_wide: np.ndarray | None = None
 
-    def __eq__(self, other):
-        if isinstance(other, str):
-            return self.kind == other
-        if isinstance(other, PlateauClassification):
-            return self.kind == other.kind
-        return NotImplemented
+    _FIELDS = ("theorem", "region", "definiteness", "narrow_kind", "inner_eigenvalues", "numeric_kind",
+               "hessian_eigenvalues", "transverse_eigenvalues", "descent", "W_wide", "v_wide")
 
-    def __hash__(self):
-        return hash(self.kind)
+    def __new__(cls, kind, theorem, region, definiteness, narrow_kind, inner_eigenvalues, numeric_kind,
+                hessian_eigenvalues, transverse_eigenvalues, descent=None, W_wide=None, v_wide=None):
+        obj = super().__new__(cls, kind)
+        values = (theorem, region, definiteness, narrow_kind, inner_eigenvalues, numeric_kind, hessian_eigenvalues,
+                  transverse_eigenvalues, {} if descent is None else descent, W_wide, v_wide)
+        for name, value in zip(cls._FIELDS, values, strict=True):
+            object.__setattr__(obj, name, value)
+        return obj
+
+    @property
+    def kind(self) -> str:
+        """``"local_min"``, ``"saddle"`` or ``"undetermined"`` (a plain ``str``)."""
+        return str.__str__(self)
 
     def __str__(self):
         return self.kind
+
+    def __repr__(self):
+        return f"PlateauClassification({self.kind!r}, theorem={self.theorem!r}, region={self.region!r})"
+
+    def __reduce__(self):
+        return (_plateau_classification, (self.kind, {k: getattr(self, k) for k in self._FIELDS}))
+
+
+def _plateau_classification(kind, fields):
+    return PlateauClassification(kind, **fields)
 
 
 def _beta_region(beta, beta_tol):
@@ -611,11 +630,10 @@ def numerical_classification(W_wide, v_wide, X, y, j=None, daughters=None, activ
 
     Returns
     -------
-    kind : str
-        ``"local_min"``, ``"saddle"`` or ``"undetermined"``.
-    info : dict
-        ``hessian_eigenvalues`` (P,), ``transverse_eigenvalues`` (P - s,), ``descent`` (dict as in
-        :class:`PlateauClassification`, empty for minima).
+    NumericalClassification
+        A named tuple ``(kind, info)``: ``kind`` is ``"local_min"``, ``"saddle"`` or ``"undetermined"``;
+        ``info`` a dict with ``hessian_eigenvalues`` (P,), ``transverse_eigenvalues`` (P - s,), ``descent``
+        (dict as in :class:`PlateauClassification`, empty for minima).
 
     Examples
     --------
@@ -643,15 +661,15 @@ def numerical_classification(W_wide, v_wide, X, y, j=None, daughters=None, activ
     info = {"hessian_eigenvalues": lam, "transverse_eigenvalues": lam_t, "descent": {}}
     if lam[0] < -t:
         info["descent"] = _descent_saddle_hessian(W, v, X, y, act, U[:, 0], lam[0])
-        return "saddle", info
+        return NumericalClassification("saddle", info)
     if lam_t[0] > t:
-        return "local_min", info
+        return NumericalClassification("local_min", info)
     for i in np.flatnonzero(np.abs(v) <= tol * max(1.0, float(np.max(np.abs(v))))):
         desc = _descent_dead_daughter(W, v, X, y, act, int(i), tol)
         if desc is not None and desc["loss_change"] < 0:
             info["descent"] = desc
-            return "saddle", info
-    return "undetermined", info
+            return NumericalClassification("saddle", info)
+    return NumericalClassification("undetermined", info)
 
 
 def _split_direction(beta, lam_sign, beta_tol):
@@ -672,7 +690,7 @@ def classify_plateau(W, v, X, y, j, beta, activation="tanh", *, narrow="auto", t
                      beta_tol=1e-9):
     """Classify the plateau point obtained by splitting neuron ``j`` of a stationary point with ``beta``.
 
-    Decides "local_min" or "saddle" by the theorems of paper 003 and attaches the evidence:
+    Decides "local_min" or "saddle" by the theorems of the stationary-plateau paper and attaches the evidence:
 
     * narrow point a saddle -> every plateau point is a saddle (Theorem 4); descent direction lifted
       from the narrow net's negative-curvature direction;
@@ -718,7 +736,7 @@ def classify_plateau(W, v, X, y, j, beta, activation="tanh", *, narrow="auto", t
     -------
     PlateauClassification
         ``.kind`` is ``"local_min"`` or ``"saddle"`` (``"undetermined"`` only if neither the theorems
-        nor the numerics decide); compares equal to that string.
+        nor the numerics decide); the result is that string, with the evidence as attributes.
 
     Raises
     ------
@@ -735,11 +753,49 @@ def classify_plateau(W, v, X, y, j, beta, activation="tanh", *, narrow="auto", t
     >>> c.kind in ("local_min", "saddle")
     True
     """
+    p = _prepare_plateau(W, v, X, y, j, beta, _activation(activation), narrow=narrow, tol=tol, gtol=gtol,
+                         beta_tol=beta_tol)
+    num_kind, info = numerical_classification(p.Ww, p.vw, p.X, p.y, p.j, p.beta.size, p.act, tol)
+    kind, theorem = _theorem_verdict(p, num_kind)
+    return PlateauClassification(
+        kind=kind, theorem=theorem, region=p.region, definiteness=p.definiteness, narrow_kind=p.nkind,
+        inner_eigenvalues=p.lamH, numeric_kind=num_kind, hessian_eigenvalues=info["hessian_eigenvalues"],
+        transverse_eigenvalues=info["transverse_eigenvalues"], descent=_saddle_evidence(p, kind, info),
+        W_wide=p.Ww, v_wide=p.vw,
+    )
+
+
+@dataclass
+class _Plateau:
+    """A split stationary point and what the theorems need about it (built by :func:`_prepare_plateau`)."""
+
+    W: np.ndarray
+    v: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    j: int
+    beta: np.ndarray
+    act: Callable
+    tol: float
+    Ww: np.ndarray             # the wide net
+    vw: np.ndarray
+    H: np.ndarray              # inner Hessian H_j (eq. 11), its spectrum and eigenvectors
+    lamH: np.ndarray
+    UH: np.ndarray
+    Hn: np.ndarray             # the narrow Hessian (sets the eigenvalue scale htol)
+    htol: float
+    definiteness: str
+    region: str
+    nkind: str                 # type of the narrow point and, for a saddle, its negative-curvature direction
+    ndir: np.ndarray | None
+    zero: np.ndarray           # daughters with beta_i = 0
+
+
+def _prepare_plateau(W, v, X, y, j, beta, act, *, narrow, tol, gtol, beta_tol):
     W, v = _as_net(W, v)
     X, y = _as_data(X, y, W.shape[1])
     j = _as_index(j, W.shape[0])
     beta = _as_beta(beta)
-    act = _activation(activation)
     if narrow not in ("auto", "local_min", "saddle"):
         raise ValueError(f"narrow: must be 'auto', 'local_min' or 'saddle', got {narrow!r}")
     gW, gv = _grad(W, v, X, y, act)
@@ -747,99 +803,95 @@ def classify_plateau(W, v, X, y, j, beta, activation="tanh", *, narrow="auto", t
     if gnorm > gtol:
         raise ValueError(
             f"W, v: not a stationary point (max |grad L| = {gnorm:.3g} > gtol = {gtol:.3g}); "
-            "the theorems of paper 003 classify splits of stationary points only"
+            "the theorems of the stationary-plateau paper classify splits of stationary points only"
         )
-    N, d = W.shape
-    k = beta.size
     Ww, vw = split_neuron(W, v, j, beta)
     H = _inner(W, v, X, y, j, act)
     H = 0.5 * (H + H.T)
     lamH, UH = np.linalg.eigh(H)
-    # eigenvalue scale: the narrow Hessian sets it, H_j is one of its terms
-    Hn = _hessian(W, v, X, y, act)
+    Hn = _hessian(W, v, X, y, act)   # eigenvalue scale: the narrow Hessian sets it, H_j is one of its terms
     htol = tol * _scale(Hn)
-    definiteness = _definiteness(lamH, htol)
-    region = _beta_region(beta, beta_tol)
     nkind, ndir = _narrow_kind(W, v, X, y, act, tol)
     if narrow != "auto" and nkind != "zero_loss":
         nkind = narrow
-    zero = np.abs(beta) <= beta_tol
+    return _Plateau(W, v, X, y, j, beta, act, tol, Ww, vw, H, lamH, UH, Hn, htol, _definiteness(lamH, htol),
+                    _beta_region(beta, beta_tol), nkind, ndir, np.abs(beta) <= beta_tol)
 
-    num_kind, info = numerical_classification(Ww, vw, X, y, j, k, act, tol)
-    kind, theorem, descent = "undetermined", "", {}
 
-    def lifted(direction):
-        dW, dv = _unpack(direction, N, d)
-        W1 = np.concatenate([dW[:j], np.repeat(dW[j : j + 1], k, axis=0), dW[j + 1 :]], axis=0)
-        v1 = np.concatenate([dv[:j], beta * dv[j], dv[j + 1 :]])
-        q = float(direction @ Hn @ direction)
-        return _descent_saddle_hessian(Ww, vw, X, y, act, _pack(W1, v1), q / float(W1.ravel() @ W1.ravel()
-                                                                                    + v1 @ v1))
+def _theorem_verdict(p, num_kind):
+    """(kind, theorem) by Theorems 1-4; ``num_kind`` (the numerical verdict) where the theorems are silent."""
+    if p.nkind == "zero_loss":
+        return "local_min", "zero loss: every plateau point is a global minimum"
+    if p.nkind == "saddle":
+        return "saddle", "Theorem 4 (splitting a saddle gives saddles)"
+    if p.nkind != "local_min":
+        return num_kind, "numerical (narrow point degenerate; pass narrow= to apply the theorems)"
+    d, region = p.definiteness, p.region
+    in_min_region = {"PD": region == "all_positive", "ND": region == "one_positive_rest_negative",
+                     "PSD": region == "all_positive", "NSD": region == "one_positive_rest_negative"}
+    if d in ("PD", "ND", "ID"):
+        label = {"PD": "1.1", "ND": "1.2", "ID": "1.3"}[d]
+        kind = "local_min" if d != "ID" and in_min_region[d] else "saddle"
+        return kind, f"Theorem {label} (H_j {d}, beta in {region})"
+    if d in ("PSD", "NSD"):
+        if in_min_region[d]:
+            return num_kind, f"numerical (H_j {d} singular: Theorems 1-2 silent)"
+        return "saddle", f"Theorem 2 / Lemma 4 (H_j {d}, beta in {region})"
+    # H_j = 0: Theorem 3
+    if not np.any(p.X):
+        return "local_min", "Theorem 3.2 (parent locally constant)"
+    T3 = _inner(p.W, p.v, p.X, p.y, p.j, p.act, order=3)
+    effective = np.max(np.abs(T3)) > p.htol or np.max(np.abs(p.H)) > p.htol
+    label = "Theorem 3.1 (locally effective: a saddle exists for some beta)" if effective \
+        else "H_j = 0, third derivative 0"
+    return num_kind, f"numerical ({label})"
 
-    def split_descent(sign):
-        """Lemma 4 Part I path along an eigenvector of H_j with eigenvalue of the given sign."""
-        c, _ = _split_direction(beta, sign, 0.0)
-        if c is None:
-            return {}
-        u = UH[:, -1] if sign > 0 else UH[:, 0]
-        lam = lamH[-1] if sign > 0 else lamH[0]
-        W1 = np.zeros_like(Ww)
-        W1[j : j + k] = c[:, None] * u[None, :]
-        q = lam * float(np.sum(beta * c * c))  # Q_wide = sum beta_i delta_i^T H delta_i (eq. 31)
-        nrm = float(np.linalg.norm(W1))
-        return _descent_saddle_hessian(Ww, vw, X, y, act, _pack(W1, np.zeros_like(vw)), q / nrm**2)
 
-    def boundary_descent():
-        i = j + int(np.flatnonzero(zero)[0])
-        return _descent_dead_daughter(Ww, vw, X, y, act, i, tol) or {}
+def _saddle_evidence(p, kind, info):
+    """A verified descent path for a saddle (empty for a minimum); the numerical one when no theorem gives one."""
+    if kind != "saddle":
+        return {}
+    descent = {}
+    if p.nkind == "saddle":
+        if p.ndir is not None:
+            descent = _lifted_descent(p, p.ndir)
+    elif p.nkind == "local_min" and p.definiteness != "zero":
+        if np.any(p.zero):
+            i = p.j + int(np.flatnonzero(p.zero)[0])
+            descent = _descent_dead_daughter(p.Ww, p.vw, p.X, p.y, p.act, i, p.tol) or {}
+        else:
+            for sign in (+1, -1):
+                if (sign > 0 and p.lamH[-1] > p.htol) or (sign < 0 and p.lamH[0] < -p.htol):
+                    descent = _split_descent(p, sign)
+                    if descent:
+                        break
+    return descent or info["descent"]
 
-    if nkind == "zero_loss":
-        kind, theorem = "local_min", "zero loss: every plateau point is a global minimum"
-    elif nkind == "saddle":
-        kind, theorem = "saddle", "Theorem 4 (splitting a saddle gives saddles)"
-        if ndir is not None:
-            descent = lifted(ndir)
-    elif nkind == "local_min":
-        in_min_region = {"PD": region == "all_positive", "ND": region == "one_positive_rest_negative",
-                         "PSD": region == "all_positive", "NSD": region == "one_positive_rest_negative"}
-        if definiteness in ("PD", "ND", "ID"):
-            label = {"PD": "1.1", "ND": "1.2", "ID": "1.3"}[definiteness]
-            if definiteness != "ID" and in_min_region[definiteness]:
-                kind, theorem = "local_min", f"Theorem {label} (H_j {definiteness}, beta in {region})"
-            else:
-                kind, theorem = "saddle", f"Theorem {label} (H_j {definiteness}, beta in {region})"
-        elif definiteness in ("PSD", "NSD"):
-            if in_min_region[definiteness]:
-                kind, theorem = num_kind, f"numerical (H_j {definiteness} singular: Theorems 1-2 silent)"
-            else:
-                kind, theorem = "saddle", f"Theorem 2 / Lemma 4 (H_j {definiteness}, beta in {region})"
-        else:  # H_j = 0: Theorem 3
-            if not np.any(X):
-                kind, theorem = "local_min", "Theorem 3.2 (parent locally constant)"
-            else:
-                T3 = _inner(W, v, X, y, j, act, order=3)
-                effective = np.max(np.abs(T3)) > htol or np.max(np.abs(H)) > htol
-                label = "Theorem 3.1 (locally effective: a saddle exists for some beta)" if effective \
-                    else "H_j = 0, third derivative 0"
-                kind, theorem = num_kind, f"numerical ({label})"
-        if kind == "saddle" and not descent and definiteness != "zero":
-            if np.any(zero):
-                descent = boundary_descent()
-            else:
-                for sign in (+1, -1):
-                    if (sign > 0 and lamH[-1] > htol) or (sign < 0 and lamH[0] < -htol):
-                        descent = split_descent(sign)
-                        if descent:
-                            break
-    else:
-        kind, theorem = num_kind, "numerical (narrow point degenerate; pass narrow= to apply the theorems)"
-    if kind == "saddle" and not descent:
-        descent = info["descent"]
-    return PlateauClassification(
-        kind=kind, theorem=theorem, region=region, definiteness=definiteness, narrow_kind=nkind,
-        inner_eigenvalues=lamH, numeric_kind=num_kind, hessian_eigenvalues=info["hessian_eigenvalues"],
-        transverse_eigenvalues=info["transverse_eigenvalues"], descent=descent, W_wide=Ww, v_wide=vw,
-    )
+
+def _lifted_descent(p, direction):
+    """Theorem 4: the narrow net's negative-curvature direction, lifted to the wide net."""
+    N, d = p.W.shape
+    k = p.beta.size
+    dW, dv = _unpack(direction, N, d)
+    W1 = np.concatenate([dW[: p.j], np.repeat(dW[p.j : p.j + 1], k, axis=0), dW[p.j + 1 :]], axis=0)
+    v1 = np.concatenate([dv[: p.j], p.beta * dv[p.j], dv[p.j + 1 :]])
+    q = float(direction @ p.Hn @ direction)
+    return _descent_saddle_hessian(p.Ww, p.vw, p.X, p.y, p.act, _pack(W1, v1),
+                                   q / float(W1.ravel() @ W1.ravel() + v1 @ v1))
+
+
+def _split_descent(p, sign):
+    """Lemma 4 Part I path along an eigenvector of H_j with eigenvalue of the given sign."""
+    c, _ = _split_direction(p.beta, sign, 0.0)
+    if c is None:
+        return {}
+    u = p.UH[:, -1] if sign > 0 else p.UH[:, 0]
+    lam = p.lamH[-1] if sign > 0 else p.lamH[0]
+    W1 = np.zeros_like(p.Ww)
+    W1[p.j : p.j + p.beta.size] = c[:, None] * u[None, :]
+    q = lam * float(np.sum(p.beta * c * c))  # Q_wide = sum beta_i delta_i^T H delta_i (eq. 31)
+    nrm = float(np.linalg.norm(W1))
+    return _descent_saddle_hessian(p.Ww, p.vw, p.X, p.y, p.act, _pack(W1, np.zeros_like(p.vw)), q / nrm**2)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1004,7 +1056,7 @@ def plateau_map(W, v, X, y, j, daughters=2, grid=None, activation="tanh", *, nar
     act = _activation(activation)
     ds = xr.Dataset(
         {
-            "kind": (dims, kind, dict(code_attrs, long_name="plateau point type by Theorems 1-4 (paper 003)")),
+            "kind": (dims, kind, dict(code_attrs, long_name="plateau point type by Theorems 1-4")),
             "numeric_kind": (dims, nkind, dict(code_attrs, long_name="type from the wide Hessian and descent")),
             "region": (dims, region, {"flag_values": np.array(list(REGION_CODES.values()), dtype=np.int8),
                                       "flag_meanings": " ".join(REGION_CODES)}),
@@ -1021,7 +1073,7 @@ def plateau_map(W, v, X, y, j, daughters=2, grid=None, activation="tanh", *, nar
         coords={**{dm: (dm, grid) for dm in dims}, "daughter": np.arange(s + 1)},
         attrs={
             "title": "Classification of a neuron-splitting plateau",
-            "reference": "paper 003: A Geometric Characterization of the Stationary Plateau for Two-Layer "
+            "reference": "A Geometric Characterization of the Stationary Plateau for Two-Layer "
                          "Neural Networks; Definition 1, eq. 11, Theorems 1-4, Lemma 4",
             "loss": "L = (1/2n) sum_k (f(x_k) - y_k)^2",
             "inner_hessian": "H_j = (1/n) sum_k r_k v_j sigma''(w_j.x_k) x_k x_k^T, r = f - y (eq. 11)",

@@ -1,17 +1,20 @@
-"""Overfitting on a fixed noisy dataset: learning curves, Hessian spectra and the overfitting point (papers 000/001).
+"""Overfitting on a fixed noisy dataset: learning curves, Hessian spectra and the overfitting point.
+
+Reference: Maleknia & Sato, "Plateaus, optima and overfitting in multi-layer perceptrons: a saddle–saddle–attractor
+scenario" (2026); equation numbers below are its own.
 
 Full-batch gradient descent on a dataset drawn once is a *quenched* random map: the noise sits in the data.
 Teacher f*(x) = 2 tanh(x); student f(x; θ) = Σ_j v_j tanh(w_j x), θ = (w1…wN, v1…vN) (N = 2 in the paper).
 
-* training error (paper 000, eq. 1)      E_tr(θ)  = (1/n) Σ_k (f(x_k; θ) − y_k)²,
-* GD (paper 000, eq. GD)                  θ ← θ − η ∇E_tr(θ),
-* generalisation error (paper 000, eq. 2) E_gen(θ) = E_{x~N(0,1)}[(f(x; θ) − f*(x))²],
+* training error (Maleknia & Sato 2026, eq. 1)      E_tr(θ)  = (1/n) Σ_k (f(x_k; θ) − y_k)²,
+* GD (Maleknia & Sato 2026, eq. GD)                  θ ← θ − η ∇E_tr(θ),
+* generalisation error (Maleknia & Sato 2026, eq. 2) E_gen(θ) = E_{x~N(0,1)}[(f(x; θ) − f*(x))²],
 * eq. 3: E_{x,ε}[(f − y)²] = E_gen + σ_ε².
 
 The normalisation 1/n (not 1/(2n)) and the plain gradient of that E_tr are those of the authors' public code
 (github.com/alexmare2/Dynamical-structure-of-MLP-with-overfitting, ``main.jl``: ``grad_1``/``grad_2`` carry the
-factor 2 and are averaged over the n points; the step is ``θ .-= η .* grad``); the text extraction of paper 000 lost
-the formula of eq. 1. The authors' "Jacobian" whose positive eigenvalues they count is −(1/n) Σ (∇f∇fᵀ + r∇²f)
+factor 2 and are averaged over the n points; the step is ``θ .-= η .* grad``), which fix
+the normalisation of eq. 1. The authors' "Jacobian" whose positive eigenvalues they count is −(1/n) Σ (∇f∇fᵀ + r∇²f)
 = −½ ∇²E_tr, so "k positive eigenvalues" there is ``n_unstable = k`` negative eigenvalues of ∇²E_tr here.
 
 Regions used below (all invariant under the symmetry group of :mod:`rds.symmetry`):
@@ -58,7 +61,7 @@ teacher = two_layer.teacher
 
 
 def make_dataset(n: int = 100, noise_std: float = 0.2, seed: int = 0):
-    """Draw the paper's dataset once: x_k ~ N(0, 1), y_k = 2 tanh(x_k) + ε_k, ε_k ~ N(0, σ_ε²) (paper 000, Sec. 4).
+    """Draw the paper's dataset once: x_k ~ N(0, 1), y_k = 2 tanh(x_k) + ε_k, ε_k ~ N(0, σ_ε²) (Sec. 4).
 
     Parameters
     ----------
@@ -295,7 +298,7 @@ def function_distance(theta_a, theta_b=None):
 
 
 def generalization_error(theta):
-    """E_gen(θ) = E_{x~N(0,1)}[(f(x; θ) − 2 tanh(x))²] (paper 000, eq. 2), by quadrature accurate to ~1e-14.
+    """E_gen(θ) = E_{x~N(0,1)}[(f(x; θ) − 2 tanh(x))²] (Maleknia & Sato 2026, eq. 2), by quadrature accurate to ~1e-14.
 
     Parameters
     ----------
@@ -308,7 +311,7 @@ def generalization_error(theta):
     Notes
     -----
     The quadrature is a graded composite Gauss–Legendre rule against the normal density (see ``_normal_rule``);
-    the issue asked for Gauss–Hermite, which is not accurate to 1e-12 once |w| ≳ 2 (tanh(w x) has poles at
+    Gauss–Hermite would not be accurate to 1e-12 once |w| ≳ 2 (tanh(w x) has poles at
     x = ±iπ/(2w)). Tested against ``scipy.integrate.quad``.
 
     Examples
@@ -461,7 +464,7 @@ def log_spaced_times(steps: int, num: int = 200):
 
 def learning_curves(gd, initial, steps, *, num: int = 200, backend=None, unstable_rtol: float = 1e-9,
                     polish: bool = True, sample_seed: int = 0):
-    """Learning curves of full-batch GD on a fixed dataset: E_tr, E_gen, Hessian spectrum and phases (papers 000/001).
+    """Learning curves of full-batch GD on a fixed dataset: E_tr, E_gen, Hessian spectrum and phases (Maleknia & Sato).
 
     The trajectory is recorded at t = 0 and ``num`` log-spaced steps up to ``steps`` by the core engine
     (``gd.trajectory(..., times=...)``). At each record: E_tr (eq. 1), E_gen (eq. 2), |∇E_tr|, the Hessian of E_tr
@@ -715,14 +718,14 @@ def convergence_modulo_symmetry(gd, initial, steps, backend=None, polish: bool =
     ds.attrs.update({"analysis": "convergence_modulo_symmetry", "unstable_rtol": unstable_rtol,
                      "critical_tol": critical_tol, "n_strict_min": int(strict.sum()),
                      "n_degenerate_min": int((kind == 1).sum()), "steps": steps, "polish": int(polish),
-                     "n_diverged": int((~finite).sum()), "reference": "paper 000, Theorem 3.1"})
+                     "n_diverged": int((~finite).sum()), "reference": "Maleknia & Sato 2026, Theorem 3.1"})
     return ds
 
 
 # --------------------------------------------------------------------------------------------------- plots
 
 def plot_learning_curves(curves, labels=None, ax=None):
-    """Log–log learning curves (paper 000, Fig. 4 left): E_tr solid, E_gen dashed, one colour per Dataset.
+    """Log–log learning curves (Maleknia & Sato 2026, Fig. 4 left): E_tr solid, E_gen dashed, one colour per Dataset.
 
     Parameters
     ----------
@@ -765,7 +768,7 @@ def plot_learning_curves(curves, labels=None, ax=None):
 
 
 def plot_trajectory(curves, axes=None):
-    """Trajectory in (w1, w2) and (v1, v2), coloured by log10 t, with O and the overfitting point (paper 000, Fig. 4).
+    """Trajectory in (w1, w2) and (v1, v2), coloured by log10 t, with O and the overfitting point (Fig. 4).
 
     O is drawn as its symmetry images of the lines A, B, C (grey); the overfitting point's 8 images are red stars.
 

@@ -1,4 +1,4 @@
-"""Plots for escape times (paper 002, Fig. 5): τ*(σ²) log–log with intervals and censoring, and survival curves."""
+"""Plots for escape times (Sato et al. 2022, Fig. 5): τ*(σ²) log–log with intervals and censoring, survival curves."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ __all__ = ["plot_escape_time_scan", "plot_survival"]
 
 
 def plot_escape_time_scan(scans, labels=None, title=None):
-    """τ* against σ² (log–log) with bootstrap intervals, and the censored fraction below (paper 002, Fig. 5).
+    """τ* against σ² (log–log) with bootstrap intervals, and the censored fraction below (Sato et al. 2022, Fig. 5).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Plots of finite-time pullback attractors in the style of paper 002, Fig. 4.
+"""Plots of finite-time pullback attractors in the style of Sato et al. 2022, Fig. 4.
 
 Each panel shows one set Ã_τ(t, ω) (eq. C.2) of the Fukumizu–Amari network: the members' (w1, w2) as red dots
 and their (v1, v2) as blue dots in the same axes, the diagonal w1 = w2 / v1 = v2 (the degenerate subspaces M_w,

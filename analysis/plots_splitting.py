@@ -1,4 +1,6 @@
-"""Plots of neuron-splitting plateaus (paper 003): local-min / saddle regions over the coefficients beta.
+"""Plots of neuron-splitting plateaus: local-min / saddle regions over the coefficients beta.
+
+Reference: "A geometric characterization of the stationary plateau for two-layer neural networks".
 
 All functions use matplotlib's Agg backend (no display needed) and return the Figure.
 """
@@ -21,8 +23,8 @@ def plot_plateau_map(ds, ax=None, title=None):
     """Plot a plateau map from :func:`analysis.neuron_splitting.plateau_map`.
 
     Two daughters: the smallest eigenvalue of the wide Hessian transverse to the plateau against
-    ``beta_0`` (``beta_1 = 1 - beta_0``), points coloured by the theorem's verdict (Theorems 1-4 of
-    paper 003). Three daughters: the ``(beta_0, beta_1)`` plane coloured by the verdict, with the lines
+    ``beta_0`` (``beta_1 = 1 - beta_0``), points coloured by the theorem's verdict (Theorems 1-4).
+    Three daughters: the ``(beta_0, beta_1)`` plane coloured by the verdict, with the lines
     ``beta_0 = 0``, ``beta_1 = 0`` and ``beta_2 = 0`` that bound the regions of Theorem 1.
 
     Parameters

@@ -1,4 +1,4 @@
-"""Fig. 3-style plots of local Jacobian stability on M_wv (paper 002, §3.2, Fig. 3).
+"""Fig. 3-style plots of local Jacobian stability on M_wv (Sato et al. 2022, §3.2, Fig. 3).
 
 Both functions take the Dataset of :func:`analysis.degenerate_stability.degenerate_stability`, draw with the
 object-oriented matplotlib API (no pyplot state, safe under the Agg backend) and return the Figure.

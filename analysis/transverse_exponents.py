@@ -1,4 +1,4 @@
-"""Transverse Lyapunov exponents of the degenerate subspaces M_wv and M_w of the FA model (paper 002, §3).
+"""Transverse Lyapunov exponents of the degenerate subspaces M_wv and M_w of the FA model (Sato et al. 2022, §3).
 
 In the coordinates of eq. 19, p = (w1+w2)/2, q = (v1+v2)/2, r = (w1−w2)/2, s = (v1−v2)/2, the doubly degenerate
 subspace M_wv = {r = s = 0} (eq. 18) is invariant under the SGD map for every input x (eqs. 20–24: r' = s' = 0 when
@@ -17,7 +17,7 @@ e_q ∝ (0, 0, 1, 1), orthogonalised against them, give the **tangential** expon
 M_wv, eqs. 31–35). Both invariances are checked and reported (``off_subspace``, ``leak``).
 
 A negative largest transverse exponent means that M_wv attracts nearby trajectories along almost every noise path
-(noise-induced synchronisation of the two hidden neurons, the analogue of paper 002, Theorem 1 and App. D).
+(noise-induced synchronisation of the two hidden neurons, the analogue of Sato et al. 2022, Theorem 1 and App. D).
 
 M_w = {r = 0} (eq. 17) is **not** invariant (r' ≠ 0 when s ≠ 0), so it has no transverse exponent in the sense of
 the multiplicative ergodic theorem: the r-direction of the tangent map is not invariant either, and a tangent vector
@@ -254,7 +254,7 @@ def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", s
                    "started on M_w (M_w is not invariant)"),
         "projection_distance": proj, "n_diverged": int(div.sum()),
         "tangent_coordinates": coordinates if subspace == "M_wv" else "original",
-        "equations": "paper 002: eqs. 17-24 (M_w, M_wv, pqrs map), 31-35 (map on M_wv); Theorem 1, App. D",
+        "equations": "Sato et al. 2022: eqs. 17-24 (M_w, M_wv, pqrs map), 31-35 (map on M_wv); Theorem 1, App. D",
     })
     out.attrs.update(attrs)
     return out

@@ -1,4 +1,4 @@
-"""The Fukumizu–Amari (FA) network trained by SGD, as a random dynamical system (paper 002, eqs. 4–16).
+"""The Fukumizu–Amari (FA) network trained by SGD, as a random dynamical system (Sato et al. 2022, eqs. 4–16).
 
 Network f(x; θ) = v1 tanh(w1 x) + v2 tanh(w2 x), target T(x) = 2 tanh(x) − tanh(4x) (eq. 8), inputs
 x ~ N(0, σ²) i.i.d. (S per step), loss l = ½ (f − T)². One SGD step with learning rate η (eqs. 12–15, 16):
@@ -43,7 +43,7 @@ PQRS_BASIS = np.array([[_SQ, 0.0, _SQ, 0.0], [_SQ, 0.0, -_SQ, 0.0], [0.0, _SQ, 0
 
 
 def target(x):
-    """The teacher T(x) = 2 tanh(x) − tanh(4x) (paper 002, eq. 8).
+    """The teacher T(x) = 2 tanh(x) − tanh(4x) (Sato et al. 2022, eq. 8).
 
     Parameters
     ----------
@@ -126,7 +126,7 @@ def fa_jacobian(state, xi, params):
 
 
 def fukumizu_amari(eta: float = 0.1, sigma2: float = 1.0, batch: int = 1, common_noise: bool = True):
-    """The FA model under SGD as a random dynamical system (paper 002, eqs. 4–16).
+    """The FA model under SGD as a random dynamical system (Sato et al. 2022, eqs. 4–16).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The FA SGD map in the (p, q, r, s) coordinates of paper 002 (eqs. 19–24).
+"""The FA SGD map in the (p, q, r, s) coordinates of Sato et al. 2022 (eqs. 19–24).
 
 p = (w1 + w2)/2, q = (v1 + v2)/2, r = (w1 − w2)/2, s = (v1 − v2)/2 (eq. 19). The map is written here directly from
 eqs. 20–24, independently of :mod:`rds.models.fukumizu_amari`, so that the conjugacy
@@ -45,7 +45,7 @@ def pqrs_step(state, xi, params):
 
 
 def fukumizu_amari_pqrs(eta: float = 0.1, sigma2: float = 1.0, batch: int = 1, common_noise: bool = True):
-    """The FA SGD map in (p, q, r, s) coordinates (paper 002, eqs. 20–24), variables ``("p","q","r","s")``.
+    """The FA SGD map in (p, q, r, s) coordinates (Sato et al. 2022, eqs. 20–24), variables ``("p","q","r","s")``.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The FA SGD map restricted to the doubly degenerate subspace M_wv (paper 002, eqs. 31–35).
+"""The FA SGD map restricted to the doubly degenerate subspace M_wv (Sato et al. 2022, eqs. 31–35).
 
 On M_wv = {w1 = w2 = w, v1 = v2 = v} the network is f = 2 v tanh(w x) and the SGD step reads (eqs. 31–34)
 
@@ -41,7 +41,7 @@ def reduced_step(state, xi, params):
 
 
 def g_jacobian(x, w, v):
-    """The Jacobian J(x; w, v) = ∂g/∂(w, v) of the step direction on M_wv (paper 002, eq. 35). Elementwise.
+    """The Jacobian J(x; w, v) = ∂g/∂(w, v) of the step direction on M_wv (Sato et al. 2022, eq. 35). Elementwise.
 
     The one home of this formula (:func:`analysis.jacobian_wv` stacks it into matrices). J is symmetric because
     g = −∇(e²/4); the Jacobian of the step map is I + η J. With th = tanh(wx), sech = 1/cosh(wx) (computed from
@@ -91,7 +91,7 @@ def reduced_jacobian(state, xi, params):
 
 
 def fukumizu_amari_reduced(eta: float = 0.1, sigma2: float = 1.0, batch: int = 1, common_noise: bool = True):
-    """The SGD map on M_wv, variables ``("w", "v")`` (paper 002, eqs. 31–32).
+    """The SGD map on M_wv, variables ``("w", "v")`` (Sato et al. 2022, eqs. 31–32).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The phase oscillator with common multiplicative noise (paper 002, App. D).
+"""The phase oscillator with common multiplicative noise (Sato et al. 2022, App. D).
 
 dφ = ω dt + sin φ ∘ dW (Stratonovich), dW ~ N(0, σ² dt). Discretised with the stochastic Heun scheme, which
 converges to the Stratonovich solution:
@@ -44,7 +44,7 @@ def heun_jacobian(state, xi, params):
 
 
 def phase_oscillator(omega: float = 1.0, sigma2: float = 0.1, dt: float = 0.01, common_noise: bool = True):
-    """The stochastic phase oscillator of paper 002, App. D (Stratonovich, Heun scheme).
+    """The stochastic phase oscillator of Sato et al. 2022, App. D (Stratonovich, Heun scheme).
 
     Parameters
     ----------
