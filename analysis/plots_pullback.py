@@ -15,7 +15,7 @@ __all__ = ["plot_pullback_attractors"]
 
 
 def plot_pullback_attractors(datasets, diagnostics=None, max_points=20000, lim=5.0, markersize=1.0,
-                             taus=None, titles=None, seed=0):
+                             taus=None, titles=None, seed=0, axes=None):
     """Fig. 4-style panels: (w1, w2) red and (v1, v2) blue per τ, diagonal and θ* marked.
 
     Parameters
@@ -37,6 +37,8 @@ def plot_pullback_attractors(datasets, diagnostics=None, max_points=20000, lim=5
         Column titles (default: "σ² = …").
     seed : int
         Seed of the subsampling.
+    axes : 2-d array of matplotlib Axes (tau, dataset), optional
+        Axes to draw into; a new figure is made when omitted.
 
     Returns
     -------
@@ -70,8 +72,12 @@ def plot_pullback_attractors(datasets, diagnostics=None, max_points=20000, lim=5
         taus = datasets[0]["tau"].values
     taus = [int(x) for x in taus]
     ncol, nrow = len(datasets), len(taus)
-    fig = Figure(figsize=(3.4 * ncol, 3.2 * nrow), layout="constrained")
-    axes = np.asarray(fig.subplots(nrow, ncol, squeeze=False))
+    if axes is None:
+        fig = Figure(figsize=(3.4 * ncol, 3.2 * nrow), layout="constrained")
+        axes = np.asarray(fig.subplots(nrow, ncol, squeeze=False))
+    else:
+        axes = np.asarray(axes, dtype=object).reshape(nrow, ncol)
+        fig = axes[0, 0].figure
     rng = np.random.default_rng(seed)
     for j, (ds, dg) in enumerate(zip(datasets, diagnostics)):
         st = ds["state"].transpose("tau", "member", "var")
