@@ -967,7 +967,7 @@ def find_local_minimum(X, y, hidden=1, seed=0, activation="tanh", init_scale=1.0
 # --------------------------------------------------------------------------------------------------
 
 
-def plateau_map(W, v, X, y, j, daughters=2, grid=None, activation="tanh", *, narrow="auto", tol=1e-7,
+def plateau_map(W, v, X, y, j, *, daughters=2, grid=None, activation="tanh", narrow="auto", tol=1e-7,
                 gtol=1e-7):
     """Classify the plateau of a split stationary point over a grid of coefficients (Theorems 1-4).
 
@@ -1024,30 +1024,39 @@ def plateau_map(W, v, X, y, j, daughters=2, grid=None, activation="tanh", *, nar
         raise ValueError("grid: must be a non-empty finite 1-d array of coefficient values")
     # snap round-off zeros onto the plateau boundaries
     grid = np.where(np.abs(grid) < 1e-12, 0.0, grid)
-    s = int(daughters) - 1
+    scan = _scan_plateau(W, v, X, y, j, grid, int(daughters) - 1, activation, narrow=narrow, tol=tol, gtol=gtol)
+    return _plateau_dataset(scan, W, v, X, y, j, grid, activation, tol)
+
+
+def _scan_plateau(W, v, X, y, j, grid, s, activation, *, narrow, tol, gtol):
+    """Classify every beta of the grid: arrays over the ``s`` free coefficients, and the first classification."""
     shape = (grid.size,) * s
-    kind = np.full(shape, KIND_CODES["undetermined"], dtype=np.int8)
-    nkind = np.full(shape, KIND_CODES["undetermined"], dtype=np.int8)
-    region = np.zeros(shape, dtype=np.int8)
-    min_t = np.full(shape, np.nan)
-    min_h = np.full(shape, np.nan)
-    dL = np.full(shape, np.nan)
-    betas = np.zeros(shape + (s + 1,))
-    first = None
+    out = {"kind": np.full(shape, KIND_CODES["undetermined"], dtype=np.int8),
+           "numeric_kind": np.full(shape, KIND_CODES["undetermined"], dtype=np.int8),
+           "region": np.zeros(shape, dtype=np.int8), "min_transverse_eig": np.full(shape, np.nan),
+           "min_hessian_eig": np.full(shape, np.nan), "loss_change": np.full(shape, np.nan),
+           "beta": np.zeros(shape + (s + 1,)), "first": None}
     for idx in np.ndindex(*shape):
         free = grid[list(idx)]
         last = 1.0 - float(np.sum(free))
         last = 0.0 if abs(last) < 1e-12 else last
         beta = np.append(free, last)
         c = classify_plateau(W, v, X, y, j, beta, activation, narrow=narrow, tol=tol, gtol=gtol)
-        first = first or c
-        kind[idx] = KIND_CODES[c.kind]
-        nkind[idx] = KIND_CODES[c.numeric_kind]
-        region[idx] = REGION_CODES[c.region]
-        min_t[idx] = c.transverse_eigenvalues[0]
-        min_h[idx] = c.hessian_eigenvalues[0]
-        dL[idx] = c.descent.get("loss_change", np.nan) if c.kind == "saddle" else np.nan
-        betas[idx] = beta
+        out["first"] = out["first"] or c
+        out["kind"][idx] = KIND_CODES[c.kind]
+        out["numeric_kind"][idx] = KIND_CODES[c.numeric_kind]
+        out["region"][idx] = REGION_CODES[c.region]
+        out["min_transverse_eig"][idx] = c.transverse_eigenvalues[0]
+        out["min_hessian_eig"][idx] = c.hessian_eigenvalues[0]
+        out["loss_change"][idx] = c.descent.get("loss_change", np.nan) if c.kind == "saddle" else np.nan
+        out["beta"][idx] = beta
+    return out
+
+
+def _plateau_dataset(scan, W, v, X, y, j, grid, activation, tol):
+    """The Dataset of :func:`plateau_map` from the scanned arrays."""
+    first = scan["first"]
+    s = scan["beta"].shape[-1] - 1
     dims = tuple(f"beta_{i}" for i in range(s))
     code_attrs = {"flag_values": np.array(list(KIND_CODES.values()), dtype=np.int8),
                   "flag_meanings": " ".join(KIND_CODES)}
@@ -1056,15 +1065,17 @@ def plateau_map(W, v, X, y, j, daughters=2, grid=None, activation="tanh", *, nar
     act = _activation(activation)
     ds = xr.Dataset(
         {
-            "kind": (dims, kind, dict(code_attrs, long_name="plateau point type by Theorems 1-4")),
-            "numeric_kind": (dims, nkind, dict(code_attrs, long_name="type from the wide Hessian and descent")),
-            "region": (dims, region, {"flag_values": np.array(list(REGION_CODES.values()), dtype=np.int8),
-                                      "flag_meanings": " ".join(REGION_CODES)}),
-            "min_transverse_eig": (dims, min_t, {"long_name": "smallest wide-Hessian eigenvalue transverse "
-                                                              "to the plateau"}),
-            "min_hessian_eig": (dims, min_h, {"long_name": "smallest wide-Hessian eigenvalue"}),
-            "loss_change": (dims, dL, {"long_name": "loss change along the verified descent path (saddles)"}),
-            "beta": (dims + ("daughter",), betas, {"long_name": "splitting coefficients (sum 1)"}),
+            "kind": (dims, scan["kind"], dict(code_attrs, long_name="plateau point type by Theorems 1-4")),
+            "numeric_kind": (dims, scan["numeric_kind"],
+                             dict(code_attrs, long_name="type from the wide Hessian and descent")),
+            "region": (dims, scan["region"], {"flag_values": np.array(list(REGION_CODES.values()), dtype=np.int8),
+                                              "flag_meanings": " ".join(REGION_CODES)}),
+            "min_transverse_eig": (dims, scan["min_transverse_eig"],
+                                   {"long_name": "smallest wide-Hessian eigenvalue transverse to the plateau"}),
+            "min_hessian_eig": (dims, scan["min_hessian_eig"], {"long_name": "smallest wide-Hessian eigenvalue"}),
+            "loss_change": (dims, scan["loss_change"],
+                            {"long_name": "loss change along the verified descent path (saddles)"}),
+            "beta": (dims + ("daughter",), scan["beta"], {"long_name": "splitting coefficients (sum 1)"}),
             "inner_hessian_eigenvalues": ("eig", first.inner_eigenvalues,
                                           {"long_name": "eigenvalues of H_j (eq. 11), ascending"}),
             "W_narrow": (("neuron", "input"), Wn, {"long_name": "input weights of the narrow net"}),
@@ -1076,10 +1087,12 @@ def plateau_map(W, v, X, y, j, daughters=2, grid=None, activation="tanh", *, nar
             "reference": "A Geometric Characterization of the Stationary Plateau for Two-Layer "
                          "Neural Networks; Definition 1, eq. 11, Theorems 1-4, Lemma 4",
             "loss": "L = (1/2n) sum_k (f(x_k) - y_k)^2",
+            "normalization": _NORM,
+            "equations": "H_j = (1/n) sum_k r_k v_j sigma''(w_j.x_k) x_k x_k^T, r = f - y (eq. 11)",
             "inner_hessian": "H_j = (1/n) sum_k r_k v_j sigma''(w_j.x_k) x_k x_k^T, r = f - y (eq. 11)",
             "activation": activation if isinstance(activation, str) else getattr(activation, "__name__", "custom"),
             "parent_neuron": int(j),
-            "daughters": int(daughters),
+            "daughters": int(s + 1),
             "definiteness": first.definiteness,
             "narrow_kind": first.narrow_kind,
             "narrow_loss": _loss(Wn, vn, Xn, yn, act),

@@ -91,7 +91,7 @@ def _lift(initial, subspace):
     return np.column_stack([X[:, 0], X[:, 0], X[:, 1], X[:, 2]]), 0.0
 
 
-def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", seed=0, transient=0, qr_every=1,
+def transverse_exponents(make_system, sigma2, initial, steps, *, subspace="M_wv", seed=0, transient=0, qr_every=1,
                          realizations=1, num_history=30, coordinates="pqrs", backend=None, executor=None,
                          chunk_size=None, t0=0, progress=None) -> xr.Dataset:
     """Transverse Lyapunov exponents of M_wv (or the conditional exponent of M_w) over a scan of σ².
@@ -114,7 +114,8 @@ def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", s
         onto the subspace (w1, w2 → their mean; for M_wv also v1, v2); ``attrs["projection_distance"]`` says how far.
     steps : int
         Total steps per run, transient included (> transient).
-    subspace : {"M_wv", "M_w"}
+    subspace : {"M_wv", "M_w"}, keyword-only
+        As are all the options below.
     coordinates : {"pqrs", "original"}
         M_wv only. ``"pqrs"`` (default) runs the same map in (p, q, r, s) coordinates (:func:`pqrs_system`), where
         the transverse plane is invariant bit for bit. ``"original"`` propagates e_r ∝ (1, −1, 0, 0),
@@ -174,21 +175,28 @@ def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", s
     else:
         tangent = subspace_tangents(subspace)
 
-    per = []
-    for val in s2:  # a scan over a handful of σ²: each run is one compiled engine call
-        system = make_system(float(val))
-        if tuple(getattr(system, "variables", ())) != ("w1", "w2", "v1", "v2") and len(system.variables) != 4:
-            raise ValueError(f"make_system must return a system with 4 variables (w1, w2, v1, v2), got "
-                             f"{system.variables}")
-        if subspace == "M_w":
-            run_sys = conditional_r_system(system)
-        else:
-            run_sys = pqrs_system(system) if use_pqrs else system
-        ds = lyapunov_spectrum(run_sys, X, steps, seed=seed, transient=transient, qr_every=qr_every,
-                               realizations=realizations, num_history=num_history, backend=backend,
-                               executor=executor, chunk_size=chunk_size, t0=t0, tangent=tangent, progress=progress)
-        per.append((system, ds))
+    run = {"seed": seed, "transient": transient, "qr_every": qr_every, "realizations": realizations,
+           "num_history": num_history, "backend": backend, "executor": executor, "chunk_size": chunk_size, "t0": t0,
+           "tangent": tangent, "progress": progress}
+    per = [_run_one(make_system(float(val)), X, steps, subspace, use_pqrs, run) for val in s2]
+    data, system0, ds0 = _combine(per, subspace, use_pqrs)
+    return _transverse_dataset(data, s2, system0, ds0, subspace=subspace, coordinates=coordinates, proj=proj)
 
+
+def _run_one(system, X, steps, subspace, use_pqrs, run):
+    """The Lyapunov run at one σ²: the conditional system on M_w, the (p, q, r, s) system or the map on M_wv."""
+    if tuple(getattr(system, "variables", ())) != ("w1", "w2", "v1", "v2") and len(system.variables) != 4:
+        raise ValueError(f"make_system must return a system with 4 variables (w1, w2, v1, v2), got "
+                         f"{system.variables}")
+    if subspace == "M_w":
+        run_sys = conditional_r_system(system)
+    else:
+        run_sys = pqrs_system(system) if use_pqrs else system
+    return system, lyapunov_spectrum(run_sys, X, steps, **run)
+
+
+def _combine(per, subspace, use_pqrs):
+    """Stack the runs over σ²: transverse (and tangential) exponents, statistics, distances, leak."""
     system0, ds0 = per[0]
     exps = np.stack([d.exponents.values for _, d in per])
     hist = np.stack([d.history.values for _, d in per])
@@ -199,15 +207,13 @@ def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", s
     if subspace == "M_wv":
         off = np.maximum(np.abs(state[..., 0] - state[..., 1]), np.abs(state[..., 2] - state[..., 3]))
         vecs = np.stack([d.vectors.values for _, d in per])  # (sigma2, realization, member, var, exponent)
-        trans_vecs = vecs[..., :2]
         pq = np.eye(4)[:2] if use_pqrs else np.stack([E_P, E_Q])  # (p, q) directions, (2, var)
-        leak = np.abs(np.einsum("jv,...vc->...jc", pq, trans_vecs)).max(axis=(-1, -2))
+        leak = np.abs(np.einsum("jv,...vc->...jc", pq, vecs[..., :2])).max(axis=(-1, -2))
         trans, tang = exps[..., :2], exps[..., 2:]
         hist = hist[..., :2]
     else:
         off = np.abs(state[..., 0] - state[..., 1])
         trans, tang, leak = exps, None, None
-
     indep = system0.independent_noise
     stats = [standard_error(t, indep) for t in trans]
     data = {
@@ -226,10 +232,16 @@ def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", s
         data["tangential_mean"] = (("sigma2", "tangential_exponent"), np.stack([s[0] for s in tstats]))
         data["tangential_stderr"] = (("sigma2", "tangential_exponent"), np.stack([s[1] for s in tstats]))
         data["leak"] = (("sigma2", "realization", "member"), leak)
+    return data, system0, ds0
+
+
+def _transverse_dataset(data, s2, system0, ds0, *, subspace, coordinates, proj):
+    """The Dataset of :func:`transverse_exponents`: coordinates, long names and attrs around the stacked data."""
+    tangential = "tangential" in data
     coords = {"sigma2": s2, "realization": ds0.realization.values, "member": ds0.member.values,
-              "exponent": np.arange(1, trans.shape[-1] + 1), "time": ds0.time.values,
+              "exponent": np.arange(1, data["exponents"][1].shape[-1] + 1), "time": ds0.time.values,
               "elapsed": ("time", ds0.elapsed.values), "var": list(system0.variables)}
-    if tang is not None:
+    if tangential:
         coords["tangential_exponent"] = np.arange(1, 3)
     out = xr.Dataset(data, coords=coords)
     units = ds0.attrs["units"]
@@ -237,7 +249,7 @@ def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", s
         "transverse Lyapunov exponents of M_wv (r, s block)" if subspace == "M_wv"
         else "conditional transverse exponent of M_w: time average of log|J_rr|"))
     out["off_subspace"].attrs["long_name"] = "final distance from the subspace (max |w1-w2|, |v1-v2|)"
-    if tang is not None:
+    if tangential:
         out["tangential"].attrs.update(units=units, long_name="Lyapunov exponents within M_wv (p, q block)")
         out["leak"].attrs["long_name"] = "largest (p, q)-component of the final transverse tangent vectors"
     out["sigma2"].attrs["long_name"] = "input variance sigma^2"
@@ -252,7 +264,7 @@ def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", s
                    "then (e_p, e_q) tangential" if subspace == "M_wv" else
                    "conditional (Pecora-Carroll) exponent: time average of log|e_r^T J e_r| along the full map "
                    "started on M_w (M_w is not invariant)"),
-        "projection_distance": proj, "n_diverged": int(div.sum()),
+        "projection_distance": proj, "n_diverged": int(data["diverged"][1].sum()),
         "tangent_coordinates": coordinates if subspace == "M_wv" else "original",
         "equations": "Sato et al. 2022: eqs. 17-24 (M_w, M_wv, pqrs map), 31-35 (map on M_wv); Theorem 1, App. D",
     })
