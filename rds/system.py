@@ -8,9 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from rds import engine
+from rds import _complexstep, _mapcheck, engine
 from rds._checks import integer, positive
-from rds._codegen import make_function
 from rds.noise import FixedDataset, NoiseSource, check_seed
 
 __all__ = ["RandomDynamicalSystem", "DivergenceWarning"]
@@ -233,7 +232,7 @@ class RandomDynamicalSystem:
     def _jacobian_function(self):
         if self.jacobian is not None:
             return self.jacobian
-        return make_function(engine.complex_step_jacobian_source(self.nvar), "jac", {"step": self.step})
+        return _complexstep.jacobian_function(self.step, self.nvar)
 
     def _params_for_kernels(self):
         return self.params
@@ -244,11 +243,16 @@ class RandomDynamicalSystem:
         return self._kernels[backend]
 
     def _run(self, X2, t0, steps, seed, realization, backend, executor, chunk_size, progress, **kw):
-        backend = engine.choose_backend(self, backend, X2.shape[0] * max(steps, 1))
+        backend = _mapcheck.check_run(self, X2, steps, backend, kw)  # the map checked once; picks the backend
         bar = _progress_bar(progress, X2.shape[0], steps, chunk_size)
         try:
             out = engine.run_chunked(self, X2, t0, steps, seed=seed, realization=realization, backend=backend,
                                      executor=executor, chunk_size=chunk_size, progress=bar, **kw)
+        except Exception as e:  # a compiled backend's error, in the user's terms (Numba's message chained)
+            err = _mapcheck.compile_error(self, e, kw) if backend == "numba" else None
+            if err is None:
+                raise
+            raise err from e
         finally:
             if bar is not None:
                 bar.close()
@@ -484,6 +488,7 @@ class RandomDynamicalSystem:
         xi = self._noise_sample(xi, X.size // self.nvar)
         cols = tuple(np.moveaxis(X, -1, 0))
         out = self.step(cols, xi, self.params)
+        _mapcheck.check_step_output(self, out, X.shape[:-1])
         return np.stack(np.broadcast_arrays(*[np.asarray(o, dtype=float) for o in out]), axis=-1)
 
     def jacobian_matrix(self, state, xi=None) -> np.ndarray:
@@ -510,6 +515,8 @@ class RandomDynamicalSystem:
         xi = self._noise_sample(xi, X.size // self.nvar)
         cols = tuple(np.moveaxis(X, -1, 0))
         J = self._jacobian_function()(cols, xi, self.params)
+        if self.jacobian is not None:
+            _mapcheck.check_jacobian_output(self, J, X.shape[:-1])
         rows = [np.stack(np.broadcast_arrays(*[np.asarray(e, dtype=float) for e in row],
                                              np.empty(X.shape[:-1])), axis=-1)[..., :-1] for row in J]
         return np.stack(rows, axis=-2)
