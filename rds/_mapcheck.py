@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import dis
 import inspect
+import os
 import re
 import types as pytypes
 import warnings
@@ -389,10 +390,11 @@ def compile_error(system, exc, kw):
     for fname, line in _FILE_LINE.findall(msg):
         if fname.startswith("<rds-generated") or "/rds/" in fname or "numba" in fname:
             continue
+        fname = fname if fname.startswith("<") else os.path.abspath(fname)
         at = f" at {fname}, line {line}"
         for f, role in funcs:
             code = getattr(getattr(f, "py_func", f), "__code__", None)
-            if code is not None and code.co_filename == fname:
+            if code is not None and code.co_filename in (fname, os.path.relpath(fname)):
                 culprit = (f, role)
         break
     first = next((ln.strip() for ln in msg.splitlines() if ln.strip() and not ln.startswith("Failed in")), "")

@@ -57,8 +57,9 @@ class RandomDynamicalSystem:
         Parameters passed to ``step`` (a namedtuple gives them names in Dataset attrs).
     jacobian : callable or None
         Analytic Jacobian ``jacobian(state, xi, params)`` returning rows ``((∂f0/∂x0, ∂f0/∂x1, …), …)`` of the
-        whole step map. ``None``: computed automatically and exactly for analytic maps by complex-step
-        differentiation (``J e_j = Im φ(θ + i h e_j) / h``), never by finite differences.
+        whole step map. ``None``: computed automatically, exact to rounding, by complex-step differentiation
+        (``J e_j = Im φ(θ + i h e_j) / h``, never finite differences) of a clone of ``step`` in which piecewise
+        functions act on real parts, so piecewise-smooth maps are differentiated exactly too (see Notes).
     name : str
         Model name recorded in Dataset attrs.
     dt : float
@@ -69,6 +70,27 @@ class RandomDynamicalSystem:
         own noise (by absolute member index, independent of chunking).
     attrs : dict or None
         Extra attrs (equation references, …) copied into every Dataset this system produces.
+
+    Notes
+    -----
+    The automatic Jacobian supports, besides arithmetic and the NumPy/math functions that are analytic
+    (``exp``, ``log``, ``sin``, ``tanh``, ``sqrt``, ``power``, ``erf`` …): ``np.abs``/``absolute``/``fabs`` and
+    ``abs()``; ``np.floor``, ``ceil``, ``trunc``, ``rint``, ``fix``, ``round``/``around`` and ``round()``;
+    ``np.mod``/``remainder``, ``fmod``, ``divmod``, ``modf``, ``floor_divide`` and the operators ``%``, ``//``;
+    ``np.where``, ``maximum``, ``minimum``, ``fmax``, ``fmin``, ``clip``, ``sign``, ``copysign``, ``heaviside``,
+    ``min()``/``max()`` of two or three values; comparisons (``<``, ``np.greater`` …), ``np.logical_*``,
+    ``isnan``/``isinf``/``isfinite``, ``signbit``; ``arctan2``, ``hypot``, ``cbrt``, ``logaddexp(2)``,
+    ``deg2rad``/``rad2deg``; the same functions of ``math``; helper functions the map calls. At a kink the
+    derivative is that of the branch the value selects (``abs`` at 0: +1). A NumPy function with no complex version
+    outside this list (``np.ldexp``, ``np.nextafter``, bitwise functions …) raises a ``TypeError`` naming it: pass
+    ``jacobian=`` then. The operators are rewritten from the map's source; a map whose source cannot be read (typed
+    at ``python -c``) should use the function forms (``np.mod``, ``np.greater`` …).
+
+    Before the first run the map (and the Jacobian or region predicate a service uses) is called once on a few
+    members with NumPy and checked: it must take ``(state, xi, params)`` and return a tuple of ``len(variables)``
+    real values, each a number or an array over the members; errors name the function, its file and line. A map
+    that only runs member by member (``if x > 0:``, ``math.sin``) runs on the compiled backend when
+    ``backend=None`` and is refused with ``backend="numpy"``.
 
     Examples
     --------
@@ -82,6 +104,13 @@ class RandomDynamicalSystem:
     ...                                 params=(3.2,))
     >>> sys.evolve(np.array([[0.3], [0.6]]), 100, seed=1).shape
     (2, 1)
+
+    The tent map, whose Lyapunov exponent is ln 2:
+
+    >>> tent = rds.RandomDynamicalSystem(lambda s, xi, p: (1.0 - np.abs(1.0 - 2.0 * s[0]),), variables=("x",))
+    >>> out = tent.propagate_tangent(np.array([[0.1234]]), 40, backend="numpy")
+    >>> round(float(out["logr"][0, 0]) / 40, 6)
+    0.693147
     """
 
     def __init__(self, step: Callable, noise: NoiseSource | None = None, variables: Sequence[str] = ("x",),
