@@ -41,7 +41,7 @@ def describe(func, role: str = "map") -> str:
     """``map 'tent' (file.py, line 12)``: how errors name a user function."""
     py = getattr(func, "__func__", func)
     py = getattr(py, "py_func", py)
-    name = getattr(py, "__qualname__", None) or getattr(py, "__name__", None) or type(func).__name__
+    name = getattr(py, "__name__", None) or type(func).__name__
     code = getattr(py, "__code__", None)
     if code is None:
         return f"{role} {name!r}"

@@ -193,20 +193,15 @@ def test_dropping_the_imaginary_part_is_an_error_not_a_zero_derivative():
         _system(casts).propagate_tangent(np.array([[0.3], [0.4]]), 2, backend="numpy")
 
 
-def combined(s, xi, p):
-    x, y, z = s
-    xn = 1.0 - abs(1.0 - 2.0 * x)
-    yn = np.where(y < 2.0, (2.0 * y) % 1.0, y)
-    zn = np.mod(z + 0.31 + K / (2 * np.pi) * np.sin(2 * np.pi * z) + xi[0], 1.0)
-    return (xn, yn, zn)
+def tent_and_doubling(s, xi, p):
+    x, y = s
+    return (1.0 - abs(1.0 - 2.0 * x), np.where(y < 2.0, (2.0 * y) % 1.0, y))
 
 
-def test_compiled_backend_agrees_with_numpy_on_piecewise_maps():
-    system = _system(combined, 3, noise=rds.noise.Gaussian(sigma2=1e-4))
-    X = np.random.default_rng(5).uniform(0.01, 0.99, (8, 3))
-    a = system.propagate_tangent(X, 300, backend="numpy", seed=2)
-    b = system.propagate_tangent(X, 300, backend="numba", seed=2)
-    np.testing.assert_allclose(b["logr"], a["logr"], rtol=1e-9, atol=1e-9)
-    lam = np.sort(b["logr"] / 300, axis=1)
-    np.testing.assert_allclose(lam[:, 1:], LN2, rtol=1e-12)  # tent and doubling; the circle map's is below
-    assert np.all(lam[:, 0] < LN2)
+def test_compiled_backend_agrees_with_numpy_on_piecewise_maps():  # compiles one tangent kernel
+    system = _system(tent_and_doubling, 2)
+    X = np.random.default_rng(5).uniform(0.01, 0.99, (8, 2))
+    a = system.propagate_tangent(X, 100, backend="numpy")
+    b = system.propagate_tangent(X, 100, backend="numba")
+    np.testing.assert_allclose(b["logr"], a["logr"], rtol=1e-12)
+    np.testing.assert_allclose(b["logr"] / 100, LN2, rtol=1e-12)
