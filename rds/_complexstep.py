@@ -747,7 +747,10 @@ def complex_step_clone(func):
     glb = dict(py.__globals__)
     clone = pytypes.FunctionType(py.__code__, glb, py.__name__, py.__defaults__, py.__closure__)
     _CLONES[func] = clone  # before the recursion: a recursive helper refers to its own clone
-    code = _transformed_code(py)
+    try:
+        code = _transformed_code(py)
+    except Exception:  # never let reading the source break a run: the clone then keeps the operators as they are
+        code = None
     glb[_OPS_NAME] = ops
     for name, sub in _BUILTINS.items():
         if name not in glb:
@@ -873,8 +876,12 @@ def _uses_operators(code) -> list:
     return sorted(found)
 
 
-def has_source(func) -> bool:
-    """True when the clone of ``func`` could rewrite its operators (its source was found)."""
-    py = getattr(getattr(func, "__func__", func), "py_func", getattr(func, "__func__", func))
-    return isinstance(py, pytypes.FunctionType) and _find_node(py) is not None
+def unsafe_operators(func) -> list:
+    """The operators (``%``, ``//``, comparisons) the clone of ``func`` could not rewrite, its source being
+    unavailable (e.g. a lambda typed at ``python -c``); empty when the source was found."""
+    py = getattr(func, "__func__", func)
+    py = getattr(py, "py_func", py)
+    if not isinstance(py, pytypes.FunctionType) or _find_node(py) is not None:
+        return []
+    return _uses_operators(py.__code__)
 

@@ -221,8 +221,13 @@ def _check_jacobian(system, X2, scalar_only):
     except Exception as e:
         if system.jacobian is not None:
             raise _user_error(e, f"{describe(func, role)} raised {type(e).__name__}: {e}") from e
+        from rds._complexstep import unsafe_operators
         m = re.search(r"ufunc '(\w+)' not supported", str(e))
         detail = (f"it applies {m.group(1)}, which has no complex version" if m else f"{type(e).__name__}: {e}")
+        ops = unsafe_operators(system.step)
+        if ops:
+            detail += (f" (its source could not be read, so the operators {', '.join(ops)} could not be made "
+                       f"complex-step safe: write np.mod, np.floor_divide, np.greater … instead)")
         raise TypeError(f"the automatic (complex-step) Jacobian of {describe(func, role)} failed: {detail}. The "
                         f"functions it supports are listed in RandomDynamicalSystem's docstring; pass an analytic "
                         f"jacobian= for others") from e

@@ -205,3 +205,14 @@ def test_compiled_backend_agrees_with_numpy_on_piecewise_maps():  # compiles one
     b = system.propagate_tangent(X, 100, backend="numba")
     np.testing.assert_allclose(b["logr"], a["logr"], rtol=1e-12)
     np.testing.assert_allclose(b["logr"] / 100, LN2, rtol=1e-12)
+
+
+def test_without_source_operators_are_reported_and_function_forms_work():
+    glb = {"np": np}
+    exec("def op_form(s, xi, p):\n    return ((2.0 * s[0]) % 1.0,)\n"
+         "def fn_form(s, xi, p):\n    return (np.mod(2.0 * s[0], 1.0),)\n", glb)  # no source to read back
+    X = np.array([[0.3], [0.4]])
+    with pytest.raises(TypeError, match="source could not be read.*np.mod"):
+        _system(glb["op_form"]).propagate_tangent(X, 3, backend="numpy")
+    out = _system(glb["fn_form"]).propagate_tangent(X, 3, backend="numpy")
+    np.testing.assert_allclose(out["logr"] / 3, LN2, rtol=1e-12)
