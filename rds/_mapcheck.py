@@ -265,7 +265,9 @@ def check_run(system, X2, steps, backend, kw):
     """Check the system's functions for a run (once per map), pick the backend; returns the backend.
 
     A map that runs only member by member (it branches on the state with ``if``, or calls ``math.sin``) runs on the
-    compiled backend when ``backend`` is None — whatever ran before — and is refused with ``backend='numpy'``.
+    compiled backend when ``backend`` is None — whatever ran before — and is refused with ``backend='numpy'``; a
+    map the compiled backend cannot compile (a SciPy function, an import inside it) runs on NumPy when ``backend``
+    is None, and is refused with ``backend='numba'``.
     """
     from rds import engine
     if X2.shape[0] == 0:
@@ -283,14 +285,19 @@ def check_run(system, X2, steps, backend, kw):
                             f"raised {type(vec_error).__name__}: {vec_error}. {_VECTOR_HINT[0].upper()}"
                             f"{_VECTOR_HINT[1:]}; or use backend='numba' (or None), which calls it per member"
                             ) from vec_error
-    backend = engine.choose_backend(system, backend, X2.shape[0] * max(steps, 1))
-    if backend == "numba":
-        check_compilable(system.step, "map")
-        if system.jacobian is not None and kw.get("tangent") is not None:
-            check_compilable(system.jacobian, "Jacobian")
-        if kw.get("region") is not None:
-            check_compilable(kw["region"], "region predicate")
-    return backend
+    chosen = engine.choose_backend(system, backend, X2.shape[0] * max(steps, 1))
+    if chosen == "numba":
+        try:
+            check_compilable(system.step, "map")
+            if system.jacobian is not None and kw.get("tangent") is not None:
+                check_compilable(system.jacobian, "Jacobian")
+            if kw.get("region") is not None:
+                check_compilable(kw["region"], "region predicate")
+        except (TypeError, NameError):
+            if backend is not None or scalar_only:
+                raise
+            return "numpy"  # backend=None and a map the compiled backend cannot take: NumPy, every time
+    return chosen
 
 
 # ------------------------------------------------------------------------------------------------ compiled backend

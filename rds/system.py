@@ -90,7 +90,8 @@ class RandomDynamicalSystem:
     members with NumPy and checked: it must take ``(state, xi, params)`` and return a tuple of ``len(variables)``
     real values, each a number or an array over the members; errors name the function, its file and line. A map
     that only runs member by member (``if x > 0:``, ``math.sin``) runs on the compiled backend when
-    ``backend=None`` and is refused with ``backend="numpy"``.
+    ``backend=None`` and is refused with ``backend="numpy"``; one the compiled backend cannot compile (a SciPy
+    function, an ``import`` inside it) runs on NumPy when ``backend=None`` and is refused with ``backend="numba"``.
 
     Examples
     --------

@@ -136,6 +136,8 @@ def test_what_the_compiled_backend_cannot_compile_is_reported_before_compiling()
         _system(uses_scipy).evolve(X, 2, backend="numba")
     _check_message(e, "uses_scipy", "_erf", "scipy", "math.erf")
     np.testing.assert_allclose(_system(uses_scipy).evolve(X, 1, backend="numpy"), _erf(X))  # fine on NumPy
+    big = np.full((engine.AUTO_NUMBA_THRESHOLD, 1), 0.1)  # backend=None would compile this run: NumPy instead
+    assert _system(uses_scipy).trajectory(big, 1, every=1).attrs["backend"] == "numpy"
     for backend in ("numpy", "numba"):
         with pytest.raises(NameError) as e:
             _system(unknown_global).evolve(X, 2, backend=backend)
