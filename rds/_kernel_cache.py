@@ -212,6 +212,7 @@ def _digest(source: str, parts) -> str:
 
 # ------------------------------------------------------------------------------------------------ modules
 _MODULES: dict = {}
+_COUNT = [0]
 
 
 def _module_name(name: str, digest: str) -> str:
@@ -227,6 +228,9 @@ def load_module(name: str, source: str, namespace: dict, parts):
     is executed in memory with ``CACHE = False``. Returns the module.
     """
     digest = _digest(source, parts)
+    if parts is None:  # not identified by its source alone (the injected objects differ): a module of its own
+        _COUNT[0] += 1
+        digest = f"mem{_COUNT[0]}_{digest}"
     modname = _module_name(name, digest)
     if modname in _MODULES:
         return _MODULES[modname]
@@ -266,7 +270,8 @@ def load_module(name: str, source: str, namespace: dict, parts):
     except BaseException:
         del sys.modules[modname]
         raise
-    _MODULES[modname] = mod
+    if parts is not None:
+        _MODULES[modname] = mod
     return mod
 
 

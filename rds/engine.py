@@ -630,16 +630,18 @@ class _NumbaKernels:
     def _vec_flag(self, key, parts):
         return None if parts is None else (repr(key[0]) + "_novec", parts)
 
-    def _kernel(self, key, build, parts=None):
-        """The compiled kernel ``key``; ``build(vec_len)`` makes it (vec_len None: array noise samples)."""
+    def _kernel(self, key, make):
+        """The entry ``[kernel, build, vec, flag, ...]`` of ``key``; ``make()`` gives ``(build, parts)``, where
+        ``build(vec_len)`` compiles or loads the kernel (vec_len None: array noise samples)."""
         if key not in self._cache:
+            build, parts = make()
             flag = self._vec_flag(key, parts)
             vec = self._vec_len is not None and not (flag is not None and _kernel_cache.flagged(*flag))
             self._cache[key] = [build(self._vec_len if vec else None), build, vec, flag]
         return self._cache[key]
 
-    def _call(self, key, build, parts, *args):
-        entry = self._kernel(key, build, parts)
+    def _call(self, key, make, *args):
+        entry = self._kernel(key, make)
         with warnings.catch_warnings():
             # Numba's pedantic SSA check misfires on the nested inlined selects of rds.fastmath (the code is
             # correct: tests compare with NumPy); it only runs while compiling
@@ -649,7 +651,7 @@ class _NumbaKernels:
             except nb.core.errors.TypingError:
                 if not entry[2]:
                     raise
-                entry[0] = build(None)  # the map does more with xi than a fixed-length vector supports
+                entry[0] = entry[1](None)  # the map does more with xi than a fixed-length vector supports
                 entry[2] = False
                 if entry[3] is not None:
                     _kernel_cache.flag(*entry[3])
@@ -678,27 +680,20 @@ class _NumbaKernels:
         return "evolve"
 
     def evolve(self, X, noise, params, nsteps):
-        build, parts = self._build("evolve")
-        self._call("evolve", build, parts, X, noise, params, nsteps)
+        self._call("evolve", lambda: self._build("evolve"), X, noise, params, nsteps)
 
     def tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
         k = V.shape[1]
-        key = ("tangent", k)
-        if key in self._cache:
-            build = parts = None
-        else:
-            build, parts = self._build("tangent", k=k)
-        self._call(key, build, parts, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final)
+        self._call(("tangent", k), lambda: self._build("tangent", k=k), X, V, logr, noise, params, nsteps, n0,
+                   qr_every, qr_final)
 
     def exit(self, X, exit_step, noise, params, nsteps, n0, inside):
         key = ("exit", id(inside))
         if key in self._cache and self._cache[key][4] is not inside:  # id reused by a new predicate
             del self._cache[key]
-        build = parts = None
         if key not in self._cache:
-            build, parts = self._build("exit", inside=inside)
-            self._kernel(key, build, parts).append(inside)  # keep the predicate alive: its id stays valid
-        self._call(key, build, parts, X, exit_step, noise, params, nsteps, n0)
+            self._kernel(key, lambda: self._build("exit", inside=inside)).append(inside)  # keeps its id valid
+        self._call(key, None, X, exit_step, noise, params, nsteps, n0)
 
 
 def _params_type_key(params):
