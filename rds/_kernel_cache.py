@@ -210,6 +210,11 @@ def _digest(source: str, parts) -> str:
     return hashlib.sha256(repr((source, parts, _ENV[0])).encode()).hexdigest()[:24]
 
 
+try:  # at import: the digests are of the engine sources this process runs (not of a file edited later)
+    _ENV.append(_environment())
+except Exception:  # pragma: no cover - computed again (and raising) at the first kernel
+    pass
+
 # ------------------------------------------------------------------------------------------------ modules
 _MODULES: dict = {}
 _COUNT = [0]

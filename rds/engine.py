@@ -342,9 +342,17 @@ def _inline(src: str) -> str:
 
 
 def _parallel_kernel_src(args: str, blk: int) -> str:
+    """``kernel`` (blocks in parallel) and ``kernel1`` (the same blocks in order, for a single block: starting a
+    parallel region costs more than a small ensemble's work, and far more on a busy machine)."""
     return _PARALLEL + f"""def kernel({args}):
     M = X.shape[1]
     for b in nb.prange((M + {blk} - 1) // {blk}):
+        block({args}, np.uint64(b * {blk}), np.uint64(min(b * {blk} + {blk}, M)))
+
+
+""" + _PARALLEL.replace("parallel=True, ", "") + f"""def kernel1({args}):
+    M = X.shape[1]
+    for b in range((M + {blk} - 1) // {blk}):
         block({args}, np.uint64(b * {blk}), np.uint64(min(b * {blk} + {blk}, M)))
 """
 
@@ -502,7 +510,9 @@ def tangent_module_source(nvar, noise_ndim, independent, k, vec_len=None) -> str
 """
     else:
         tb = _tangent_block_size(nvar)
-        gen = _inline(jac_step_source(nvar, noise_ndim, independent, vec_len)) + _MGS_LOOPED
+        # jstep is a function of its own (not inlined into the block): Numba's front end is superlinear in the
+        # size of a function with many loops, and the Jacobian is the big part
+        gen = _SERIAL + jac_step_source(nvar, noise_ndim, independent, vec_len).strip("\n") + "\n\n\n" + _MGS_LOOPED
         loop = """\
     Jb = np.empty((NVAR, NVAR, TB))
     W = np.empty((NVAR, TB))
@@ -551,12 +561,35 @@ class _BlockView:
         blk = self._module.block
         if not blk.signatures:
             mod = _kernel_cache.load_module(self._args[0] + "_inspect", self._args[1], self._args[2], None)
-            mod.kernel.compile(self._module.kernel.signatures[0])
+            used = self._module.kernel.signatures or self._module.kernel1.signatures
+            mod.kernel1.compile(used[0])
             blk = mod.block
         return blk.inspect_asm(signature)
 
     def __getattr__(self, name):
         return getattr(self._module.block, name)
+
+
+def _block_members(service, nvar, k):
+    return _tangent_block_size(nvar) if service == "tangent" and not tangent_unrolled(nvar, k) else BLOCK
+
+
+class _Kernel:
+    """A compiled kernel of a kernel module: the parallel ``kernel``, or ``kernel1`` for a single block."""
+
+    def __init__(self, module, block, members_per_block):
+        self._mod = module
+        self.block = block
+        self._one = members_per_block
+
+    @property
+    def signatures(self):
+        return self._mod.kernel.signatures + self._mod.kernel1.signatures
+
+    def __call__(self, X, *args):
+        if X.shape[1] <= self._one:
+            return self._mod.kernel1(X, *args)
+        return self._mod.kernel(X, *args)
 
 
 class _NumbaKernels:
@@ -622,9 +655,7 @@ class _NumbaKernels:
         def build(vl):
             src = self._source(service, vl, k)
             mod = _kernel_cache.load_module(service, src, ns, parts)
-            kern = mod.kernel
-            kern.block = _BlockView(service, src, ns, mod)
-            return kern
+            return _Kernel(mod, _BlockView(service, src, ns, mod), _block_members(service, self._nvar, k))
         return build, parts
 
     def _vec_flag(self, key, parts):
