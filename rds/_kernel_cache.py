@@ -285,8 +285,8 @@ def _read(path: str) -> str:
         return f.read()
 
 
-def is_on_disk(name: str, source: str, parts, function: str = "kernel") -> bool:
-    """True when Numba's on-disk cache holds a compiled ``function`` of this kernel module."""
+def is_on_disk(name: str, source: str, parts, function: str = "kernel*") -> bool:
+    """True when Numba's on-disk cache holds a compiled ``function`` (a glob pattern) of this kernel module."""
     if parts is None:
         return False
     folder = cache_dir()

@@ -30,9 +30,23 @@ replaces ``np.tanh``, ``np.exp``, ``np.log``, ``np.sin`` … in the compiled clo
 1-D noise sample is a fixed-length vector (the map's batch loop unrolls), common noise is read once per step outside
 the member loop (noise-only terms such as the FA target T(x) are hoisted), the tangent update and the QR are
 unrolled into scalars and run on block-local buffers, and everything uses NumPy's error model. Results do not depend
-on the block, chunk or thread a member lands in. Kernels are generated code: Numba's on-disk cache does not apply;
-the first call of a service compiles it (≈3–7 s for evolve/exit, ≈10–20 s for a 4-variable tangent service on this
-2-core machine), and kernels are then reused for every system with the same map and noise layout.
+on the block, chunk or thread a member lands in; an ensemble of a single block runs in a serial twin of the kernel.
+Tangent services with ``nvar * k > TANGENT_UNROLL_MAX`` use loops instead of unrolled scalars.
+
+Kernel cache: each compiled kernel is a generated module written to a cache folder and imported from there, so
+Numba's on-disk cache applies (:mod:`rds._kernel_cache`). The first call of a service on a machine compiles it
+(≈3–7 s for evolve/exit, ≈10–20 s for a 4-variable tangent service on a 2-core machine); later processes load it
+(≈0.05–0.15 s, plus Numba's one-time start-up of ≈0.5 s in a process's first call). The module's name is a hash of
+its source, of the map's (and Jacobian's, region's) code, constants, closures and helpers, of the library versions
+and of the CPU: a changed map compiles anew. Folder: ``$RDS_CACHE_DIR`` (``off`` disables the cache), else
+``$XDG_CACHE_HOME/rds/kernels`` or ``~/.cache/rds/kernels``; an unwritable folder means in-memory compilation,
+without error. Maps that close over objects the fingerprint cannot describe are compiled in memory
+(``kernels_for(system, "numba").uncacheable`` says why). Kernels are reused for every system with the same map and
+noise layout.
+
+Backend choice (``backend=None``): :func:`choose_backend` compares the estimated time of the whole run on each
+backend (:func:`estimated_seconds`: NumPy's per-step Python overhead and per-member-step cost against Numba's
+per-member-step cost plus compiling, or loading from the cache, the service).
 """
 
 from __future__ import annotations
