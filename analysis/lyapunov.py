@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from rds import engine
 from rds._checks import integer
 from rds.noise import check_seed
 from rds.sampling import initial_states
@@ -249,6 +250,9 @@ def lyapunov_spectrum(system, initial, steps, seed=0, transient=0, qr_every=1, r
     vecs = np.empty((realizations, M, nvar, kk))
     final = np.empty((realizations, M, nvar))
     div = np.zeros((realizations, M), dtype=bool)
+    if backend is None:  # one choice for all realisations, by their total work (rds.engine.choose_backend)
+        backend = engine.choose_backend(system, None, M * steps, steps=steps, service="tangent", k=kk,
+                                        repeats=realizations)
     used_backend = None
     for r in range(realizations):  # independent noise paths (a handful): the member and time loops are compiled
         common = dict(seed=seed, realization=r, backend=backend, executor=executor, chunk_size=chunk_size,

@@ -177,7 +177,7 @@ def pullback_attractor(system, initial, taus, t=0, seed=0, realization=0, member
         if tau == 0:
             states[k] = B
             continue
-        backends.add(engine.choose_backend(system, backend, M * int(tau)))
+        backends.add(engine.choose_backend(system, backend, M * int(tau), steps=int(tau)))  # as evolve will
         states[k] = system.evolve(B, int(tau), seed=seed, t0=int(t - tau), realization=realization, backend=backend,
                                   executor=executor, chunk_size=chunk_size, progress=progress)
     diverged = ~np.all(np.isfinite(states), axis=-1)
