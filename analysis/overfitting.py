@@ -428,14 +428,14 @@ def overfitting_point(x, y, start, tol: float = 1e-12, max_iter: int = 200):
         The dataset.
     start : array_like, shape (2N,)
     tol : float
-        Stop when |∇E_tr|_∞ ≤ tol.
+        Stop when ‖∇E_tr‖_∞ ≤ tol.
     max_iter : int
 
     Returns
     -------
     dict
         ``theta`` (2N,), ``canonical`` (2N,), ``grad_norm`` (Euclidean), ``eigenvalues`` (2N,) of ∇²E_tr,
-        ``n_unstable``, ``E_tr``, ``E_gen``, ``iterations``, ``converged`` (bool: |∇E_tr|_∞ ≤ tol).
+        ``n_unstable``, ``E_tr``, ``E_gen``, ``iterations``, ``converged`` (bool: ‖∇E_tr‖_∞ ≤ tol).
 
     Examples
     --------
@@ -502,7 +502,7 @@ def learning_curves(gd, initial, steps, num: int = 200, backend="numba", unstabl
 
     Phases (defined without the Hessian, so that the Hessian counts can be compared with them). Three landmark
     functions: S (f ≡ 0, the singular region next to which the plateau is spent), O (f = f*), and the overfitting
-    function f(·; θ_ovf), θ_ovf = Newton polish of the end point; squared L²(N(0,1)) distances ``d_singular`` = |f|²,
+    function f(·; θ_ovf), θ_ovf = Newton polish of the end point; squared L²(N(0,1)) distances ``d_singular`` = ‖f‖²,
     ``E_gen``, ``d_overfit``. A record is *plateau* if f(·; θ_t) is nearer to S than to O; otherwise *overfitting*
     if it comes after the step of minimal E_gen (``t_min_gen``, the usual onset of overfitting: E_gen rises while
     E_tr still falls) and is nearer to f(·; θ_ovf) than to O; otherwise *near_optimal*. With noise-free labels
