@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)  # the checkout's rds and analysis, even without an install
+sys.path.insert(0, HERE)  # _dataset_tables, _gallery_scrapers
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import rds  # noqa: E402
@@ -37,7 +38,7 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "api_intro.rst", "**.ipynb_checkpoints", "gallery/README.rst", "tutorials/README.rst"]
+exclude_patterns = ["_build", "api_intro.rst", "analyses/tables", "**.ipynb_checkpoints", "gallery/README.rst", "tutorials/README.rst"]
 source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
 
@@ -121,8 +122,44 @@ def _write_api_pages(app):
     _write_if_changed(os.path.join(out, "index.rst"), "\n".join(index) + "\n")
 
 
+def _write_generated(app, config):
+    _write_api_pages(app)
+    from _dataset_tables import write_tables
+
+    write_tables(os.path.join(HERE, "analyses", "tables"))
+
+
+def _escape_pipes(app, what, name, obj, options, lines):
+    """Docstrings write |x| for absolute values; reST would read |x| as a substitution. Escape the bars outside
+    literal blocks, doctests and inline literals."""
+    literal_indent = None
+    in_doctest = False
+    for i, line in enumerate(lines):
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if in_doctest:
+            in_doctest = bool(stripped)  # a doctest block ends at a blank line
+            continue
+        if literal_indent is not None:
+            if stripped and indent <= literal_indent:
+                literal_indent = None
+            else:
+                continue
+        if stripped.startswith(">>>"):
+            in_doctest = True
+            continue
+        if "|" in line:
+            parts = line.split("``")
+            for k in range(0, len(parts), 2):  # even parts are outside ``inline literals``
+                parts[k] = parts[k].replace("\\|", "|").replace("|", "\\|")
+            lines[i] = "``".join(parts)
+        if stripped.endswith("::"):
+            literal_indent = indent
+
+
 def setup(app):
-    app.connect("config-inited", lambda app, config: _write_api_pages(app))  # before the sources are listed
+    app.connect("autodoc-process-docstring", _escape_pipes)
+    app.connect("config-inited", _write_generated)  # before the sources are listed
 
 
 # --- autodoc / autosummary / numpydoc -------------------------------------------------------------------------------------------------
@@ -148,7 +185,7 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "remove_config_comments": True,
     "matplotlib_animations": False,
-    "image_scrapers": ("matplotlib",),
+    "image_scrapers": ("matplotlib", "_gallery_scrapers.bare_figures"),
     "reset_modules": ("matplotlib",),
     "show_memory": False,
     "capture_repr": ("_repr_html_", "__repr__"),

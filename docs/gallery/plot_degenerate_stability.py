@@ -17,8 +17,8 @@ from analysis.plots_stability import plot_mu_eigenvalues, plot_pi_map
 
 grid = np.linspace(0.02, 2.0, 60)
 ds = analysis.degenerate_stability([0.1, 1.0], grid, grid, x=np.linspace(-3, 3, 301), points=[(0.5, 0.5)])
-fig = plot_mu_eigenvalues(ds, sigma2=[0.1, 1.0])
-fig = plot_pi_map(ds)
+fig_mu = plot_mu_eigenvalues(ds, sigma2=[0.1, 1.0])
+fig_pi = plot_pi_map(ds)
 
 # %%
 ds
