@@ -38,7 +38,8 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "api_intro.rst", "analyses/tables", "**.ipynb_checkpoints", "gallery/README.rst", "tutorials/README.rst"]
+exclude_patterns = ["_build", "api_intro.rst", "analyses/tables", "**.ipynb_checkpoints", "gallery/README.rst",
+                    "tutorials/README.rst"]
 source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
 
@@ -162,7 +163,7 @@ def setup(app):
     app.connect("config-inited", _write_generated)  # before the sources are listed
 
 
-# --- autodoc / autosummary / numpydoc -------------------------------------------------------------------------------------------------
+# --- autodoc / autosummary / numpydoc ---------------------------------------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = False
 autodoc_default_options = {"members": True, "inherited-members": False, "show-inheritance": False}

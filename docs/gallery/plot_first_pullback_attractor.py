@@ -12,8 +12,8 @@ sequence. At :math:`\\sigma^2 = 1` the two hidden neurons become identical (:mat
 This is the page-one example at a small scale (1000 networks, :math:`\\tau \\le 10^4`).
 """
 
-import rds
 import analysis
+import rds
 
 fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0, batch=1)
 box = rds.regions.Box([-1.0] * 4, [1.0] * 4, variables=fa.variables)  # B = [-1, 1]^4
