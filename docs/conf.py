@@ -174,8 +174,15 @@ numpydoc_xref_param_type = False
 numpydoc_validation_checks: set[str] = set()
 
 # --- math: MathJax from the CDN, or a local copy when RDS_DOCS_MATHJAX names one (offline builds) -------------------
+# e.g. RDS_DOCS_MATHJAX=file:///usr/share/javascript/mathjax/MathJax.js (Debian's libjs-mathjax, MathJax 2)
 if os.environ.get("RDS_DOCS_MATHJAX"):
     mathjax_path = os.environ["RDS_DOCS_MATHJAX"]
+    if mathjax_path.split("?")[0].endswith("MathJax.js"):  # MathJax 2
+        if "?" not in mathjax_path:
+            mathjax_path += "?config=TeX-AMS-MML_HTMLorMML"
+        mathjax2_config = {"tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]],
+                                       "processEscapes": True, "ignoreClass": "document",
+                                       "processClass": "math|output_area"}}
 
 # --- gallery -------------------------------------------------------------------------------------------------------
 sphinx_gallery_conf = {
@@ -201,9 +208,12 @@ html_static_path = ["_static"]
 html_css_files = ["rds.css"]
 html_theme_options = {
     "navigation_depth": 2,
+    "collapse_navigation": True,
     "show_toc_level": 2,
     "navbar_align": "left",
-    "secondary_sidebar_items": ["page-toc", "sourcelink"],
+    # no right-hand sidebar on API and gallery pages: their code and tables get the width
+    "secondary_sidebar_items": {p: ["page-toc", "sourcelink"] for p in ("*", "analyses/*", "api/*", "auto_tutorials/*")}
+    | {"generated/*": [], "auto_gallery/*": []},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
