@@ -17,9 +17,10 @@ def _numba_info() -> dict[str, Any]:
         import numba
     except Exception as exc:  # pragma: no cover - numba is a dependency
         return {"available": False, "error": f"{type(exc).__name__}: {exc}"}
+    config = numba.config
     info: dict[str, Any] = {"available": True, "version": numba.__version__,
-                            "threads": int(numba.config.NUMBA_NUM_THREADS),
-                            "threading_layer_requested": str(numba.config.THREADING_LAYER)}
+                            "threads": int(getattr(config, "NUMBA_NUM_THREADS", 0)),
+                            "threading_layer_requested": str(getattr(config, "THREADING_LAYER", "default"))}
     try:  # the layer actually used is known only once a parallel kernel has run
         @numba.njit(parallel=True, cache=False)
         def _probe(n):
@@ -55,8 +56,9 @@ def _jax_info() -> dict[str, Any]:
     except Exception as exc:
         info["devices"] = f"unavailable ({type(exc).__name__}: {exc})"
     try:
-        from rds import jax_backend  # the engine's JAX backend, where this version has one
+        import importlib
 
+        jax_backend = importlib.import_module("rds.jax_backend")  # the engine's JAX backend, where there is one
         info["rds_backend"] = bool(jax_backend.available())
     except Exception:
         info["rds_backend"] = False
@@ -64,8 +66,10 @@ def _jax_info() -> dict[str, Any]:
 
 
 def _cache_info() -> dict[str, Any]:
+    import importlib
+
     try:
-        from rds import _kernel_cache
+        _kernel_cache = importlib.import_module("rds._kernel_cache")  # the persistent kernel cache, where there is one
     except Exception:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         return {"kernel_cache": None, "kernel_cache_note": "no persistent kernel cache in this version",

@@ -113,8 +113,8 @@ class RandomDynamicalSystem:
         self.dt = dt
         self.common_noise = bool(common_noise)
         self.attrs = dict(attrs or {})
-        self._kernels = {}
-        self._spec = None  # (factory, kwargs) for models: pickles by recipe
+        self._kernels: dict = {}
+        self._spec: tuple | None = None  # (factory, kwargs) for models: pickles by recipe
 
     # ------------------------------------------------------------------ basics
     @staticmethod
@@ -142,6 +142,22 @@ class RandomDynamicalSystem:
     def __repr__(self):
         return (f"RandomDynamicalSystem({self.name!r}, variables={self.variables}, params={self.params}, "
                 f"noise={self.noise!r}, common_noise={self.common_noise})")
+
+    def _repr_html_(self) -> str:
+        """A small table for Jupyter: name, variables, parameters, noise, time step, Jacobian, compiled kernels."""
+        from html import escape
+        names = getattr(self.params, "_fields", None) or [f"p{i}" for i in range(len(self.params))]
+        rows = [("variables", ", ".join(self.variables)),
+                ("params", ", ".join(f"{k} = {np.array2string(np.asarray(v), threshold=6, precision=4)}"
+                                     for k, v in zip(names, self.params)) or "none"),
+                ("noise", f"{self.noise!r} ({'common to all members' if self.common_noise else 'independent'})"),
+                ("dt", f"{self.dt:g}"),
+                ("Jacobian", "analytic" if self.jacobian is not None else "exact automatic (complex step)"),
+                ("kernels compiled", ", ".join(map(str, self._kernels)) or "none yet")]
+        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}"
+                       "</td></tr>" for k, v in rows)
+        return (f"<div><b>RandomDynamicalSystem</b> <code>{escape(self.name)}</code>"
+                f"<table>{body}</table></div>")
 
     def __getstate__(self):
         state = self.__dict__.copy()
