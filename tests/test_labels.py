@@ -1,0 +1,175 @@
+"""Self-describing Datasets: every variable and coordinate that an analysis, ``trajectory`` or an example writes
+carries ``long_name`` and, where it has one, ``units`` (:mod:`rds.labels`).
+
+The Datasets are collected from tiny runs: the examples' own functions with their scales shrunk (every Dataset
+they pass to :func:`rds.io.save` is captured) and one tiny run of every analysis (the runs that also make the
+variable tables of the documentation).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import rds
+from rds import labels
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+DOCS = os.path.join(ROOT, "docs")
+
+
+def _example(name, monkeypatch):
+    monkeypatch.syspath_prepend(EXAMPLES)
+    if name in sys.modules:
+        del sys.modules[name]
+    return importlib.import_module(name)
+
+
+def _tiny_example_runs(out, mp, current):
+    """Run every example's own functions at a tiny scale (``current[0]`` names the one running)."""
+    current[0] = "custom_map"
+    _example("custom_map", mp).main(["--out", out, "--members", "32", "--steps", "200"])
+
+    current[0] = "pullback_attractors"
+    _example("pullback_attractors", mp).run(out_dir=out, members=16, taus=(10, 100), sigma2=(1.0,),
+                                            backend="numpy", realizations=2, realization_members=8, verbose=False)
+
+    current[0] = "transverse_exponents"
+    ex = _example("transverse_exponents", mp)
+    mp.setitem(ex.SCALES, "small", dict(num=2, steps=400, transient=100, realizations=2))
+    mp.setattr(ex, "STARTS", ex.STARTS[:1])
+    ex.run(out_dir=out)
+
+    current[0] = "escape_time_scan"
+    ex = _example("escape_time_scan", mp)
+    mp.setattr(ex, "SIGMA2", np.array([0.05, 0.3]))
+    mp.setitem(ex.SCALES, "small", {"members": 8, "realizations": 2, "max_steps": 300, "n_boot": 20,
+                                    "keep_members": True})
+    ex.run(out_dir=out, backend="numpy", verbose=False)
+
+    current[0] = "fig3_stability"
+    _example("fig3_stability", mp).run_fig3(out_dir=out, scale=0.05)
+
+    current[0] = "phase_oscillator_synchronisation"
+    ex = _example("phase_oscillator_synchronisation", mp)
+    mp.setitem(ex.SCALES, "small", dict(steps=2000, realizations=2, members=2))
+    ex.run(out_dir=out)
+
+    current[0] = "overfitting_scenario"
+    ex = _example("overfitting_scenario", mp)
+    mp.setitem(ex.SCALES, "small", {**ex.SCALES["small"], "steps": 300, "starts": 2, "start_steps": 300})
+    ex.run(out_dir=out, steps=300, num=10)
+
+    current[0] = "plateau_splitting"
+    _example("plateau_splitting", mp).main(["--out", out, "--grid2", "5", "--grid3", "3"])
+
+    current[0] = "noise_induced_degeneration"
+    _example("noise_induced_degeneration", mp).run_trajectories(out)
+
+
+def collect_datasets(folder):
+    """``{"<example or analysis>:<name>": Dataset}``: what the examples save, and a tiny run of every analysis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mp = pytest.MonkeyPatch()
+    captured: dict[str, xr.Dataset] = {}
+    current = ["?"]
+    save = rds.io.save
+
+    def capturing_save(ds, path, *args, **kwargs):
+        out = save(ds, path, *args, **kwargs)
+        captured[f"{current[0]}:{os.path.basename(str(path))}"] = rds.io.load(out)  # the file, as written
+        return out
+
+    run = rds.RandomDynamicalSystem._run
+
+    def numpy_run(self, X2, t0, steps, seed, realization, backend, *args, **kwargs):
+        return run(self, X2, t0, steps, seed, realization, "numpy", *args, **kwargs)  # no compilation
+
+    mp.setattr(rds.io, "save", capturing_save)
+    mp.setattr(rds.RandomDynamicalSystem, "_run", numpy_run)
+    try:
+        _tiny_example_runs(str(folder), mp, current)
+        sys.path.insert(0, DOCS)
+        try:
+            from _dataset_tables import tiny_datasets
+        finally:
+            sys.path.remove(DOCS)
+        for name, ds in tiny_datasets().items():
+            captured[f"analysis:{name}"] = ds
+    finally:
+        mp.undo()
+        plt.close("all")
+    return captured
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    return collect_datasets(tmp_path_factory.mktemp("label_runs"))
+
+
+def _variables(datasets):
+    for label, ds in datasets.items():
+        for name, var in ds.variables.items():
+            yield label, name, var
+
+
+def counts(datasets):
+    """(all, with long_name, with units) over every variable and coordinate of every Dataset."""
+    rows = list(_variables(datasets))
+    return (len(rows), sum("long_name" in v.attrs for _, _, v in rows), sum("units" in v.attrs for _, _, v in rows))
+
+
+def test_examples_and_analyses_were_collected(datasets):
+    examples = {label.split(":")[0] for label in datasets}
+    assert {"custom_map", "pullback_attractors", "transverse_exponents", "escape_time_scan", "fig3_stability",
+            "phase_oscillator_synchronisation", "overfitting_scenario", "plateau_splitting",
+            "analysis"} <= examples, examples
+
+
+def test_every_variable_has_a_long_name(datasets):
+    total, with_long, with_units = counts(datasets)
+    print(f"\nlabels: {total} variables and coordinates; {with_long} with long_name, {with_units} with units")
+    missing = sorted({f"{name} ({label})" for label, name, v in _variables(datasets) if not v.attrs.get("long_name")})
+    assert not missing, f"{len(missing)} without long_name: {missing[:40]}"
+
+
+def test_every_quantity_has_units(datasets):
+    """Every float variable is a quantity: it carries units ("1" when dimensionless); and a name the central table
+    gives units carries them (an analysis' own, more specific units are kept)."""
+    without = sorted({f"{name} ({label})" for label, name, v in _variables(datasets)
+                      if "units" not in v.attrs and np.issubdtype(v.dtype, np.floating)})
+    assert not without, f"{len(without)} float variables without units: {without[:40]}"
+    table = sorted({f"{name} ({label})" for label, name, v in _variables(datasets)
+                    if labels.units_of(name) is not None and "units" not in v.attrs})
+    assert not table, f"{len(table)} variables without the table's units: {table[:40]}"
+
+
+def test_annotate_fills_but_never_overwrites():
+    ds = xr.Dataset({"escape_time": ("member", [1, 2]), "exponents": ("exponent", [0.1, -0.2]),
+                     "unknown_thing": ("member", [0.0, 1.0])}, coords={"member": [0, 1]}, attrs={"dt": 0.01})
+    ds.escape_time.attrs.update(long_name="my escape time", units="s")
+    labels.annotate(ds)
+    assert ds.escape_time.attrs == {"long_name": "my escape time", "units": "s"}
+    assert ds.exponents.attrs == {"long_name": "Lyapunov exponents", "units": "1/time"}
+    assert ds.member.attrs == {"long_name": "ensemble member"}
+    assert ds.unknown_thing.attrs == {}
+    with pytest.raises(TypeError, match="ds must be"):
+        labels.annotate({"a": 1})
+
+
+def test_labels_survive_netcdf(datasets, tmp_path):
+    ds = datasets["analysis:escape_times"]
+    back = rds.io.load(rds.io.save(ds, tmp_path / "e.nc"))
+    for name in ds.variables:
+        assert back[name].attrs.get("long_name") == ds[name].attrs.get("long_name")
+        assert back[name].attrs.get("units") == ds[name].attrs.get("units")
