@@ -200,7 +200,7 @@ def survival_summary(T, censored, max_steps, realization=None, member=None, n_bo
         idx_r = np.unique(np.arange(N) if realization is None else np.asarray(realization), return_inverse=True)[1]
         idx_m = np.unique(np.arange(N) if member is None else np.asarray(member), return_inverse=True)[1]
         nr, nm = int(idx_r.max()) + 1, int(idx_m.max()) + 1
-        draws = {k: [] for k in _SCALARS}
+        draws: dict[str, list] = {k: [] for k in _SCALARS}
         batch = max(1, int(2_000_000 // N))
         done = 0
         while done < n_boot:

@@ -213,7 +213,7 @@ def lyapunov_spectrum(system, initial, steps, seed=0, transient=0, qr_every=1, r
             raise TypeError(f"k must be an integer or None, got {k!r}")
         if not 1 <= kk <= nvar:
             raise ValueError(f"k must satisfy 1 <= k <= {nvar} (the number of variables), got {k}")
-        V0 = np.broadcast_to(np.eye(nvar)[:, :kk], (M, nvar, kk))
+        V0 = np.broadcast_to(np.eye(nvar)[:, :kk], (M, nvar, int(kk)))
     else:
         V0 = np.asarray(tangent, dtype=float)
         if V0.ndim == 2:

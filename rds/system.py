@@ -191,7 +191,7 @@ class RandomDynamicalSystem:
                 ("kernels compiled", ", ".join(map(str, self._kernels)) or "none yet")]
         body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}"
                        "</td></tr>" for k, v in rows)
-        return (f"<div><b>RandomDynamicalSystem</b> <code>{escape(self.name)}</code>"
+        return (f"<div><b>RandomDynamicalSystem</b> <code>{escape(str(self.name))}</code>"
                 f"<table>{body}</table></div>")
 
     def __getstate__(self):
