@@ -39,6 +39,7 @@ import xarray as xr
 import rds
 from rds import quadrature
 from rds._checks import finite_array, integer, nonnegative, positive
+from rds.labels import annotate
 from rds.models import two_layer
 from rds.models.teacher_student import check_dataset
 from rds.sampling import initial_states
@@ -540,7 +541,7 @@ def learning_curves(gd, initial, steps, *, num: int = 200, backend=None, unstabl
         "unstable_ranges": _ranges([str(int(k)) for k in rec["n_unst"]], times, rec["finite"]),
         "quadrature": "composite Gauss-Legendre vs N(0,1) density, graded panels, |x| <= 10",
         "equations": "Maleknia & Sato (2026): eq. 1 (E_tr), eq. GD, eq. 2 (E_gen); Hessian = (I - J)/eta"})
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels
 
 
 def _is_sampler(initial):
@@ -719,7 +720,7 @@ def convergence_modulo_symmetry(gd, initial, steps, backend=None, polish: bool =
                      "critical_tol": critical_tol, "n_strict_min": int(strict.sum()),
                      "n_degenerate_min": int((kind == 1).sum()), "steps": steps, "polish": int(polish),
                      "n_diverged": int((~finite).sum()), "reference": "Maleknia & Sato 2026, Theorem 3.1"})
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels
 
 
 # --------------------------------------------------------------------------------------------------- plots

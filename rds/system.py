@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from rds import _complexstep, _mapcheck, engine
+from rds import _complexstep, _mapcheck, engine, labels
 from rds._checks import integer, positive
 from rds.noise import FixedDataset, NoiseSource, check_seed
 
@@ -411,7 +411,7 @@ class RandomDynamicalSystem:
         ds.attrs.update({"seed": int(seed), "realization": int(realization), "t0": int(t0), "steps": int(steps),
                          "backend": out["backend"], "n_diverged": int(out["diverged"].sum())})
         ds["time"].attrs["long_name"] = "absolute time step t"
-        return ds
+        return labels.annotate(ds)  # long_name / units from rds.labels
 
     def propagate_tangent(self, initial, steps, tangent=None, seed=0, t0=0, realization=0, qr_every=1,
                           times=None, backend=None, executor=None, chunk_size=None, progress=None) -> dict:
