@@ -212,7 +212,7 @@ class RandomDynamicalSystem:
         ----------
         **changes
             Any of the constructor's arguments (``step``, ``noise``, ``variables``, ``params``, ``jacobian``,
-            ``name``, ``dt``, ``common_noise``, ``attrs``).
+            ``name``, ``dt``, ``common_noise``, ``attrs``, ``recipe``).
 
         Returns
         -------
