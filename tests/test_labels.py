@@ -1,8 +1,8 @@
 """Self-describing Datasets: every variable and coordinate that an analysis, ``trajectory`` or an example writes
 carries ``long_name`` and, where it has one, ``units`` (:mod:`rds.labels`).
 
-The Datasets are collected from tiny runs: the examples' own functions with their scales shrunk (every Dataset
-they pass to :func:`rds.io.save` is captured) and one tiny run of every analysis (the runs that also make the
+The Datasets are collected from tiny runs: the examples' own functions with their scales shrunk (every netCDF
+file they write is read back) and one tiny run of every analysis (the runs that also make the
 variable tables of the documentation).
 """
 
@@ -31,45 +31,51 @@ def _example(name, monkeypatch):
     return importlib.import_module(name)
 
 
-def _tiny_example_runs(out, mp, current):
-    """Run every example's own functions at a tiny scale (``current[0]`` names the one running)."""
-    current[0] = "custom_map"
+def _tiny_example_runs(folder, mp):
+    """Run every example's own functions at a tiny scale, each writing into ``folder/<example>/``."""
+
+    def out_for(name):
+        path = os.path.join(folder, name)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    out = out_for("custom_map")
     _example("custom_map", mp).main(["--out", out, "--members", "32", "--steps", "200"])
 
-    current[0] = "pullback_attractors"
+    out = out_for("pullback_attractors")
     _example("pullback_attractors", mp).run(out_dir=out, members=16, taus=(10, 100), sigma2=(1.0,),
                                             backend="numpy", realizations=2, realization_members=8, verbose=False)
 
-    current[0] = "transverse_exponents"
+    out = out_for("transverse_exponents")
     ex = _example("transverse_exponents", mp)
     mp.setitem(ex.SCALES, "small", dict(num=2, steps=400, transient=100, realizations=2))
     mp.setattr(ex, "STARTS", ex.STARTS[:1])
     ex.run(out_dir=out)
 
-    current[0] = "escape_time_scan"
+    out = out_for("escape_time_scan")
     ex = _example("escape_time_scan", mp)
     mp.setattr(ex, "SIGMA2", np.array([0.05, 0.3]))
     mp.setitem(ex.SCALES, "small", {"members": 8, "realizations": 2, "max_steps": 300, "n_boot": 20,
                                     "keep_members": True})
     ex.run(out_dir=out, backend="numpy", verbose=False)
 
-    current[0] = "fig3_stability"
+    out = out_for("fig3_stability")
     _example("fig3_stability", mp).run_fig3(out_dir=out, scale=0.05)
 
-    current[0] = "phase_oscillator_synchronisation"
+    out = out_for("phase_oscillator_synchronisation")
     ex = _example("phase_oscillator_synchronisation", mp)
     mp.setitem(ex.SCALES, "small", dict(steps=2000, realizations=2, members=2))
     ex.run(out_dir=out)
 
-    current[0] = "overfitting_scenario"
+    out = out_for("overfitting_scenario")
     ex = _example("overfitting_scenario", mp)
     mp.setitem(ex.SCALES, "small", {**ex.SCALES["small"], "steps": 300, "starts": 2, "start_steps": 300})
     ex.run(out_dir=out, steps=300, num=10)
 
-    current[0] = "plateau_splitting"
+    out = out_for("plateau_splitting")
     _example("plateau_splitting", mp).main(["--out", out, "--grid2", "5", "--grid3", "3"])
 
-    current[0] = "noise_induced_degeneration"
+    out = out_for("noise_induced_degeneration")
     _example("noise_induced_degeneration", mp).run_trajectories(out)
 
 
@@ -82,23 +88,18 @@ def collect_datasets(folder):
 
     mp = pytest.MonkeyPatch()
     captured: dict[str, xr.Dataset] = {}
-    current = ["?"]
-    save = rds.io.save
-
-    def capturing_save(ds, path, *args, **kwargs):
-        out = save(ds, path, *args, **kwargs)
-        captured[f"{current[0]}:{os.path.basename(str(path))}"] = rds.io.load(out)  # the file, as written
-        return out
-
     run = rds.RandomDynamicalSystem._run
 
     def numpy_run(self, X2, t0, steps, seed, realization, backend, *args, **kwargs):
         return run(self, X2, t0, steps, seed, realization, "numpy", *args, **kwargs)  # no compilation
 
-    mp.setattr(rds.io, "save", capturing_save)
     mp.setattr(rds.RandomDynamicalSystem, "_run", numpy_run)
     try:
-        _tiny_example_runs(str(folder), mp, current)
+        _tiny_example_runs(str(folder), mp)
+        for name in sorted(os.listdir(folder)):  # every netCDF file the examples wrote, as written
+            for fn in sorted(os.listdir(os.path.join(folder, name))):
+                if fn.endswith(".nc"):
+                    captured[f"{name}:{fn}"] = rds.io.load(os.path.join(folder, name, fn))
         sys.path.insert(0, DOCS)
         try:
             from _dataset_tables import tiny_datasets
