@@ -233,7 +233,7 @@ def survival_summary(T, censored, max_steps, realization=None, member=None, n_bo
     ds["survival"] = ("t", S)
     ds["survival_ci"] = (("t", "ci"), S_ci)
     _describe_summaries(ds, max_steps, tail_from, confidence, bootstrap, n_boot)
-    return ds
+    return rds.labels.annotate(ds)  # long_name / units from rds.labels
 
 
 def _describe_summaries(ds, max_steps, tail_from, confidence, bootstrap, n_boot):
@@ -413,7 +413,7 @@ def _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t
         "tau_star": "exp_mean (censored ML exponential/geometric tail); restricted_mean is a lower bound",
     })
     ds.attrs.update(attrs)
-    return ds
+    return rds.labels.annotate(ds)  # long_name / units from rds.labels
 
 
 def _region_attrs(region):
@@ -531,7 +531,7 @@ def _combine(rows, settings):
     ds.attrs["analysis"] = "escape_time_scan"
     ds.attrs["scan_settings"] = settings
     ds.attrs["protocol"] = settings["protocol"]
-    return ds
+    return rds.labels.annotate(ds)  # long_name / units from rds.labels
 
 
 def _jsonable(v):

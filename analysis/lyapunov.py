@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from rds._checks import integer
+from rds.labels import annotate
 from rds.noise import check_seed
 from rds.sampling import initial_states
 from rds.timegrid import log_times
@@ -300,4 +301,4 @@ def lyapunov_spectrum(system, initial, steps, seed=0, transient=0, qr_every=1, r
         "n_samples": int(nsamp), "stderr_method": method, "n_diverged": int(div.sum()),
         "backend": str(used_backend), "reference": ds.attrs.get("reference", "") + "; Benettin et al. (1980)",
     })
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels

@@ -128,7 +128,8 @@ def _write_generated(app, config):
     # the stubs of exactly these pages (autosummary's own scan misses pages new since the last incremental build)
     import glob
 
-    config.autosummary_generate = sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, "api", "*.rst")))
+    pages = glob.glob(os.path.join(HERE, "api", "*.rst"))
+    config.autosummary_generate = sorted(os.path.relpath(p, HERE) for p in pages)
     from _dataset_tables import write_tables
 
     write_tables(os.path.join(HERE, "analyses", "tables"))
