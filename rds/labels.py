@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import xarray as xr
 
-__all__ = ["LABELS", "annotate", "units_of", "long_name_of"]
+__all__ = ["LABELS", "FLOAT_LABELS", "annotate", "units_of", "long_name_of"]
 
 #: Exponent units: resolved by :func:`annotate` from the Dataset's ``dt`` attribute.
 RATE = "<1/step or 1/time>"
@@ -185,6 +185,11 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "loss_change": ("loss change along the descent path", _D),
 }
 
+#: names that are an index dimension in one Dataset and a float quantity in another: the entry for the quantity
+FLOAT_LABELS: dict[str, tuple[str, str | None]] = {
+    "exponent": ("Lyapunov exponent", RATE),
+}
+
 T = TypeVar("T", xr.Dataset, xr.DataArray)
 
 
@@ -253,12 +258,14 @@ def annotate(ds: T) -> T:
         if not isinstance(name, str):
             continue
         entry = LABELS.get(name)
+        if name in FLOAT_LABELS and var.dtype.kind == "f":
+            entry = FLOAT_LABELS[name]
         if entry is None:
             continue
         attrs = var.attrs
         if not attrs.get("long_name"):
             attrs["long_name"] = entry[0]
-        units = units_of(name, dt)
+        units = entry[1] if entry[1] != RATE else ("1/step" if dt is None or float(dt) == 1.0 else "1/time")
         if units is not None and "units" not in attrs:
             attrs["units"] = units
     return ds
