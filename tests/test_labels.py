@@ -174,3 +174,22 @@ def test_labels_survive_netcdf(datasets, tmp_path):
     for name in ds.variables:
         assert back[name].attrs.get("long_name") == ds[name].attrs.get("long_name")
         assert back[name].attrs.get("units") == ds[name].attrs.get("units")
+
+
+def test_version_in_one_place_and_citation_agrees():
+    """pyproject reads the version from rds.__version__; CITATION.cff must name the same one."""
+    with open(os.path.join(ROOT, "pyproject.toml")) as f:
+        text = f.read()
+    assert 'dynamic = ["version"]' in text and 'version = {attr = "rds.__version__"}' in text
+    with open(os.path.join(ROOT, "CITATION.cff")) as f:
+        cff = f.read()
+    assert f"\nversion: {rds.__version__}\n" in cff, "CITATION.cff version differs from rds.__version__"
+
+
+def test_python_m_rds_reports_version_backends_and_cache(capsys):
+    from rds.__main__ import main
+
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert f"rds {rds.__version__}" in out and "backends available: numpy" in out and "kernel cache:" in out
+    assert main(["--bogus"]) == 2
