@@ -41,6 +41,7 @@ from scipy.special import erf, erfc
 
 from rds import quadrature
 from rds._checks import positive, positive_array, real_array
+from rds.labels import annotate
 from rds.models.fukumizu_amari import PQRS_MATRIX, target
 from rds.models.fukumizu_amari_reduced import g_jacobian
 
@@ -886,7 +887,7 @@ def compare_random_averaged(system, w, v, sigma2, x=None, eta=None):
             "eta": eta,
         },
     )
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels
 
 
 # ----------------------------------------------------------------------------------------------- Dataset
@@ -987,4 +988,4 @@ def degenerate_stability(sigma2, w, v, x=None, points=((0.5, 0.5),), eta=0.1):
                        ("averaged_potential", "L*(w, v) erf network, eq. A.5 with constant"),
                        ("avg_mu", "eigenvalues of E_x[J]")]:
         ds[name].attrs["long_name"] = text
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels

@@ -200,7 +200,7 @@ def survival_summary(T, censored, max_steps, realization=None, member=None, n_bo
         idx_r = np.unique(np.arange(N) if realization is None else np.asarray(realization), return_inverse=True)[1]
         idx_m = np.unique(np.arange(N) if member is None else np.asarray(member), return_inverse=True)[1]
         nr, nm = int(idx_r.max()) + 1, int(idx_m.max()) + 1
-        draws = {k: [] for k in _SCALARS}
+        draws: dict[str, list] = {k: [] for k in _SCALARS}
         batch = max(1, int(2_000_000 // N))
         done = 0
         while done < n_boot:
@@ -233,7 +233,7 @@ def survival_summary(T, censored, max_steps, realization=None, member=None, n_bo
     ds["survival"] = ("t", S)
     ds["survival_ci"] = (("t", "ci"), S_ci)
     _describe_summaries(ds, max_steps, tail_from, confidence, bootstrap, n_boot)
-    return ds
+    return rds.labels.annotate(ds)  # long_name / units from rds.labels
 
 
 def _describe_summaries(ds, max_steps, tail_from, confidence, bootstrap, n_boot):
@@ -413,7 +413,7 @@ def _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t
         "tau_star": "exp_mean (censored ML exponential/geometric tail); restricted_mean is a lower bound",
     })
     ds.attrs.update(attrs)
-    return ds
+    return rds.labels.annotate(ds)  # long_name / units from rds.labels
 
 
 def _region_attrs(region):
@@ -531,7 +531,7 @@ def _combine(rows, settings):
     ds.attrs["analysis"] = "escape_time_scan"
     ds.attrs["scan_settings"] = settings
     ds.attrs["protocol"] = settings["protocol"]
-    return ds
+    return rds.labels.annotate(ds)  # long_name / units from rds.labels
 
 
 def _jsonable(v):

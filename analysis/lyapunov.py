@@ -24,6 +24,7 @@ import xarray as xr
 
 from rds import engine
 from rds._checks import integer
+from rds.labels import annotate
 from rds.noise import check_seed
 from rds.sampling import initial_states
 from rds.timegrid import log_times
@@ -214,7 +215,7 @@ def lyapunov_spectrum(system, initial, steps, seed=0, transient=0, qr_every=1, r
             raise TypeError(f"k must be an integer or None, got {k!r}")
         if not 1 <= kk <= nvar:
             raise ValueError(f"k must satisfy 1 <= k <= {nvar} (the number of variables), got {k}")
-        V0 = np.broadcast_to(np.eye(nvar)[:, :kk], (M, nvar, kk))
+        V0 = np.broadcast_to(np.eye(nvar)[:, :kk], (M, nvar, int(kk)))
     else:
         V0 = np.asarray(tangent, dtype=float)
         if V0.ndim == 2:
@@ -304,4 +305,4 @@ def lyapunov_spectrum(system, initial, steps, seed=0, transient=0, qr_every=1, r
         "n_samples": int(nsamp), "stderr_method": method, "n_diverged": int(div.sum()),
         "backend": str(used_backend), "reference": ds.attrs.get("reference", "") + "; Benettin et al. (1980)",
     })
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels

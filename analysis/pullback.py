@@ -32,6 +32,7 @@ from scipy.spatial import cKDTree
 
 from rds import engine
 from rds._checks import integer, nonnegative
+from rds.labels import annotate
 from rds.regions import Box
 from rds.sampling import initial_states
 from rds.symmetry import canonical, orbit
@@ -208,7 +209,7 @@ def pullback_attractor(system, initial, taus, t=0, seed=0, realization=0, member
     ds["initial"].attrs["long_name"] = "initial set B"
     ds["tau"].attrs["long_name"] = "pullback time tau (steps)"
     ds["start_time"].attrs["long_name"] = "absolute start time t - tau"
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -422,7 +423,7 @@ def pullback_diagnostics(ds, threshold=0.05, optimum_threshold=0.05, symmetry=Tr
     res.attrs.update({"diagnostics": "pullback_diagnostics", "threshold": float(threshold),
                       "optimum_threshold": float(optimum_threshold), "symmetry": int(bool(symmetry)),
                       "diagnostics_equations": "M_w eq. 17, M_wv eq. 18, theta* eq. 9, Hausdorff eq. C.1"})
-    return res
+    return annotate(res)  # long_name / units from rds.labels
 
 
 def _is_network(state) -> bool:

@@ -102,7 +102,7 @@ def realization_spread(seeds, sigma2=SIGMA2, taus=TAUS, members=500, sample_seed
                      coords={"sigma2": list(sigma2), "seed": seeds, "tau": list(taus)})
     out.attrs.update({"members": int(members), "sample_seed": int(sample_seed), "eta": ETA, "batch": 1,
                       "threshold": 0.05, "description": "pullback-attractor fractions over noise paths (seeds)"})
-    return out
+    return rds.labels.annotate(out)  # long_name / units from rds.labels
 
 
 def realization_summary(sp) -> str:

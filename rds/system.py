@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from rds import _complexstep, _mapcheck, engine
+from rds import _complexstep, _mapcheck, engine, labels
 from rds._checks import integer, positive
 from rds.noise import FixedDataset, NoiseSource, check_seed
 
@@ -145,11 +145,11 @@ class RandomDynamicalSystem:
         self.dt = dt
         self.common_noise = bool(common_noise)
         self.attrs = dict(attrs or {})
-        self._kernels = {}
+        self._kernels: dict = {}
         if recipe is not None and not (isinstance(recipe, tuple) and len(recipe) == 2 and callable(recipe[0])
                                        and isinstance(recipe[1], dict)):
             raise TypeError("recipe must be None or a tuple (factory, kwargs) with factory(**kwargs) -> this system")
-        self._spec = recipe  # (factory, kwargs) for models: pickles by recipe
+        self._spec: tuple | None = recipe  # (factory, kwargs) for models: pickles by recipe
 
     # ------------------------------------------------------------------ basics
     @staticmethod
@@ -177,6 +177,22 @@ class RandomDynamicalSystem:
     def __repr__(self):
         return (f"RandomDynamicalSystem({self.name!r}, variables={self.variables}, params={self.params}, "
                 f"noise={self.noise!r}, common_noise={self.common_noise})")
+
+    def _repr_html_(self) -> str:
+        """A small table for Jupyter: name, variables, parameters, noise, time step, Jacobian, compiled kernels."""
+        from html import escape
+        names = getattr(self.params, "_fields", None) or [f"p{i}" for i in range(len(self.params))]
+        rows = [("variables", ", ".join(self.variables)),
+                ("params", ", ".join(f"{k} = {np.array2string(np.asarray(v), threshold=6, precision=4)}"
+                                     for k, v in zip(names, self.params)) or "none"),
+                ("noise", f"{self.noise!r} ({'common to all members' if self.common_noise else 'independent'})"),
+                ("dt", f"{self.dt:g}"),
+                ("Jacobian", "analytic" if self.jacobian is not None else "exact automatic (complex step)"),
+                ("kernels compiled", ", ".join(map(str, self._kernels)) or "none yet")]
+        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}"
+                       "</td></tr>" for k, v in rows)
+        return (f"<div><b>RandomDynamicalSystem</b> <code>{escape(str(self.name))}</code>"
+                f"<table>{body}</table></div>")
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -399,7 +415,7 @@ class RandomDynamicalSystem:
         ds.attrs.update({"seed": int(seed), "realization": int(realization), "t0": int(t0), "steps": int(steps),
                          "backend": out["backend"], "n_diverged": int(out["diverged"].sum())})
         ds["time"].attrs["long_name"] = "absolute time step t"
-        return ds
+        return labels.annotate(ds)  # long_name / units from rds.labels
 
     def propagate_tangent(self, initial, steps, tangent=None, seed=0, t0=0, realization=0, qr_every=1,
                           times=None, backend=None, executor=None, chunk_size=None, progress=None) -> dict:
