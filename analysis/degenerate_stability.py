@@ -234,7 +234,11 @@ def mu_eigenvalues(x, w, v, closed_form=False):
     """
     if not isinstance(closed_form, (bool, np.bool_)):
         raise TypeError(f"closed_form must be a bool, got {closed_form!r}")
-    x, w, v = np.broadcast_arrays(_finite(x, "x"), _finite(w, "w"), _finite(v, "v"))
+    try:
+        x, w, v = np.broadcast_arrays(_finite(x, "x"), _finite(w, "w"), _finite(v, "v"))
+    except ValueError as e:
+        raise ValueError(f"x, w and v must broadcast together, got shapes {np.shape(x)}, {np.shape(w)}, "
+                         f"{np.shape(v)}") from e
     if not closed_form:
         ev = np.linalg.eigvalsh(jacobian_wv(x, w, v))
         return ev[..., 0], ev[..., 1]
