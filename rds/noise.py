@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rds._checks import check_memory, integer, nonnegative, positive, time_window
+from rds._checks import INT64_MAX, INT64_MIN, check_memory, integer, nonnegative, positive
 
 __all__ = ["NoiseSource", "Gaussian", "Wiener", "FixedDataset", "NOISE_BLOCK", "MEMBER_GROUP"]
 
@@ -40,7 +40,8 @@ def _check_window(t0, t1):
     t0, t1 = integer(t0, "t0"), integer(t1, "t1")
     if t1 < t0:
         raise ValueError(f"t1 must be >= t0, got t0={t0}, t1={t1}")
-    time_window(t0, t1 - t0, "t0", "(t1 - t0)")
+    if t0 < INT64_MIN or t1 > INT64_MAX + 1:  # ξ_t for int64 times t, t0 <= t < t1
+        raise ValueError(f"t0 and t1 must bound int64 times (-2**63 <= t0 <= t1 <= 2**63), got t0={t0}, t1={t1}")
     return t0, t1
 
 
