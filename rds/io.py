@@ -185,7 +185,9 @@ def checksum(values) -> str:
     h = hashlib.sha256()
     kind = a.dtype.kind
     if kind in "fc":
-        a = np.where(np.isnan(a), np.nan, a).astype(a.dtype)  # a NaN's payload is not data
+        nan = np.isnan(a)
+        if nan.any():
+            a = np.where(nan, np.nan, a).astype(a.dtype)  # a NaN's payload is not data
     if kind in "biufc":
         h.update(f"{a.dtype.str}|{a.shape}|".encode())
         h.update(np.ascontiguousarray(a).tobytes())

@@ -281,7 +281,8 @@ POOL = textwrap.dedent("""
     red = rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=0.07)
     box = Box([-2, -2], [2, 2], ("w", "v"))
     X = analysis.sample_uniform(Box([0, 0], [2, 2], ("w", "v")), 16, red.variables)
-    mk = rds.models.fukumizu_amari_reduced
+    def mk(s2):
+        return rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=s2)
     if __name__ == "__main__":
         kw = dict(backend="numpy", chunk_size=4)
         with ProcessPoolExecutor(2) as ex:
@@ -330,7 +331,7 @@ CLOSED = textwrap.dedent("""
     os.close(2)
     red = rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=0.07)
     red.evolve(np.full((3, 2), 0.5), 10, progress=True, backend="numpy")
-    analysis.escape_time_scan(rds.models.fukumizu_amari_reduced, [0.05], Box([0, 0], [2, 2], ("w", "v")),
+    analysis.escape_time_scan(lambda s2: rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=s2), [0.05], Box([0, 0], [2, 2], ("w", "v")),
                               Box([-2, -2], [2, 2], ("w", "v")), 20, members=4, n_boot=0, backend="numpy",
                               progress=True)
     print("OK")
