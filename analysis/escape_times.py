@@ -38,7 +38,7 @@ import xarray as xr
 from scipy import stats
 
 import rds
-from rds._checks import integer, real
+from rds._checks import check_memory, integer, real, real_array
 from rds.noise import check_seed
 from rds.regions import Box, Region, as_predicate
 
@@ -81,8 +81,14 @@ def sample_uniform(box: Box, members: int, variables, seed=0) -> np.ndarray:
     seed = check_seed(seed)
     if isinstance(variables, str):
         raise ValueError(f"variables must be a sequence of names such as ({variables!r},), not a string")
-    variables = tuple(variables)
-    lo, hi = box.bounds_for(variables)
+    try:
+        variables = tuple(variables)
+    except TypeError:
+        raise TypeError(f"variables must be a sequence of names, got {variables!r}") from None
+    if not all(isinstance(v, str) for v in variables):
+        raise TypeError(f"variables must be names (strings), got {variables!r}")
+    lo, hi = box.bounds_for(variables, name="box")
+    check_memory(16 * members * len(variables), f"members={members} initial states", "sample fewer members")
     u = np.random.default_rng([int(seed), 7919]).random((members, len(variables)))
     return hi - (hi - lo) * u
 
@@ -91,12 +97,13 @@ def _initial_states(system, initial, members, seed):
     if isinstance(initial, Box):
         if members is None:
             raise ValueError("members: give the number of initial states to sample from the box `initial`")
+        initial.bounds_for(system.variables)  # a ValueError naming `initial` if it does not bound them all
         return sample_uniform(initial, members, system.variables, seed), f"uniform in {initial!r}, (low, high]"
     if members is not None:
         raise ValueError("members is only used when `initial` is a Box to sample from")
     if callable(initial):
         raise TypeError("initial must be an array (member, var) or an rds.regions.Box to sample from")
-    X = np.asarray(initial, dtype=float)
+    X = real_array(initial, "initial", "a real array (member, var) or an rds.regions.Box to sample from")
     if X.ndim == 1:
         X = X[None, :]
     if X.ndim != 2 or X.shape[1] != system.nvar or X.shape[0] < 1:
@@ -175,17 +182,17 @@ def survival_summary(T, censored, max_steps, realization=None, member=None, n_bo
     >>> float(ds["restricted_mean"]), float(ds["median"]), float(ds["exp_mean"])
     (3.3333333333333335, 2.0, 5.0)
     """
+    T = real_array(T, "T", "a 1-D array of observed times")
     try:
-        T = np.asarray(T, dtype=float)
+        d = ~np.asarray(censored, dtype=bool)
     except (TypeError, ValueError):
-        raise TypeError("T must be a 1-D array of observed times (numbers)") from None
-    d = ~np.asarray(censored, dtype=bool)
+        raise TypeError("censored must be a 1-D array of bools") from None
     max_steps = integer(max_steps, "max_steps", 1)
     n_boot = integer(n_boot, "n_boot", 0)
     confidence = real(confidence, "confidence")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if bootstrap not in _BOOTSTRAP:
+    if not isinstance(bootstrap, str) or bootstrap not in _BOOTSTRAP:
         raise ValueError(f"bootstrap must be one of {_BOOTSTRAP}, got {bootstrap!r}")
     tail_from = integer(tail_from, "tail_from", 0)
     if T.ndim != 1 or T.size == 0 or d.shape != T.shape:
@@ -193,7 +200,13 @@ def survival_summary(T, censored, max_steps, realization=None, member=None, n_bo
     if not np.all(np.isfinite(T)):
         raise ValueError("T must be finite (found NaN or inf): censored runs have T == max_steps")
     for name, idx in (("realization", realization), ("member", member)):
-        if idx is not None and np.shape(idx) != T.shape:
+        try:
+            shape = None if idx is None else np.shape(idx)
+        except ValueError:
+            raise ValueError(f"{name} must be a 1-D array of indices, got a ragged sequence") from None
+        if idx is not None and np.asarray(idx).dtype.kind not in "iub":
+            raise TypeError(f"{name} must be integer indices, got {idx!r}"[:200])
+        if idx is not None and shape != T.shape:
             raise ValueError(f"{name} must give one index per run: shape {T.shape} like T, got {np.shape(idx)}")
     if np.any(T[~d] != max_steps) or np.any(T > max_steps) or np.any(T < 0):
         raise ValueError("censored runs must have T == max_steps and all T in [0, max_steps]")
@@ -385,8 +398,10 @@ def _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t
                   tail_from, backend, executor, chunk_size, progress, keep_members, boot_seed=None):
     if not isinstance(region, Region) and not callable(region):
         raise TypeError(f"region must be an rds.regions.Region or a callable inside(state) -> bool, got {region!r}")
-    if bootstrap not in _BOOTSTRAP:
+    if not isinstance(bootstrap, str) or bootstrap not in _BOOTSTRAP:
         raise ValueError(f"bootstrap must be one of {_BOOTSTRAP}, got {bootstrap!r}")
+    check_memory(8 * realizations * X.shape[0] * (system.nvar + 3), f"realizations={realizations} x "
+                 f"members={X.shape[0]} runs", "use fewer realizations or members")
     inside = np.broadcast_to(np.asarray(as_predicate(region, system.variables)(tuple(X.T)), dtype=bool),
                              (X.shape[0],))
     if not np.any(inside):

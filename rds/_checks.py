@@ -132,3 +132,17 @@ def positive_int_arg(text) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer (>= 1), got {value}")
     return value
+
+
+def real_array(value, name, what="a real array") -> np.ndarray:
+    """A float array; complex values (whose imaginary part a cast would drop) and non-numbers are a TypeError."""
+    try:
+        arr = np.asarray(value)
+    except ValueError:
+        raise ValueError(f"{name} must be {what}: got a ragged nested sequence") from None
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real: got complex values (the imaginary part would be dropped)")
+    try:
+        return arr.astype(float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be {what} of numbers, got {value!r}"[:200]) from None

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from rds._checks import real_array
 from rds._codegen import make_function
 
 __all__ = ["Region", "Box", "Predicate", "as_predicate"]
@@ -95,7 +96,8 @@ class Box(Region):
         variables = tuple(variables)
         missing = [v for v in variables if v not in self.variables]
         if missing:
-            raise ValueError(f"{name}: a sampling Box must bound every variable {variables}; missing {missing}")
+            raise ValueError(f"{name}: a sampling Box must bound every one of the variables {variables}; "
+                             f"missing {missing}")
         idx = [self.variables.index(v) for v in variables]
         low, high = self.low[idx], self.high[idx]
         if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
@@ -108,10 +110,7 @@ class Box(Region):
         ``states``' last axis must follow ``variables`` (ValueError if their lengths differ).
         """
         variables = (variables,) if isinstance(variables, str) else tuple(variables)
-        try:
-            X = np.asarray(states, dtype=float)
-        except (TypeError, ValueError):
-            raise TypeError("states must be a real array (..., var)") from None
+        X = real_array(states, "states", "a real array (..., var)")
         if X.ndim == 0 or X.shape[-1] != len(variables):
             raise ValueError(f"states must have a last axis of length {len(variables)} (variables {variables}), "
                              f"got shape {X.shape}")
@@ -194,13 +193,7 @@ def as_predicate(region, variables) -> Callable:
 
 
 def _bounds(value, name):
-    try:
-        arr = np.atleast_1d(np.asarray(value, dtype=float))
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be real numbers (one bound per variable), got {value!r}") from None
-    if np.iscomplexobj(np.asarray(value)):
-        raise TypeError(f"{name} must be real numbers, got {value!r}")
-    return arr
+    return np.atleast_1d(real_array(value, name, "real numbers (one bound per variable)"))
 
 
 # Box predicates are generated code. So that they pickle (e.g. to a ProcessPoolExecutor), each one is published

@@ -11,14 +11,13 @@ import itertools
 
 import numpy as np
 
+from rds._checks import real_array
+
 __all__ = ["canonical", "swap", "flip", "orbit", "distance_modulo_symmetry"]
 
 
 def _split(theta, name="theta"):
-    try:
-        theta = np.asarray(theta, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real array (..., 2N) of (w1..wN, v1..vN)") from None
+    theta = real_array(theta, name, "a real array (..., 2N) of (w1..wN, v1..vN)")
     if theta.ndim == 0 or theta.shape[-1] % 2 or theta.shape[-1] == 0:
         raise ValueError(f"{name} must have an even, non-zero last axis (w1..wN, v1..vN), got shape {theta.shape}")
     N = theta.shape[-1] // 2

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from rds import engine
-from rds._checks import check_memory, integer, integer_times, positive, time_window
+from rds._checks import check_memory, integer, integer_times, positive, real_array, time_window
 from rds._codegen import make_function
 from rds.noise import FixedDataset, NoiseSource, check_seed
 
@@ -101,7 +101,10 @@ class RandomDynamicalSystem:
                              f"(a string would be split into letters), got {variables!r}")
         if not isinstance(common_noise, (bool, np.bool_)):
             raise TypeError(f"common_noise must be True or False, got {common_noise!r}")
-        variables = tuple(variables)
+        try:
+            variables = tuple(variables)
+        except TypeError:
+            raise TypeError(f"variables must be a sequence of names, got {variables!r}") from None
         if not variables or not all(isinstance(v, str) and v for v in variables):
             raise ValueError(f"variables must be a non-empty sequence of names, got {variables!r}")
         if len(set(variables)) != len(variables):
@@ -418,7 +421,7 @@ class RandomDynamicalSystem:
         if tangent is None:
             V = np.broadcast_to(np.eye(self.nvar), (M, self.nvar, self.nvar))
         else:
-            V = np.asarray(tangent, dtype=float)
+            V = real_array(tangent, "tangent")
             if V.ndim == 2:
                 V = np.broadcast_to(V, (M,) + V.shape)
             if V.ndim != 3 or V.shape[:2] != (M, self.nvar) or V.shape[2] < 1 or V.shape[2] > self.nvar:
@@ -468,6 +471,7 @@ class RandomDynamicalSystem:
         (2,)
         """
         from rds.regions import as_predicate
+        time_window(integer(t0, "t0"), integer(max_steps, "max_steps", 1), "t0", "max_steps")
         X, X2, steps, t0 = self._prepare(initial, max_steps, seed, t0, realization)
         if steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")

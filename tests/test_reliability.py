@@ -331,7 +331,8 @@ CLOSED = textwrap.dedent("""
     os.close(2)
     red = rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=0.07)
     red.evolve(np.full((3, 2), 0.5), 10, progress=True, backend="numpy")
-    analysis.escape_time_scan(lambda s2: rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=s2), [0.05], Box([0, 0], [2, 2], ("w", "v")),
+    mk = lambda s2: rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=s2)  # noqa: E731
+    analysis.escape_time_scan(mk, [0.05], Box([0, 0], [2, 2], ("w", "v")),
                               Box([-2, -2], [2, 2], ("w", "v")), 20, members=4, n_boot=0, backend="numpy",
                               progress=True)
     print("OK")
