@@ -37,7 +37,8 @@ import time
 import numpy as np
 import xarray as xr
 
-__all__ = ["save", "load", "encode_attrs", "decode_attrs", "InvalidFileError", "CHECKSUM_ATTR"]
+__all__ = ["save", "load", "encode_attrs", "decode_attrs", "checksum", "remove_stale_temp_files", "InvalidFileError",
+           "CHECKSUM_ATTR"]
 
 _TAG = "json:"
 _ARRAY_KEY = "__rds_ndarray__"
