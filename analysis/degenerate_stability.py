@@ -234,8 +234,9 @@ def mu_eigenvalues(x, w, v, closed_form=False):
     """
     if not isinstance(closed_form, (bool, np.bool_)):
         raise TypeError(f"closed_form must be a bool, got {closed_form!r}")
+    x, w, v = _finite(x, "x"), _finite(w, "w"), _finite(v, "v")
     try:
-        x, w, v = np.broadcast_arrays(_finite(x, "x"), _finite(w, "w"), _finite(v, "v"))
+        x, w, v = np.broadcast_arrays(x, w, v)
     except ValueError as e:
         raise ValueError(f"x, w and v must broadcast together, got shapes {np.shape(x)}, {np.shape(w)}, "
                          f"{np.shape(v)}") from e
