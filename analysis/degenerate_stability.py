@@ -80,7 +80,8 @@ _GOLDEN_ITERS = 90
 
 
 # ----------------------------------------------------------------------------------------------- validation
-_finite = real_array   # validators live in rds._checks
+def _finite(value, name):  # validators live in rds._checks
+    return real_array(value, name, finite=True)
 
 
 def _sigma2(value, name="sigma2"):
@@ -221,7 +222,12 @@ def mu_eigenvalues(x, w, v, closed_form=False):
     """
     if not isinstance(closed_form, (bool, np.bool_)):
         raise TypeError(f"closed_form must be a bool, got {closed_form!r}")
-    x, w, v = np.broadcast_arrays(_finite(x, "x"), _finite(w, "w"), _finite(v, "v"))
+    x, w, v = _finite(x, "x"), _finite(w, "w"), _finite(v, "v")
+    try:
+        x, w, v = np.broadcast_arrays(x, w, v)
+    except ValueError as e:
+        raise ValueError(f"x, w and v must broadcast together, got shapes {np.shape(x)}, {np.shape(w)}, "
+                         f"{np.shape(v)}") from e
     if not closed_form:
         ev = np.linalg.eigvalsh(jacobian_wv(x, w, v))
         return ev[..., 0], ev[..., 1]

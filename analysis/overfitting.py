@@ -251,7 +251,10 @@ def count_unstable(hessian, rtol: float = 1e-9):
     >>> int(count_unstable(training_hessian(np.zeros(4), x, y))[0])
     2
     """
-    lam = np.linalg.eigvalsh(np.asarray(hessian, dtype=float))
+    hessian = np.asarray(hessian, dtype=float)
+    if hessian.ndim < 2 or hessian.shape[-1] != hessian.shape[-2]:
+        raise ValueError(f"hessian must be square matrices, shape (..., P, P), got shape {hessian.shape}")
+    lam = np.linalg.eigvalsh(hessian)
     scale = np.maximum(1.0, np.max(np.abs(lam), axis=-1, keepdims=True))
     return np.sum(lam < -rtol * scale, axis=-1), lam
 

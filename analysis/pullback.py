@@ -169,6 +169,8 @@ def pullback_attractor(system, initial, taus, t=0, seed=0, realization=0, member
     B, desc = _initial_set(system, initial, members, sample_seed)
     taus = _check_taus(taus)
     t = integer(t, "t")
+    from rds._checks import time_window
+    time_window(t - int(taus[-1]), int(taus[-1]), "t - taus[-1]", "taus[-1]")  # start times stay int64
     seed = integer(seed, "seed", 0)
     realization = integer(realization, "realization", 0)
     M = B.shape[0]

@@ -990,3 +990,30 @@ def run_chunked(system, X0, t0, steps, *, executor=None, chunk_size=None, progre
             if progress is not None:
                 progress.update(steps)
     return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
+
+
+# Numba's "workqueue" threading layer aborts the process when two threads enter parallel kernels at once (it is
+# not thread-safe). Under it, compiled runs from several threads take turns; other layers (omp, tbb) run freely.
+_WORKQUEUE_LOCK = __import__("threading").RLock()
+_run_unserialized = run
+
+
+def _workqueue_layer() -> bool:
+    if nb is None:  # pragma: no cover
+        return False
+    if nb.config.THREADING_LAYER == "workqueue":
+        return True
+    try:
+        return nb.threading_layer() == "workqueue"
+    except ValueError:  # no parallel kernel has run yet: the layer is chosen by the first one
+        return True
+
+
+def run(system, X0, t0, steps, *, backend="numpy", **kwargs):  # noqa: F811 - serialised wrapper of run above
+    if backend == "numba" and _workqueue_layer():
+        with _WORKQUEUE_LOCK:
+            return _run_unserialized(system, X0, t0, steps, backend=backend, **kwargs)
+    return _run_unserialized(system, X0, t0, steps, backend=backend, **kwargs)
+
+
+run.__doc__ = _run_unserialized.__doc__

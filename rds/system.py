@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from rds import _complexstep, _mapcheck, engine, labels
-from rds._checks import integer, positive
+from rds._checks import check_memory, integer, integer_times, positive, real_array, time_window
 from rds.noise import FixedDataset, NoiseSource, check_seed
 
 __all__ = ["RandomDynamicalSystem", "DivergenceWarning"]
@@ -128,7 +128,15 @@ class RandomDynamicalSystem:
             raise TypeError(f"noise must be an rds.noise.NoiseSource or None, got {type(noise).__name__}")
         if len(noise.shape) < 1:
             raise ValueError("noise.shape must have at least one axis")
-        variables = tuple(variables)
+        if isinstance(variables, str):
+            raise ValueError(f"variables must be a sequence of names such as ({variables!r},), not a string "
+                             f"(a string would be split into letters), got {variables!r}")
+        if not isinstance(common_noise, (bool, np.bool_)):
+            raise TypeError(f"common_noise must be True or False, got {common_noise!r}")
+        try:
+            variables = tuple(variables)
+        except TypeError:
+            raise TypeError(f"variables must be a sequence of names, got {variables!r}") from None
         if not variables or not all(isinstance(v, str) and v for v in variables):
             raise ValueError(f"variables must be a non-empty sequence of names, got {variables!r}")
         if len(set(variables)) != len(variables):
@@ -260,11 +268,19 @@ class RandomDynamicalSystem:
 
     # ------------------------------------------------------------------ input checks
     def _check_state(self, initial, name="initial"):
-        X = np.asarray(initial, dtype=float) if not isinstance(initial, np.ndarray) else initial
+        try:
+            X = np.asarray(initial)
+        except ValueError:
+            raise ValueError(f"{name} must be a rectangular array (..., var): got a ragged nested sequence") from None
+        if np.iscomplexobj(X):
+            raise TypeError(f"{name} must be real: got complex values (the imaginary part would be dropped)")
+        if X.dtype.kind == "O" and X.size and any(isinstance(v, complex) for v in X.ravel()):
+            raise TypeError(f"{name} must be real: got complex values (the imaginary part would be dropped)")
         try:
             X = X.astype(float, copy=False)
         except (TypeError, ValueError):
-            raise TypeError(f"{name} must be a real array") from None
+            raise TypeError(f"{name} must be a real array (numbers), got {type(initial).__name__} of "
+                            f"dtype {X.dtype}") from None
         if X.ndim == 0 or X.shape[-1] != self.nvar:
             raise ValueError(f"{name} must have last axis of length {self.nvar} (variables {self.variables}), "
                              f"got shape {X.shape}")
@@ -274,8 +290,11 @@ class RandomDynamicalSystem:
 
     def _prepare(self, initial, steps, seed, t0, realization):
         X = self._check_state(initial)
+        if X.size == 0:
+            raise ValueError(f"initial has no members (shape {X.shape}): give at least one state")
         steps = integer(steps, "steps", 0)
         t0 = integer(t0, "t0")
+        time_window(t0, steps)
         check_seed(seed)
         check_seed(realization, "realization")
         return X, X.reshape(-1, self.nvar), steps, t0
@@ -397,13 +416,18 @@ class RandomDynamicalSystem:
         X, X2, steps, t0 = self._prepare(initial, steps, seed, t0, realization)
         if times is None:
             every = integer(every, "every", 1)
+            check_memory(16 * X2.size * (steps // every + 2), f"recording {steps // every + 2} times x "
+                         f"{X2.shape[0]} members x {self.nvar} variables", "record fewer times (every, times) "
+                         "or fewer members, or use evolve for the final state")
             rec = np.arange(t0, t0 + steps + 1, every, dtype=np.int64)
             if rec[-1] != t0 + steps:
                 rec = np.append(rec, t0 + steps)
         else:
-            rec = np.unique(np.asarray(times, dtype=np.int64))
+            rec = integer_times(times, "times")
             if rec.size == 0 or rec[0] < t0 or rec[-1] > t0 + steps:
                 raise ValueError(f"times must be non-empty and within [t0, t0 + steps] = [{t0}, {t0 + steps}]")
+            check_memory(16 * X2.size * rec.size, f"recording {rec.size} times x {X2.shape[0]} members x "
+                         f"{self.nvar} variables", "record fewer times or fewer members")
         out = self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress,
                         record_times=rec)
         ds = xr.Dataset(
@@ -457,7 +481,7 @@ class RandomDynamicalSystem:
         if tangent is None:
             V = np.broadcast_to(np.eye(self.nvar), (M, self.nvar, self.nvar))
         else:
-            V = np.asarray(tangent, dtype=float)
+            V = real_array(tangent, "tangent")
             if V.ndim == 2:
                 V = np.broadcast_to(V, (M,) + V.shape)
             if V.ndim != 3 or V.shape[:2] != (M, self.nvar) or V.shape[2] < 1 or V.shape[2] > self.nvar:
@@ -465,7 +489,12 @@ class RandomDynamicalSystem:
                                  f"1 <= k <= {self.nvar}, got {np.shape(tangent)}")
             if not np.all(np.isfinite(V)):
                 raise ValueError("tangent must be finite")
-        rec = None if times is None else np.unique(np.asarray(times, dtype=np.int64))
+            rank = np.linalg.matrix_rank(V[:1] if np.ndim(tangent) == 2 else V)
+            if np.any(rank < V.shape[2]):
+                i = int(np.argmax(rank < V.shape[2]))
+                raise ValueError(f"tangent must have {V.shape[2]} linearly independent columns for every member "
+                                 f"(full column rank); member {i} has rank {int(rank[i])}")
+        rec = None if times is None else integer_times(times, "times")
         if rec is not None and rec.size and (rec[0] < t0 or rec[-1] > t0 + steps):
             raise ValueError(f"times must lie within [t0, t0 + steps] = [{t0}, {t0 + steps}]")
         return self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress,
@@ -502,6 +531,7 @@ class RandomDynamicalSystem:
         (2,)
         """
         from rds.regions import as_predicate
+        time_window(integer(t0, "t0"), integer(max_steps, "max_steps", 1), "t0", "max_steps")
         X, X2, steps, t0 = self._prepare(initial, max_steps, seed, t0, realization)
         if steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
@@ -613,8 +643,40 @@ def _rebuild(factory, kwargs, common_noise):
 def _progress_bar(progress, members, steps, chunk_size):
     if progress is None:
         progress = members * steps >= PROGRESS_THRESHOLD
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True, False or None, got {progress!r}")
     if not progress:
         return None
-    from tqdm.auto import tqdm
     nchunks = 1 if not chunk_size else max(1, -(-members // chunk_size))
-    return tqdm(total=steps * nchunks, unit="step", desc="rds")
+    return safe_tqdm(total=steps * nchunks, unit="step", desc="rds")
+
+
+class _SafeBar:
+    """A tqdm bar that turns itself off when its stream fails (e.g. a closed stderr) instead of raising."""
+
+    def __init__(self, bar):
+        self._bar = bar
+
+    def update(self, n=1):
+        if self._bar is not None:
+            try:
+                self._bar.update(n)
+            except (OSError, ValueError):
+                self._bar = None
+
+    def close(self):
+        if self._bar is not None:
+            bar, self._bar = self._bar, None
+            try:
+                bar.close()
+            except (OSError, ValueError):
+                pass
+
+
+def safe_tqdm(**kwargs):
+    """A progress bar (tqdm) that falls back to no bar when it cannot write (closed or broken stderr)."""
+    from tqdm.auto import tqdm
+    try:
+        return _SafeBar(tqdm(**kwargs))
+    except (OSError, ValueError, AttributeError):
+        return _SafeBar(None)
