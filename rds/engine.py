@@ -53,7 +53,7 @@ except Exception:  # pragma: no cover
 
 __all__ = ["BACKENDS", "run", "run_chunked", "kernels_for", "complex_step_jacobian_source"]
 
-BACKENDS = ("numpy", "numba")
+BACKENDS = ("numpy", "numba", "jax")
 #: Members per block of the compiled member loop (a block's state stays in L1 cache).
 BLOCK = 256
 #: Complex-step size of the automatic Jacobian: J e_j = Im f(x + i h e_j) / h, exact to rounding for analytic maps.
@@ -417,6 +417,9 @@ def kernels_for(system, backend):
     Parameters are run-time arguments, so a scan over σ² or η compiles once. Compilation happens at the first
     call of each service (a few seconds; kernels are generated code, so Numba's on-disk cache does not apply).
     """
+    if backend == "jax" or getattr(system, "form", "elementwise") == "vector":  # rds.vector / rds.jax_backend
+        from rds import vector
+        return vector.kernels_for(system, backend)
     key = _kernel_key(system, backend)
     if key not in _KERNELS:
         cls = _NumbaKernels if backend == "numba" else _NumpyKernels
@@ -524,7 +527,13 @@ def _nb_exit_kernel(update, xi_of):
 # the driver: cut [t0, t1) at noise blocks and requested times, call the kernels
 
 def choose_backend(system, backend, member_steps):
-    """Validate ``backend``; ``None`` picks Numba for large runs (or when already compiled), else NumPy."""
+    """Validate ``backend``; ``None`` picks Numba for large runs (or when already compiled), else NumPy.
+
+    ``None`` never picks JAX for an elementwise map; for a vector map it picks JAX (see :mod:`rds.vector`).
+    """
+    if getattr(system, "form", "elementwise") == "vector":
+        from rds import vector
+        return vector.choose_backend(system, backend)
     if backend is None:
         if nb is None:  # pragma: no cover
             return "numpy"
