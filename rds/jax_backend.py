@@ -3,6 +3,8 @@
 A map is written once with NumPy (``np.tanh``, ``np.dot``, ``x @ W`` …). :func:`jaxify` clones it — and,
 recursively, the plain Python functions it calls — with ``np`` (and ``math``, ``scipy.special``) replaced by their
 JAX counterparts in the clone's globals, closure cells and default arguments, as :mod:`rds.fastmath` does for Numba.
+Functions that take an array namespace argument ``xp`` (e.g. those of :mod:`rds.models.two_layer`) are called as
+they are: a map passes them ``xp=np``, which in the clone is ``jax.numpy``.
 The clone is traced by JAX: the map must be *functional* (no in-place assignment into arrays, no Python ``if`` on
 array values; use ``np.where``).
 
@@ -85,6 +87,13 @@ def _substitute(obj, memo):
     return obj
 
 
+def _substitute_module(obj):
+    if obj is np:
+        import jax.numpy as jnp
+        return jnp
+    return obj
+
+
 def _names(code) -> set:
     out = set(code.co_names)
     for c in code.co_consts:
@@ -122,6 +131,16 @@ def jaxify(func, _memo=None):
     memo = {} if _memo is None else _memo
     if id(func) in memo:  # a recursive reference: the clone under construction
         return memo[id(func)]
+    code = func.__code__
+    if "xp" in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]:
+        # array-namespace-aware (takes ``xp``): called as it is, only a default ``xp=numpy`` becomes jax.numpy
+        clone = types.FunctionType(code, func.__globals__, func.__name__,
+                                   None if func.__defaults__ is None else
+                                   tuple(_substitute_module(d) for d in func.__defaults__), func.__closure__)
+        if func.__kwdefaults__:
+            clone.__kwdefaults__ = {k: _substitute_module(v) for k, v in func.__kwdefaults__.items()}
+        _JAXIFIED[func] = clone
+        return clone
     closure = None
     if func.__closure__:
         closure = tuple(types.CellType(_substitute(c.cell_contents, memo)) if _cell_ok(c) else c

@@ -73,8 +73,9 @@ class RandomDynamicalSystem:
     form : {"elementwise", "vector"}
         ``"vector"``: ``step(theta, xi, params) -> theta_new`` advances *one* member, ``theta`` a 1-D array of
         length ``dim``, written with array operations (see :mod:`rds.vector`); it runs on the JAX backend
-        (default when installed) and a NumPy reference; Jacobians are exact (autodiff / complex step), so
-        ``jacobian`` must be None.
+        (default when installed) and a NumPy reference. Jacobians are exact: JAX differentiates the step
+        (``jvp``); the NumPy reference uses ``jacobian(theta, xi, params) -> (D, D)`` if given, else the complex
+        step.
     dim : int or None
         Length D of θ for a vector map (default: ``len(variables)``). ``variables`` then defaults to
         ``("theta0", …)``.
@@ -114,8 +115,6 @@ class RandomDynamicalSystem:
             raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
         if form == "vector":
             from rds.vector import default_names
-            if jacobian is not None:
-                raise TypeError("jacobian must be None for a vector map (its Jacobian is exact by autodiff)")
             if dim is not None:
                 dim = integer(dim, "dim", 1)
                 if variables is not None and len(tuple(variables)) != dim:

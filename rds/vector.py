@@ -14,7 +14,8 @@ Backends
     the same function with ``np`` → ``jax.numpy``, jit + vmap over members + a loop over steps; tangents by
     ``jax.jvp`` of k vectors (exact; the D × D Jacobian is never formed). CPU or GPU, float64 by default.
 ``"numpy"`` (the reference)
-    a Python loop over members calling the step as written; tangents by complex-step differentiation of each
+    a Python loop over members calling the step as written; tangents by the system's analytic
+    ``jacobian(theta, xi, params) -> (D, D)`` if it has one, else by complex-step differentiation of each
     direction, ``J v = |v| Im φ(θ + i h v/|v|) / h`` (exact to rounding for maps analytic in θ: use ``np.tanh``,
     ``scipy.special.erf``, ``np.logaddexp`` …, not ``abs``/``maximum``/comparisons of θ, for which only the JAX
     backend differentiates). Slow, for tests and small runs. Both use the same QR (Householder, with the sign of
@@ -179,6 +180,7 @@ class NumpyVectorKernels:
 
     def __init__(self, system):
         self._step = system.step
+        self._jac = system.jacobian
         self._nvar = system.nvar
         self._independent = bool(system.independent_noise)
 
@@ -219,10 +221,12 @@ class NumpyVectorKernels:
             for m in range(M):
                 th, xi = X[:, m].copy(), self._xi(noise, t, m)
                 new = self._advance(th, xi, params)
-                if np.all(np.isfinite(new)):
-                    W = np.stack([self.jvp(th, V[:, c, m], xi, params) for c in range(k)], axis=1)
-                else:
+                if not np.all(np.isfinite(new)):
                     W = np.full((self._nvar, k), np.nan)
+                elif self._jac is not None:
+                    W = np.asarray(self._jac(th, xi, params), dtype=float) @ V[:, :, m]
+                else:
+                    W = np.stack([self.jvp(th, V[:, c, m], xi, params) for c in range(k)], axis=1)
                 X[:, m] = new
                 if do_qr:
                     lr = logr[:, m].copy()
@@ -242,7 +246,9 @@ class NumpyVectorKernels:
                     exit_step[m] = n0 + t + 1
 
     def jacobian(self, theta, xi, params):
-        """Jacobian matrices (member, D, D) by complex step, column by column."""
+        """Jacobian matrices (member, D, D): the analytic one if given, else complex step column by column."""
+        if self._jac is not None:
+            return np.stack([np.asarray(self._jac(th, xi, params), dtype=float) for th in theta])
         eye = np.eye(self._nvar)
         return np.stack([np.stack([self.jvp(th, eye[:, j], xi, params) for j in range(self._nvar)], axis=1)
                          for th in theta])

@@ -179,7 +179,7 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="backend"):
         make_tanh().evolve(u0(1, 12), 2, backend="numba")
     with pytest.raises(TypeError, match="jacobian"):
-        rds.RandomDynamicalSystem(tanh_step, form="vector", dim=3, jacobian=lambda *a: None)
+        rds.RandomDynamicalSystem(tanh_step, form="vector", dim=3, jacobian="exact")
     with pytest.raises(ValueError, match="dim"):
         rds.RandomDynamicalSystem(tanh_step, form="vector")
     with pytest.raises(ValueError, match="form"):
@@ -206,3 +206,62 @@ def test_elementwise_maps_run_on_jax_and_agree_with_numpy():
     np.testing.assert_array_equal(red.first_exit(w0, box, 2000, seed=2, backend="numpy")["exit_step"],
                                   red.first_exit(w0, box, 2000, seed=2, backend="jax")["exit_step"])
     assert rds.engine.choose_backend(fa, None, 10**9) != "jax"  # None never picks JAX for elementwise maps
+
+
+# ------------------------------------------------------------------------------------------------ built-in models
+def test_two_neuron_vector_model_is_teacher_student():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(20)
+    y = 2 * np.tanh(x) + 0.1 * rng.standard_normal(20)
+    gd = rds.models.teacher_student(x, y, hidden=2, eta=0.01)
+    vec = rds.models.dataset_sgd(x, y, hidden=2, eta=0.01)
+    assert vec.variables == gd.variables and vec.noise.quenched
+    u = np.array([[-0.13, 0.13, 0.16, -0.15], [0.5, 0.2, -0.3, 0.9]])
+    ref = gd.evolve(u, 10_000, backend="numpy")
+    np.testing.assert_allclose(vec.evolve(u, 10_000, backend="jax"), ref, rtol=0, atol=1e-12)
+    la = analysis.lyapunov_spectrum(gd, u, 1500, transient=500, qr_every=10, backend="numpy")
+    lb = analysis.lyapunov_spectrum(vec, u, 1500, transient=500, qr_every=10, backend="jax")
+    np.testing.assert_allclose(lb.exponents.values, la.exponents.values, rtol=0, atol=1e-9)
+
+
+def test_soft_committee_d1_is_the_fukumizu_amari_model_on_the_same_noise():
+    scm = rds.models.soft_committee(inputs=1, hidden=2, eta=0.1, sigma2=1.0, batch=2)
+    fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0, batch=2)
+    u = np.random.default_rng(0).uniform(-1, 1, (3, 4))
+    np.testing.assert_allclose(scm.evolve(u, 400, seed=2, backend="jax"), fa.evolve(u, 400, seed=2, backend="numpy"),
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(scm.propagate_tangent(u, 100, seed=2, qr_every=5, backend="numpy")["logr"],
+                               fa.propagate_tangent(u, 100, seed=2, qr_every=5, backend="numpy")["logr"], atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "erf", "softplus"])
+def test_soft_committee_backends_agree_for_every_activation(activation):
+    scm = rds.models.soft_committee(inputs=3, hidden=4, eta=0.1, sigma2=0.5, batch=4, activation=activation)
+    assert scm.nvar == 16
+    u = np.random.default_rng(1).normal(0, 0.5, (2, 16))
+    a = scm.propagate_tangent(u, 30, tangent=np.eye(16)[:, :3], qr_every=4, backend="numpy")
+    b = scm.propagate_tangent(u, 30, tangent=np.eye(16)[:, :3], qr_every=4, backend="jax")
+    np.testing.assert_allclose(a["state"], b["state"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(a["logr"], b["logr"], rtol=0, atol=1e-10)
+
+
+def test_minibatch_sgd_on_iris_replays_and_learns():
+    X, y = rds.models.load_dataset("iris")
+    sgd = rds.models.dataset_sgd(X, y, hidden=3, eta=0.05, batch=8)
+    u = np.random.default_rng(0).normal(0, 0.3, (2, sgd.nvar))
+    a = sgd.evolve(u, 300, seed=1, backend="jax")
+    np.testing.assert_allclose(a, sgd.evolve(u, 300, seed=1, backend="numpy"), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(a, sgd.evolve(sgd.evolve(u, 100, seed=1, backend="jax"), 200, t0=100, seed=1,
+                                                backend="jax"))
+    from rds.models.dataset_sgd import dataset_loss
+    assert np.all(dataset_loss(sgd, a, X, y) < dataset_loss(sgd, u, X, y))
+    # a loss threshold as a first-exit region: leave {L > 0.5}
+    from rds.models.two_layer import loss, unpack
+
+    def above(theta):
+        W, v = unpack(theta, 3, 4)
+        return loss(W, v, X, y, xp=np) > 0.5
+    e1 = sgd.first_exit(u, above, 2000, seed=1, backend="jax")
+    e2 = sgd.first_exit(u, above, 2000, seed=1, backend="numpy")
+    np.testing.assert_array_equal(e1["exit_step"], e2["exit_step"])
+    assert np.all(e1["exit_step"] > 0)

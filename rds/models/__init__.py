@@ -1,11 +1,14 @@
 """Built-in models, one per file: each returns a :class:`rds.RandomDynamicalSystem` with an analytic Jacobian
 (except the (p,q,r,s) form, which uses the exact automatic one)."""
 
+from rds.models.dataset_sgd import dataset_sgd, load_dataset
 from rds.models.fukumizu_amari import OPTIMA, fukumizu_amari, target
 from rds.models.fukumizu_amari_pqrs import fukumizu_amari_pqrs
 from rds.models.fukumizu_amari_reduced import fukumizu_amari_reduced
 from rds.models.phase_oscillator import phase_oscillator
+from rds.models.soft_committee import soft_committee
 from rds.models.teacher_student import network_output, student_variables, teacher_student, training_error
 
 __all__ = ["fukumizu_amari", "fukumizu_amari_reduced", "fukumizu_amari_pqrs", "teacher_student",
-           "phase_oscillator", "target", "OPTIMA", "network_output", "training_error", "student_variables"]
+           "phase_oscillator", "target", "OPTIMA", "network_output", "training_error", "student_variables",
+           "soft_committee", "dataset_sgd", "load_dataset"]
