@@ -24,8 +24,17 @@ from collections import namedtuple
 import numpy as np
 
 from rds._checks import integer, positive
-from rds.models.two_layer import (ACTIVATIONS, check_data, gradient, hessian, loss, normalization_factor, pack,
-                                  unpack, variables)
+from rds.models.two_layer import (
+    ACTIVATIONS,
+    check_data,
+    gradient,
+    hessian,
+    loss,
+    normalization_factor,
+    pack,
+    unpack,
+    variables,
+)
 from rds.noise import FixedDataset, Minibatches
 from rds.system import RandomDynamicalSystem
 

@@ -25,8 +25,18 @@ from collections import namedtuple
 import numpy as np
 
 from rds._checks import integer, nonnegative, positive
-from rds.models.two_layer import (ACTIVATIONS, activation_function, check_network, forward, gradient, hessian,
-                                  normalization_factor, pack, unpack, variables)
+from rds.models.two_layer import (
+    ACTIVATIONS,
+    activation_function,
+    check_network,
+    forward,
+    gradient,
+    hessian,
+    normalization_factor,
+    pack,
+    unpack,
+    variables,
+)
 from rds.noise import GaussianInputs
 from rds.system import RandomDynamicalSystem
 
