@@ -183,7 +183,7 @@ def dataset_sgd(X, y, hidden: int = 2, eta: float = 0.01, batch: int | None = No
                "equations": "theta <- theta - eta grad L(theta; I_t), L = c (1/S) sum_{k in I_t} (f(x_k) - y_k)^2",
                "hidden": N, "inputs": d, "n_data": n, "activation": activation, "normalization": normalization,
                "batch": 0 if batch is None else int(batch),
-               "symmetry": "neuron_permutation_sign" if odd else "neuron_permutation"})
+               "network_symmetry": "neuron_permutation_sign" if odd else "neuron_permutation"})
     system._spec = (dataset_sgd, {"X": X, "y": y, "hidden": N, "eta": eta, "batch": batch,
                                   "activation": activation, "normalization": normalization,
                                   "common_noise": common_noise, "precision": precision})

@@ -136,7 +136,7 @@ def soft_committee(inputs: int = 1, hidden: int = 2, teacher_W=None, teacher_v=N
                "equations": "theta <- theta - eta grad L, L = c (1/S) sum_k (f(x_k) - f*(x_k))^2, x ~ N(0, s2 I)",
                "hidden": N, "inputs": d, "activation": activation, "normalization": normalization,
                "teacher_W": tW.ravel().copy(), "teacher_v": tv.copy(),
-               "symmetry": "neuron_permutation_sign" if odd else "neuron_permutation"})
+               "network_symmetry": "neuron_permutation_sign" if odd else "neuron_permutation"})
     system._spec = (soft_committee, {"inputs": d, "hidden": N, "teacher_W": tW, "teacher_v": tv, "eta": eta,
                                      "sigma2": sigma2, "batch": batch, "activation": activation,
                                      "normalization": normalization, "common_noise": common_noise,
