@@ -39,7 +39,7 @@ from scipy import stats
 
 import rds
 from rds._checks import integer, real
-from rds.regions import Box, Region, as_predicate
+from rds.regions import Box, Region
 
 __all__ = ["escape_times", "escape_time_scan", "sample_uniform", "survival_summary"]
 
@@ -375,7 +375,7 @@ def _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t
         raise TypeError(f"region must be an rds.regions.Region or a callable inside(state) -> bool, got {region!r}")
     if bootstrap not in _BOOTSTRAP:
         raise ValueError(f"bootstrap must be one of {_BOOTSTRAP}, got {bootstrap!r}")
-    inside = np.broadcast_to(np.asarray(as_predicate(region, system.variables)(tuple(X.T)), dtype=bool),
+    inside = np.broadcast_to(np.asarray(system.predicate(region)(tuple(X.T)), dtype=bool),
                              (X.shape[0],))
     if not np.any(inside):
         raise ValueError(f"initial: all {X.shape[0]} initial states lie outside the region {region!r} "

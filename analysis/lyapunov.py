@@ -324,8 +324,8 @@ def _spectrum_dataset(system, res, *, dur, seed, t0, steps, transient, qr_every,
     ds["elapsed"].attrs["long_name"] = "time since the tangent vectors started, (t - t_start) * dt"
     ds["vectors"].attrs["long_name"] = "final orthonormalised tangent vectors (columns)"
     ds.attrs.update(system.describe())
-    vector = getattr(system, "form", "elementwise") == "vector"
-    method_name = ("QR (Benettin) method, Householder QR of jvp-propagated vectors" if vector
+    householder = getattr(system, "form", "elementwise") == "vector" or res["backend"] == "jax"
+    method_name = ("QR (Benettin) method, Householder QR of jvp-propagated vectors" if householder
                    else "QR (Benettin) method, twice-iterated modified Gram-Schmidt")
     ds.attrs.update({
         "analysis": "lyapunov_spectrum", "method": method_name,

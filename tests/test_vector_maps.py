@@ -265,3 +265,42 @@ def test_minibatch_sgd_on_iris_replays_and_learns():
     e2 = sgd.first_exit(u, above, 2000, seed=1, backend="numpy")
     np.testing.assert_array_equal(e1["exit_step"], e2["exit_step"])
     assert np.all(e1["exit_step"] > 0)
+
+
+# ---------------------------------------------------------------------------------------------- analyses on vector maps
+def test_pullback_on_a_vector_map_synchronises():
+    ds = analysis.pullback_attractor(make_tanh(), u0(6, 12), [0, 50, 400], t=0, seed=2)
+    dg = analysis.pullback_diagnostics(ds)
+    assert ds.attrs["form"] == "vector" and dg.diameter.dims == ("tau",)
+    assert dg.diameter.values[-1] < 1e-3 * dg.diameter.values[0]
+    assert "diameter_symmetric" not in dg  # no declared network symmetry
+
+
+def test_pullback_diagnostics_of_an_sgd_ensemble_modulo_symmetry():
+    X, y = rds.models.load_dataset("iris")
+    sgd = rds.models.dataset_sgd(X, y, hidden=2, eta=0.05, batch=10)
+    B = np.random.default_rng(1).normal(0, 0.5, (6, sgd.nvar))
+    dg = analysis.pullback_diagnostics(analysis.pullback_attractor(sgd, B, [0, 100], t=0, seed=2))
+    assert np.all(dg.diameter_symmetric.values <= dg.diameter.values + 1e-12)
+    assert np.all(dg.pairwise_mean_symmetric.values <= dg.pairwise_mean.values + 1e-12)
+
+
+def test_network_distance_is_invariant_under_the_declared_symmetries():
+    from analysis.pullback import network_distance
+    rng = np.random.default_rng(3)
+    N, d = 4, 3
+    W, v = rng.standard_normal((N, d)), rng.standard_normal(N)
+    perm, sign = rng.permutation(N), np.array([1.0, -1.0, -1.0, 1.0])
+    a = np.concatenate([W.ravel(), v])
+    b = np.concatenate([(sign[:, None] * W[perm]).ravel(), sign * v[perm]])
+    assert network_distance(a, b, N, d) < 1e-12
+    assert network_distance(a, b, N, d, signs=False) > 0.1
+    assert abs(network_distance(a, a + 0.1, N, d) - np.linalg.norm(np.full(a.size, 0.1))) < 1e-12
+
+
+def test_escape_times_from_a_norm_ball_on_a_vector_map():
+    sys_ = make_tanh()
+    ball = rds.vector.norm_ball(1.2)
+    ds = analysis.escape_times(sys_, u0(8, 12) * 0.25, ball, 200, seed=1, n_boot=0)
+    assert 0.0 <= float(ds.censored_fraction) <= 1.0
+    assert ds.escape_time.shape == (1, 8)
