@@ -259,7 +259,7 @@ def test_minibatch_sgd_on_iris_replays_and_learns():
     from rds.models.two_layer import loss, unpack
 
     def above(theta):
-        W, v = unpack(theta, 3, 4)
+        W, v = unpack(theta, 3, 3)
         return loss(W, v, X, y, xp=np) > 0.5
     e1 = sgd.first_exit(u, above, 2000, seed=1, backend="jax")
     e2 = sgd.first_exit(u, above, 2000, seed=1, backend="numpy")
