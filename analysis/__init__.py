@@ -2,6 +2,13 @@
 
 Each analysis takes a system (or plain arrays) and returns a labelled :class:`xarray.Dataset` that survives a netCDF
 round trip through :func:`rds.io.save` / :func:`rds.io.load`.
+
+Conventions (the same in every analysis; the README's "Conventions" section has them in full): initial states are an
+array ``(member, var)`` or ``(var,)``, an :class:`rds.regions.Box` with ``members=`` and ``sample_seed=``, or a
+callable ``sampler(rng, members)`` (:func:`rds.sampling.initial_states`); ``backend=None`` picks the fastest
+backend; ``progress=None`` shows a bar only for very long runs; ``seed`` selects the noise path and ``sample_seed``
+(None: ``seed``) the sampled states; attrs name the library version ``rds_version`` and the governing equations
+``equations``; results are Datasets or small documented objects (:class:`PlateauClassification`).
 """
 
 from analysis.degenerate_stability import (

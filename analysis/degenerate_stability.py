@@ -1,14 +1,14 @@
 """Local Jacobian stability on the degenerate subspace M_wv, and the averaged potential.
 
 Reference: Sato, Tsutsui, Fujiwara, *Noise-induced degeneration in online learning*,
-Physica D 430 (2022) 133095 (paper 002): §3.2, Fig. 3, Appendices A and B.
+Physica D 430 (2022) 133095 (Sato et al. 2022): §3.2, Fig. 3, Appendices A and B.
 
 On M_wv = {w1 = w2 = w, v1 = v2 = v} one SGD step of the Fukumizu–Amari model is (eqs. 31–34)
 
     (w, v) ← (w, v) + η g(x; w, v),   g = −e · (v x / cosh²(wx), tanh(wx)),   e = 2v tanh(wx) − T(x),
 
 with target T(x) = 2 tanh(x) − tanh(4x) (eq. 8) and input x ~ N(0, σ²). g = −∇(e²/4), so its Jacobian
-J = ∂g/∂(w, v) (eq. 35; the extraction's "vq" is "4v") is symmetric. For small η the point (w, v) attracts
+J = ∂g/∂(w, v) (eq. 35, with "4v" in J12) is symmetric. For small η the point (w, v) attracts
 for the input x when the larger eigenvalue μ+ ≤ 0 and is a saddle otherwise (Theorem 2).
 π(w, v) = Prob[μ+ ≤ 0] (eq. 38) is the map of Fig. 3 (right).
 
@@ -39,7 +39,10 @@ import numpy as np
 import xarray as xr
 from scipy.special import erf, erfc
 
-from rds.models.fukumizu_amari import target
+from rds import quadrature
+from rds._checks import positive, positive_array, real_array
+from rds.models.fukumizu_amari import PQRS_MATRIX, target
+from rds.models.fukumizu_amari_reduced import g_jacobian
 
 __all__ = [
     "TARGET_OMEGA",
@@ -63,11 +66,11 @@ __all__ = [
     "degenerate_stability",
 ]
 
-#: Target T(x) = Σ_a ν_a act(ω_a x) = 2 act(x) − act(4x) (paper 002, eq. 8 and App. A, eq. A.2).
+#: Target T(x) = Σ_a ν_a act(ω_a x) = 2 act(x) − act(4x) (Sato et al. 2022, eq. 8 and App. A, eq. A.2).
 TARGET_OMEGA = (1.0, 4.0)
 TARGET_NU = (2.0, -1.0)
 
-_PAPER = "Noise-induced degeneration in online learning, Physica D 430 (2022) 133095 (paper 002)"
+_PAPER = "Noise-induced degeneration in online learning, Physica D 430 (2022) 133095 (Sato et al. 2022)"
 _EPS = np.finfo(float).eps
 _GRID_RATIO = 1.0 + 1.0 / 32.0   # geometric x-grid for the root search in attracting_probability
 _X_MAX_SIGMAS = 40.0             # erfc(40/√2) underflows: no Gaussian mass is lost beyond 40σ
@@ -76,25 +79,13 @@ _GOLDEN_ITERS = 90
 
 
 # ----------------------------------------------------------------------------------------------- validation
-def _finite(value, name):
-    """Float64 array of ``value``; ValueError naming ``name`` if any entry is not finite."""
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be real numbers (array-like of float), got {value!r}") from exc
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite (no NaN or inf), got {value!r}")
-    return arr
+_finite = real_array   # validators live in rds._checks
 
 
 def _sigma2(value, name="sigma2"):
-    arr = _finite(value, name)
-    if np.any(arr <= 0):
-        raise ValueError(f"{name} must be > 0 (the variance of x ~ N(0, sigma2)), got {value!r}")
-    return arr
+    return positive_array(value, name, " (the variance of x ~ N(0, sigma2))")
 
 
-# ----------------------------------------------------------------------------------------------- elementary
 def _tanh_sech(z):
     """tanh(z) and sech(z) without overflow (sech = 2e^{-|z|} / (1 + e^{-2|z|}))."""
     ez = np.exp(-np.abs(z))
@@ -149,7 +140,7 @@ def _second_factor(e, th, s2, v):
 
 # ----------------------------------------------------------------------------------------------- g and J
 def sgd_direction_wv(x, w, v):
-    """Direction of one SGD step on M_wv, g(x; w, v) (paper 002, eqs. 33–34).
+    """Direction of one SGD step on M_wv, g(x; w, v) (Sato et al. 2022, eqs. 33–34).
 
     g = −(2v tanh(wx) − T(x)) · (v x / cosh²(wx), tanh(wx)); one step is (w, v) ← (w, v) + η g.
 
@@ -175,11 +166,11 @@ def sgd_direction_wv(x, w, v):
 
 
 def jacobian_wv(x, w, v):
-    """Jacobian J(x; w, v) = ∂g/∂(w, v) on M_wv (paper 002, eq. 35 = eq. B.1; "vq" in the extraction is "4v").
+    """Jacobian J(x; w, v) = ∂g/∂(w, v) on M_wv (Sato et al. 2022, eq. 35 = eq. B.1).
 
     J11 = −2 v x² (T tanh − 3 v tanh² + v) / cosh², J12 = J21 = x (T − 4 v tanh) / cosh², J22 = −2 tanh²,
     with tanh = tanh(wx), cosh = cosh(wx), T = T(x). J is symmetric because g = −∇(e²/4). The Jacobian of the
-    step map itself is I + η J.
+    step map itself is I + η J. The entries are :func:`rds.models.fukumizu_amari_reduced.g_jacobian`.
 
     Parameters
     ----------
@@ -198,17 +189,12 @@ def jacobian_wv(x, w, v):
     True
     """
     x, w, v = np.broadcast_arrays(_finite(x, "x"), _finite(w, "w"), _finite(v, "v"))
-    th, sech = _tanh_sech(w * x)
-    T = target(x)
-    xs = x * sech                      # x / cosh(wx), no x² overflow issue for large |wx|
-    j11 = -2.0 * v * xs * xs * (T * th - 3.0 * v * th * th + v)
-    j12 = xs * sech * (T - 4.0 * v * th)
-    j22 = -2.0 * th * th
+    j11, j12, j22 = g_jacobian(x, w, v)
     return np.stack([np.stack([j11, j12], axis=-1), np.stack([j12, j22], axis=-1)], axis=-2)
 
 
 def mu_eigenvalues(x, w, v, closed_form=False):
-    """Eigenvalues μ− ≤ μ+ of the Jacobian J(x; w, v) on M_wv (paper 002, eq. 35; closed form eqs. B.2–B.5).
+    """Eigenvalues μ− ≤ μ+ of the Jacobian J(x; w, v) on M_wv (Sato et al. 2022, eq. 35; closed form eqs. B.2–B.5).
 
     Parameters
     ----------
@@ -394,7 +380,7 @@ def _pi_chunk(w, v, sigma):
 
 
 def attracting_probability(w, v, sigma2, chunk=2048):
-    """π(w, v) = Prob_{x ~ N(0, σ²)}[μ+(x; w, v) ≤ 0] (paper 002, eq. 38; Fig. 3 right), by exact quadrature.
+    """π(w, v) = Prob_{x ~ N(0, σ²)}[μ+(x; w, v) ≤ 0] (Sato et al. 2022, eq. 38; Fig. 3 right), by exact quadrature.
 
     μ+ ≤ 0 ⇔ det J ≥ 0 ⇔ e(x) · (e(x) sech²(wx) + 4 v tanh(wx)) ≤ 0 with e = 2v tanh(wx) − T(x) (see the
     module docstring), an even function of x. The roots in x > 0 of both factors are found on a geometric grid
@@ -460,21 +446,8 @@ def _target_energy(s2):
 
 
 def _half_line_rule(sigma, wmax, npts=10):
-    """Nodes x ≥ 0 and weights for E_x[F(x)] = ∫_0^∞ F(x) 2ρ(x) dx of an even F, x ~ N(0, σ²).
-
-    Composite Gauss–Legendre (``npts`` nodes per panel) on [0, 12σ]; the panel width (≤ 0.2, ≤ 0.4/|w|, ≤ σ/2)
-    keeps the panels small against the distance π/8 resp. π/(2|w|) of the poles of tanh(4x), tanh(wx) from the
-    real axis, so the rule converges to ~1e-15 (Gauss–Hermite converges slowly here because of those poles).
-    """
-    upper = 12.0 * sigma
-    h = min(0.2, 0.4 / max(abs(wmax), 1e-12), 0.5 * sigma)
-    n = min(int(math.ceil(upper / h)), 200_000)
-    edges = np.linspace(0.0, upper, n + 1)
-    z, wt = np.polynomial.legendre.leggauss(npts)
-    half = 0.5 * np.diff(edges)
-    x = (0.5 * (edges[1:] + edges[:-1]))[:, None] + half[:, None] * z[None, :]
-    weights = half[:, None] * wt[None, :] * 2.0 * np.exp(-x * x / (2 * sigma * sigma)) / (sigma * math.sqrt(2 * np.pi))
-    return x.ravel(), weights.ravel()
+    """E_x[F] for even F, x ~ N(0, σ²): :func:`rds.quadrature.even_normal_rule` (nodes x ≥ 0)."""
+    return quadrature.even_normal_rule(sigma, wmax, npts)
 
 
 def _expect_even(fn, w, v, s2, tail_shape=()):
@@ -491,7 +464,7 @@ def _expect_even(fn, w, v, s2, tail_shape=()):
 
 
 def averaged_potential(w, v, sigma2, activation="erf"):
-    """Averaged potential on M_wv, L*(w, v) = E_x[½(2v act(wx) − T(x))²] (paper 002, eq. A.5, constant included).
+    """Averaged potential on M_wv, L*(w, v) = E_x[½(2v act(wx) − T(x))²] (Sato et al. 2022, eq. A.5, constant included).
 
     Parameters
     ----------
@@ -523,7 +496,7 @@ def averaged_potential(w, v, sigma2, activation="erf"):
 
 
 def averaged_potential_full(theta, sigma2):
-    """Averaged potential of the erf network in the full space, L(θ) (paper 002, eq. A.3, constant included).
+    """Averaged potential of the erf network in the full space, L(θ) (Sato et al. 2022, eq. A.3, constant included).
 
     L(θ) = (1/π) Σ_ij v_i v_j Φ(w_i, w_j) − (2/π) Σ_ia v_i ν_a Φ(w_i, ω_a) + ½E[T²].
 
@@ -707,13 +680,8 @@ def averaged_mu(w, v, sigma2):
 
 # ----------------------------------------------------------------------------------------------- 4-D system
 def _pqrs_matrices():
-    """P (θ → pqrs) and P⁻¹ as matrices, read off ``rds.coords`` (eq. 19)."""
-    import rds.coords
-
-    eye = np.eye(4)
-    P = np.asarray(rds.coords.to_pqrs(eye)).T      # column k = to_pqrs(e_k)
-    Pinv = np.asarray(rds.coords.from_pqrs(eye)).T
-    return P, Pinv
+    """P (θ → pqrs, eq. 19) and P⁻¹ = 2 Pᵀ as matrices: the basis of :data:`rds.models.PQRS_MATRIX`."""
+    return PQRS_MATRIX, 2.0 * PQRS_MATRIX.T
 
 
 def _batch(system):
@@ -729,7 +697,7 @@ def _state(state, name="state"):
 
 
 def step_jacobian_pqrs(system, state, xi):
-    """Jacobian of one step of the full 4-D map in (p, q, r, s) coordinates (paper 002, eqs. 19–24).
+    """Jacobian of one step of the full 4-D map in (p, q, r, s) coordinates (Sato et al. 2022, eqs. 19–24).
 
     J_pqrs = P · (∂θ'/∂θ) · P⁻¹ with P the linear map θ ↦ (p, q, r, s) of ``rds.coords.to_pqrs``.
     On M_wv the swap symmetry (r, s) ↦ (−r, −s) makes J_pqrs block diagonal: the (p, q) block is I + η J
@@ -835,7 +803,7 @@ def averaged_step_jacobian(system, state, sigma2):
 
 
 def compare_random_averaged(system, w, v, sigma2, x=None, eta=None):
-    """Random vs averaged stability at points of M_wv, tangent and transverse (paper 002, §3.2 and Theorem 1).
+    """Random vs averaged stability at points of M_wv, tangent and transverse (Sato et al. 2022, §3.2 and Theorem 1).
 
     For each point (w, v) and input x: eigenvalues of the tangent (p, q) and transverse (r, s) blocks of the
     4-D step Jacobian (``rds``), with μ± of eq. 35 alongside (tangent eigenvalues = 1 + η μ± for batch 1);
@@ -881,9 +849,7 @@ def compare_random_averaged(system, w, v, sigma2, x=None, eta=None):
     x = np.atleast_1d(_finite(x, "x")).ravel()
     if eta is None:
         eta = float(getattr(getattr(system, "params", None), "eta", 0.1))
-    eta = float(_finite(eta, "eta"))
-    if eta <= 0:
-        raise ValueError(f"eta must be > 0, got {eta}")
+    eta = positive(eta, "eta")
     batch = _batch(system)
     npt, nx = w.size, x.size
     tan_e = np.empty((npt, nx, 2))
@@ -925,7 +891,7 @@ def compare_random_averaged(system, w, v, sigma2, x=None, eta=None):
 
 # ----------------------------------------------------------------------------------------------- Dataset
 def degenerate_stability(sigma2, w, v, x=None, points=((0.5, 0.5),), eta=0.1):
-    """Fig. 3 of paper 002 as a Dataset: μ±(x) at chosen points, π over a (w, v) grid, and the valley C.
+    """Fig. 3 of Sato et al. 2022 as a Dataset: μ±(x) at chosen points, π over a (w, v) grid, and the valley C.
 
     Parameters
     ----------
@@ -970,9 +936,7 @@ def degenerate_stability(sigma2, w, v, x=None, points=((0.5, 0.5),), eta=0.1):
     pts = _finite(points, "points")
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(f"points must be a sequence of (w, v) pairs, got shape {pts.shape}")
-    eta = float(_finite(eta, "eta"))
-    if eta <= 0:
-        raise ValueError(f"eta must be > 0, got {eta}")
+    eta = positive(eta, "eta")
     pw, pv = pts[:, 0], pts[:, 1]
     mm, mp = mu_eigenvalues(x[None, :], pw[:, None], pv[:, None], closed_form=True)
     S = s2[:, None]

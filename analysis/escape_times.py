@@ -40,6 +40,8 @@ from scipy import stats
 import rds
 from rds._checks import integer, real
 from rds.regions import Box, Region
+from rds.sampling import initial_states, sample_box
+from rds.timegrid import log_times
 
 __all__ = ["escape_times", "escape_time_scan", "sample_uniform", "survival_summary"]
 
@@ -61,7 +63,8 @@ def sample_uniform(box: Box, members: int, variables, seed=0) -> np.ndarray:
     variables : sequence of str
         The system's variables (the column order of the result).
     seed : int
-        Seed of ``numpy.random.default_rng([seed, 7919])`` (a stream separate from the noise paths).
+        Seed of :func:`rds.sampling.sampler_rng`, ``numpy.random.default_rng([seed, 7919])`` (a stream separate
+        from the noise paths).
 
     Returns
     -------
@@ -74,39 +77,17 @@ def sample_uniform(box: Box, members: int, variables, seed=0) -> np.ndarray:
     >>> X.shape, bool((X > 0).all() and (X <= 2).all())
     ((5, 2), True)
     """
-    if not isinstance(box, Box):
-        raise TypeError(f"box must be an rds.regions.Box, got {type(box).__name__}")
-    members = integer(members, "members", 1)
-    variables = tuple(variables)
-    lo, hi = box.bounds_for(variables)
-    u = np.random.default_rng([int(seed), 7919]).random((members, len(variables)))
-    return hi - (hi - lo) * u
+    return sample_box(box, variables, members, seed)  # the one Box sampler, rds.sampling
 
 
 def _initial_states(system, initial, members, seed):
-    if isinstance(initial, Box):
-        if members is None:
-            raise ValueError("members: give the number of initial states to sample from the box `initial`")
-        return sample_uniform(initial, members, system.variables, seed), f"uniform in {initial!r}, (low, high]"
-    if members is not None:
-        raise ValueError("members is only used when `initial` is a Box to sample from")
-    if callable(initial):
-        raise TypeError("initial must be an array (member, var) or an rds.regions.Box to sample from")
-    X = np.asarray(initial, dtype=float)
-    if X.ndim == 1:
-        X = X[None, :]
-    if X.ndim != 2 or X.shape[1] != system.nvar or X.shape[0] < 1:
-        raise ValueError(f"initial must have shape (member, var) with var = {system.nvar} {system.variables}, "
-                         f"got shape {np.shape(initial)}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError("initial must be finite (found NaN or inf)")
-    return X, "given array"
+    """States (member, var) and their description: :func:`rds.sampling.initial_states`, sampled with ``seed``."""
+    return initial_states(initial, system.variables, members=members, sample_seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------- estimators
 def _t_grid(max_steps: int, n: int = 200) -> np.ndarray:
-    g = np.unique(np.round(np.geomspace(1, max_steps, n)).astype(np.int64))
-    return np.concatenate([[0], g])
+    return log_times(max_steps, n, zero=True)  # the one log-spaced grid, rds.timegrid
 
 
 def _weighted_stats(W, T, d, order, tail_from):

@@ -27,6 +27,8 @@ import xarray as xr
 
 from rds._checks import integer
 from rds.noise import check_seed
+from rds.sampling import initial_states
+from rds.timegrid import log_times
 
 __all__ = ["lyapunov_spectrum", "history_times", "standard_error"]
 
@@ -51,13 +53,7 @@ def history_times(n: int, num: int) -> np.ndarray:
     >>> history_times(1000, 4).tolist()
     [1, 10, 100, 1000]
     """
-    if num <= 1:
-        return np.array([n], dtype=np.int64)
-    d = np.unique(np.round(np.geomspace(1, n, num)).astype(np.int64))
-    d = d[(d >= 1) & (d <= n)]
-    if d.size == 0 or d[-1] != n:
-        d = np.append(d, n)
-    return d
+    return log_times(int(n), max(int(num), 1))  # the one log-spaced grid, rds.timegrid
 
 
 def standard_error(values: np.ndarray, independent_members: bool):
@@ -106,7 +102,7 @@ def _check_system(system):
 
 def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1, realizations=1, k=None,
                       num_history=50, backend=None, executor=None, chunk_size=None, t0=0, tangent=None,
-                      progress=None) -> xr.Dataset:
+                      progress=None, members=None, sample_seed=None) -> xr.Dataset:
     """Lyapunov spectrum along random trajectories by the QR (Benettin) method.
 
     The system is first evolved for ``transient`` steps from absolute time ``t0`` (:meth:`evolve`, no tangent
@@ -124,8 +120,8 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
     ----------
     system : rds.RandomDynamicalSystem
         The map; its Jacobian is the analytic one if given, else exact (complex step).
-    initial : array_like, shape (member, var) or (var,)
-        Initial states at time ``t0`` (finite).
+    initial : array_like (member, var) or (var,), rds.regions.Box, or callable
+        Initial states at time ``t0`` (finite), or how to draw ``members`` of them (:mod:`rds.sampling`).
     steps : int
         Total number of steps, transient included (must exceed ``transient``).
     seed : int
@@ -156,6 +152,8 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
         they are orthonormalised first. With ``k`` given, the first k columns are used.
     progress : bool or None
         Progress bar (None: automatic for very long runs).
+    members, sample_seed : int or None
+        Number of states to draw when ``initial`` is a Box or sampler, and the sampling seed (None: ``seed``).
 
     Returns
     -------
@@ -190,7 +188,8 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
     _check_system(system)
     steps, transient, qr_every, realizations, num_history, t0 = _check_options(
         system, steps, transient, qr_every, realizations, num_history, t0, seed)
-    X = _initial_states(system, initial)
+    X, _ = initial_states(initial, system.variables, members=members,
+                          sample_seed=seed if sample_seed is None else sample_seed)
     V0 = _initial_tangents(system.nvar, X.shape[0], k, tangent)
     n = steps - transient
     dur = history_times(n, num_history)
@@ -222,21 +221,6 @@ def _check_options(system, steps, transient, qr_every, realizations, num_history
         raise ValueError(f"realizations must be 1 for a system with {kind} noise: it has a single noise path, "
                          f"got realizations={realizations}")
     return steps, transient, int(qr_every), realizations, num_history, t0
-
-
-def _initial_states(system, initial):
-    """Initial states (member, var), validated."""
-    nvar = system.nvar
-    X = np.asarray(initial, dtype=float)
-    if X.ndim == 1:
-        X = X[None, :]
-    if X.ndim != 2 or X.shape[-1] != nvar:
-        shown = system.variables if nvar <= 8 else f"({system.variables[0]}, ..., {system.variables[-1]})"
-        raise ValueError(f"initial must have shape (member, var) or (var,) with var = {nvar} "
-                         f"{shown}, got {np.shape(initial)}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError("initial must be finite (found NaN or inf)")
-    return X
 
 
 def _check_k(k, kmax, what):

@@ -1,11 +1,14 @@
-"""Neuron splitting, stationary plateaus and the inner Hessian (paper 003).
+"""Neuron splitting, stationary plateaus and the inner Hessian.
+
+Reference: "A geometric characterization of the stationary plateau for two-layer neural networks" (the
+stationary-plateau paper below; equation, definition and theorem numbers are its own).
 
 A one-hidden-layer network with ``d`` inputs and ``N`` hidden neurons,
 
     f(x; W, v) = sum_j v_j sigma(w_j . x),        W: (N, d), v: (N,),
 
 is trained on a fixed dataset ``X`` (n, d), ``y`` (n,) with the empirical loss
-(eq. 2 of paper 003, with the 1/(2n) normalisation used throughout this module)
+(eq. 2 of the stationary-plateau paper, with the 1/(2n) normalisation used throughout this module)
 
     L(W, v) = (1 / 2n) sum_k (f(x_k) - y_k)^2,      r_k = f(x_k) - y_k  (the residual).
 
@@ -21,21 +24,21 @@ The inner Hessian of neuron j (eq. 11; the second term of the partial Hessian d^
 Everything here is analytic (exact first and second derivatives; third derivatives of the activation
 are used for the locally-effective test of Theorem 3). Finite differences appear only in the tests.
 
-What the numerics established about the restatement in MODEL.md section 4 (all checked against the
+What the numerics establish about the statements of the paper (all checked against the
 exact Hessian of the wide net and explicit descent paths; see ``tests/test_neuron_splitting.py``):
 
 * Sign convention: along the split direction delta_a = beta_b u, delta_b = -beta_a u (all other
   weights fixed) the loss changes by ``+1/2 t^2 beta_a beta_b (beta_a + beta_b) u^T H_j u + O(t^3)``;
   for two daughters beta_a + beta_b = 1, so the change is ``+1/2 beta_0 beta_1 u^T H_j u`` with
-  r = f - y and L = (1/2n) sum r^2. The sign in MODEL.md is right; the factor is 1/2 (and with more
+  r = f - y and L = (1/2n) sum r^2. The sign is as stated in the paper; the factor is 1/2 (and with more
   than two daughters the extra factor beta_a + beta_b matters: it can be negative).
   More generally, at a plateau point write the daughters' input-weight perturbations as
   delta_i = dbar + e_i with dbar = sum_i beta_i delta_i (so sum_i beta_i e_i = 0) and let
   eps_i be their output-weight perturbations; the wide Hessian's quadratic form is exactly
   ``Q_wide = Q_narrow(dbar, sum_i eps_i, other neurons) + sum_i beta_i e_i^T H_j e_i``.
-* Theorem 1 needs *strict* signs. PD: local minimum iff every beta_i > 0 (MODEL.md says beta_i >= 0:
+* Theorem 1 needs *strict* signs. PD: local minimum iff every beta_i > 0 (a weak reading "beta_i >= 0" fails:
   a zero coefficient gives a saddle, detectable only at third order: the Hessian is then positive
-  semi-definite). ND: local minimum iff exactly one beta_i > 0 *and all others < 0* (MODEL.md's
+  semi-definite). ND: local minimum iff exactly one beta_i > 0 *and all others < 0* (the weak reading
   "exactly one beta_i > 0" also admits zeros, which are saddles).
 * Theorem 2's surely-saddle region (any H_j != 0) is the complement of both minimum regions:
   beta with some beta_i <= 0 and at least two beta_i >= 0. For two daughters it is only the two
@@ -48,16 +51,21 @@ exact Hessian of the wide net and explicit descent paths; see ``tests/test_neuro
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
-from scipy import optimize, special
+from scipy import optimize
+
+import rds
+from rds.models import two_layer
+from rds.models.two_layer import ACTIVATIONS
 
 __all__ = [
     "ACTIVATIONS",
+    "NumericalClassification",
     "PlateauClassification",
     "classify_plateau",
     "find_local_minimum",
@@ -74,100 +82,22 @@ __all__ = [
 
 KIND_CODES = {"local_min": 0, "saddle": 1, "undetermined": 2}
 REGION_CODES = {"all_positive": 0, "one_positive_rest_negative": 1, "surely_saddle": 2}
-_SQRT_PI = math.sqrt(math.pi)
 
-# --------------------------------------------------------------------------------------------------
-# activations: (sigma, sigma', sigma'', sigma''')
-# --------------------------------------------------------------------------------------------------
-
-
-def _tanh(z, order):
-    t = np.tanh(z)
-    if order == 0:
-        return t
-    s1 = 1.0 - t * t
-    if order == 1:
-        return s1
-    if order == 2:
-        return -2.0 * t * s1
-    return s1 * (6.0 * t * t - 2.0)
-
-
-def _erf(z, order):
-    if order == 0:
-        return special.erf(z)
-    s1 = 2.0 / _SQRT_PI * np.exp(-z * z)
-    if order == 1:
-        return s1
-    if order == 2:
-        return -2.0 * z * s1
-    return (4.0 * z * z - 2.0) * s1
-
-
-def _softplus(z, order):
-    if order == 0:
-        return np.logaddexp(0.0, z)
-    s = special.expit(z)
-    if order == 1:
-        return s
-    if order == 2:
-        return s * (1.0 - s)
-    return s * (1.0 - s) * (1.0 - 2.0 * s)
-
-
-ACTIVATIONS: dict[str, Callable] = {"tanh": _tanh, "erf": _erf, "softplus": _softplus}
-"""Built-in activations: name -> ``act(z, order)`` giving sigma^(order)(z) for order 0..3."""
-
-
-def _activation(activation):
-    if callable(activation):
-        return activation
-    if isinstance(activation, str) and activation in ACTIVATIONS:
-        return ACTIVATIONS[activation]
-    raise ValueError(
-        f"activation: unknown activation {activation!r}; use one of {sorted(ACTIVATIONS)} "
-        "or a callable act(z, order) returning the order-th derivative (order 0..3)"
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# input checks
-# --------------------------------------------------------------------------------------------------
+# The network, its loss (normalization "half_mean": L = (1/2n) sum r^2, eq. 2), gradient, Hessian and
+# activations live in rds.models.two_layer; this module adds splitting and the plateau classification.
+_NORM = "half_mean"
+_activation = two_layer.activation_function
 
 
 def _as_net(W, v, name_W="W", name_v="v"):
-    W = np.asarray(W, dtype=float)
-    v = np.asarray(v, dtype=float)
-    if W.ndim != 2:
-        raise ValueError(f"{name_W}: must be a 2-d array (N, d) of input weights, got shape {W.shape}")
-    if v.ndim != 1:
-        raise ValueError(f"{name_v}: must be a 1-d array (N,) of output weights, got shape {v.shape}")
-    if v.shape[0] != W.shape[0]:
-        raise ValueError(
-            f"{name_v}: length {v.shape[0]} disagrees with the number of neurons N = {W.shape[0]} "
-            f"(rows of {name_W})"
-        )
-    if W.shape[0] == 0:
-        raise ValueError(f"{name_W}: the network needs at least one hidden neuron")
-    if not (np.all(np.isfinite(W)) and np.all(np.isfinite(v))):
-        raise ValueError(f"{name_W}, {name_v}: weights must be finite")
-    return W, v
+    if np.ndim(W) != 2:
+        raise ValueError(f"{name_W}: must be a 2-d array (N, d) of input weights, got shape {np.shape(W)}")
+    if np.ndim(v) != 1:
+        raise ValueError(f"{name_v}: must be a 1-d array (N,) of output weights, got shape {np.shape(v)}")
+    return two_layer.check_network(W, v, name_W, name_v)
 
 
-def _as_data(X, y, d):
-    X = np.asarray(X, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if X.ndim != 2:
-        raise ValueError(f"X: must be a 2-d array (n, d) of inputs, got shape {X.shape}")
-    if X.shape[1] != d:
-        raise ValueError(f"X: has {X.shape[1]} input columns but W has d = {d} columns")
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"y: must be a 1-d array of length n = {X.shape[0]} (rows of X), got shape {y.shape}")
-    if X.shape[0] == 0:
-        raise ValueError("X: needs at least one sample")
-    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
-        raise ValueError("X, y: data must be finite")
-    return X, y
+_as_data = two_layer.check_data
 
 
 def _as_index(j, N):
@@ -193,21 +123,19 @@ def _as_beta(beta, atol=1e-10):
 
 
 # --------------------------------------------------------------------------------------------------
-# the network: loss, gradient, Hessian (analytic)
+# the network: loss, gradient, Hessian (analytic), from rds.models.two_layer with L = (1/2n) sum r^2
 # --------------------------------------------------------------------------------------------------
 
 
-def _forward(W, v, X, act):
-    Z = X @ W.T  # (n, N)
-    S = act(Z, 0)
-    f = S @ v
-    return Z, S, f
+def _loss(W, v, X, y, act):
+    return float(two_layer.loss(W, v, X, y, act, _NORM))
 
 
 def two_layer_loss(W, v, X, y, activation="tanh"):
-    """Empirical loss of the one-hidden-layer net (eq. 2 / 4 of paper 003).
+    """Empirical loss of the one-hidden-layer net (eq. 2 / 4).
 
-    ``L = (1 / 2n) sum_k (f(x_k) - y_k)^2`` with ``f(x) = sum_j v_j sigma(w_j . x)``.
+    ``L = (1 / 2n) sum_k (f(x_k) - y_k)^2`` with ``f(x) = sum_j v_j sigma(w_j . x)``:
+    :func:`rds.models.two_layer.loss` with ``normalization="half_mean"``.
 
     Parameters
     ----------
@@ -235,31 +163,22 @@ def two_layer_loss(W, v, X, y, activation="tanh"):
     """
     W, v = _as_net(W, v)
     X, y = _as_data(X, y, W.shape[1])
-    _, _, f = _forward(W, v, X, _activation(activation))
-    r = f - y
-    return float(0.5 * np.mean(r * r))
+    return _loss(W, v, X, y, _activation(activation))
 
 
 def _loss_change(W, v, dW, dv, X, y, act):
     """L(W + dW, v + dv) - L(W, v), computed without cancellation of the two losses."""
-    _, _, f0 = _forward(W, v, X, act)
-    _, _, f1 = _forward(W + dW, v + dv, X, act)
-    df = f1 - f0
+    f0 = two_layer.forward(W, v, X, act)
+    df = two_layer.forward(W + dW, v + dv, X, act) - f0
     return float(0.5 * np.mean(df * (df + 2.0 * (f0 - y))))
 
 
 def _grad(W, v, X, y, act):
-    n = X.shape[0]
-    Z, S, f = _forward(W, v, X, act)
-    r = f - y
-    S1 = act(Z, 1)
-    gW = ((r[:, None] * S1) * v[None, :]).T @ X / n  # (N, d)
-    gv = S.T @ r / n
-    return gW, gv
+    return two_layer.gradient(W, v, X, y, act, _NORM)
 
 
 def two_layer_gradient(W, v, X, y, activation="tanh"):
-    """Analytic gradient of :func:`two_layer_loss` (eq. 30 of paper 003).
+    """Analytic gradient of :func:`two_layer_loss` (eq. 30); :func:`rds.models.two_layer.gradient`.
 
     ``dL/dw_j = (1/n) sum_k r_k v_j sigma'(w_j . x_k) x_k``, ``dL/dv_j = (1/n) sum_k r_k sigma(w_j . x_k)``.
 
@@ -289,30 +208,14 @@ def two_layer_gradient(W, v, X, y, activation="tanh"):
 
 
 def _hessian(W, v, X, y, act):
-    n, d = X.shape
-    N = W.shape[0]
-    Z, S, f = _forward(W, v, X, act)
-    r = f - y
-    S1, S2 = act(Z, 1), act(Z, 2)
-    # Jacobian of f: parameters ordered (W row-major, then v)
-    JW = (S1 * v[None, :])[:, :, None] * X[:, None, :]  # (n, N, d)
-    J = np.concatenate([JW.reshape(n, N * d), S], axis=1)  # (n, P)
-    Hs = J.T @ J / n
-    # residual-weighted second derivatives of f
-    for j in range(N):
-        a = slice(j * d, (j + 1) * d)
-        Hs[a, a] += ((r * v[j] * S2[:, j])[:, None] * X).T @ X / n  # inner Hessian, eq. 11
-        c = (r * S1[:, j]) @ X / n
-        Hs[a, N * d + j] += c
-        Hs[N * d + j, a] += c
-    return 0.5 * (Hs + Hs.T)
+    return two_layer.hessian(W, v, X, y, act, _NORM)
 
 
 def two_layer_hessian(W, v, X, y, activation="tanh"):
     """Exact Hessian of :func:`two_layer_loss` with respect to all weights (eq. 12, App. B).
 
     ``Hess = (1/n) J^T J + (1/n) sum_k r_k Hess f(x_k)``; the (w_j, w_j) block of the second term is the
-    inner Hessian ``H_j`` of eq. 11.
+    inner Hessian ``H_j`` of eq. 11. :func:`rds.models.two_layer.hessian` with ``normalization="half_mean"``.
 
     Parameters
     ----------
@@ -338,12 +241,9 @@ def two_layer_hessian(W, v, X, y, activation="tanh"):
     return _hessian(W, v, X, y, _activation(activation))
 
 
-def _pack(W, v):
-    return np.concatenate([np.ravel(W), v])
+_pack = two_layer.pack
+_unpack = two_layer.unpack
 
-
-def _unpack(theta, N, d):
-    return theta[: N * d].reshape(N, d), theta[N * d :]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -352,7 +252,7 @@ def _unpack(theta, N, d):
 
 
 def split_neuron(W, v, j, beta):
-    """Split hidden neuron ``j`` into ``len(beta)`` daughters (Definition 1, eq. 8 of paper 003).
+    """Split hidden neuron ``j`` into ``len(beta)`` daughters (Definition 1, eq. 8 of the stationary-plateau paper).
 
     The daughters copy the input weights ``w_j`` (eq. 8b) and take output weights ``beta_i v_j``
     (eq. 8c); the other neurons are unchanged (eq. 8a). Daughter 0 takes the parent's place ``j``,
@@ -456,16 +356,15 @@ def unsplit_neuron(W_wide, v_wide, j, daughters, atol=0.0):
 
 
 def _inner(W, v, X, y, j, act, order=2):
-    Z, _, f = _forward(W, v, X, act)
-    r = f - y
-    w = r * v[j] * act(Z[:, j], order) / X.shape[0]
+    r = two_layer.forward(W, v, X, act) - y
+    w = r * v[j] * act(X @ W[j], order) / X.shape[0]
     if order == 2:
         return (w[:, None] * X).T @ X
     return np.einsum("k,ka,kb,kc->abc", w, X, X, X)
 
 
 def inner_hessian(W, v, X, y, j, activation="tanh"):
-    """Inner Hessian ``H_j`` of hidden neuron ``j`` (eq. 11 of paper 003).
+    """Inner Hessian ``H_j`` of hidden neuron ``j`` (eq. 11 of the stationary-plateau paper).
 
     ``H_j = (1/n) sum_k r_k v_j sigma''(w_j . x_k) x_k x_k^T`` with residual ``r_k = f(x_k) - y_k``,
     i.e. the second term of the partial Hessian ``d^2 L / dw_j^2`` (eq. 12, App. B) for the loss
@@ -505,11 +404,19 @@ def inner_hessian(W, v, X, y, j, activation="tanh"):
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
-class PlateauClassification:
+class NumericalClassification(NamedTuple):
+    """Result of :func:`numerical_classification`: the verdict and its evidence."""
+
+    kind: str
+    info: dict
+
+
+class PlateauClassification(str):
     """Result of :func:`classify_plateau`.
 
-    Compares equal to its ``kind`` string, so ``classify_plateau(...) == "saddle"`` works.
+    The result *is* its ``kind`` string (a ``str`` subclass: ``classify_plateau(...) == "saddle"``, usable as a
+    dict key or in a ``match``) and carries the evidence as attributes; two results are equal when their kinds
+    are (compare ``.theorem``, ``.region``, … for more).
 
     Parameters
     ----------
@@ -564,31 +471,36 @@ class PlateauClassification:
     (True, False, 'saddle')
     """
 
-    kind: str
-    theorem: str
-    region: str
-    definiteness: str
-    narrow_kind: str
-    inner_eigenvalues: np.ndarray
-    numeric_kind: str
-    hessian_eigenvalues: np.ndarray
-    transverse_eigenvalues: np.ndarray
-    descent: dict = field(default_factory=dict)
-    W_wide: np.ndarray | None = None
-    v_wide: np.ndarray | None = None
 
-    def __eq__(self, other):
-        if isinstance(other, str):
-            return self.kind == other
-        if isinstance(other, PlateauClassification):
-            return self.kind == other.kind
-        return NotImplemented
+    _FIELDS = ("theorem", "region", "definiteness", "narrow_kind", "inner_eigenvalues", "numeric_kind",
+               "hessian_eigenvalues", "transverse_eigenvalues", "descent", "W_wide", "v_wide")
 
-    def __hash__(self):
-        return hash(self.kind)
+    def __new__(cls, kind, theorem, region, definiteness, narrow_kind, inner_eigenvalues, numeric_kind,
+                hessian_eigenvalues, transverse_eigenvalues, descent=None, W_wide=None, v_wide=None):
+        obj = super().__new__(cls, kind)
+        values = (theorem, region, definiteness, narrow_kind, inner_eigenvalues, numeric_kind, hessian_eigenvalues,
+                  transverse_eigenvalues, {} if descent is None else descent, W_wide, v_wide)
+        for name, value in zip(cls._FIELDS, values, strict=True):
+            object.__setattr__(obj, name, value)
+        return obj
+
+    @property
+    def kind(self) -> str:
+        """``"local_min"``, ``"saddle"`` or ``"undetermined"`` (a plain ``str``)."""
+        return str.__str__(self)
 
     def __str__(self):
         return self.kind
+
+    def __repr__(self):
+        return f"PlateauClassification({self.kind!r}, theorem={self.theorem!r}, region={self.region!r})"
+
+    def __reduce__(self):
+        return (_plateau_classification, (self.kind, {k: getattr(self, k) for k in self._FIELDS}))
+
+
+def _plateau_classification(kind, fields):
+    return PlateauClassification(kind, **fields)
 
 
 def _beta_region(beta, beta_tol):
@@ -617,7 +529,7 @@ def _scale(M):
 
 
 def _narrow_kind(W, v, X, y, act, tol):
-    if 0.5 * np.mean((_forward(W, v, X, act)[2] - y) ** 2) <= tol**2:
+    if _loss(W, v, X, y, act) <= tol**2:
         return "zero_loss", None
     Hn = _hessian(W, v, X, y, act)
     lam, U = np.linalg.eigh(Hn)
@@ -631,7 +543,7 @@ def _narrow_kind(W, v, X, y, act, tol):
 
 def _verify_path(W, v, X, y, act, W1, v1, W2, v2, predicted_coef, power):
     """Find t with L(theta + t d1 + t^2 d2) < L(theta); return (t, change)."""
-    L0 = 0.5 * float(np.mean((_forward(W, v, X, act)[2] - y) ** 2))
+    L0 = _loss(W, v, X, y, act)
     noise = 1e-13 * max(L0, 1e-300)
     t = 1.0
     for _ in range(60):
@@ -661,15 +573,15 @@ def _descent_dead_daughter(W, v, X, y, act, i, tol):
     L changes by -kappa^2 t^4 / (8 m) + O(t^5).
     """
     N, d = W.shape
-    Z, S, f = _forward(W, v, X, act)
-    r = f - y
+    r = two_layer.forward(W, v, X, act) - y
+    z = X @ W[i]
     n = X.shape[0]
-    G = ((r * act(Z[:, i], 2) / n)[:, None] * X).T @ X
+    G = ((r * act(z, 2) / n)[:, None] * X).T @ X
     G = 0.5 * (G + G.T)
     lam, U = np.linalg.eigh(G)
     k = int(np.argmax(np.abs(lam)))
     kappa = float(lam[k])
-    m = float(np.mean(S[:, i] ** 2))
+    m = float(np.mean(act(z, 0) ** 2))
     if abs(kappa) <= tol * _scale(G) or m == 0.0:
         return None
     W1 = np.zeros_like(W)
@@ -718,11 +630,10 @@ def numerical_classification(W_wide, v_wide, X, y, j=None, daughters=None, activ
 
     Returns
     -------
-    kind : str
-        ``"local_min"``, ``"saddle"`` or ``"undetermined"``.
-    info : dict
-        ``hessian_eigenvalues`` (P,), ``transverse_eigenvalues`` (P - s,), ``descent`` (dict as in
-        :class:`PlateauClassification`, empty for minima).
+    NumericalClassification
+        A named tuple ``(kind, info)``: ``kind`` is ``"local_min"``, ``"saddle"`` or ``"undetermined"``;
+        ``info`` a dict with ``hessian_eigenvalues`` (P,), ``transverse_eigenvalues`` (P - s,), ``descent``
+        (dict as in :class:`PlateauClassification`, empty for minima).
 
     Examples
     --------
@@ -750,15 +661,15 @@ def numerical_classification(W_wide, v_wide, X, y, j=None, daughters=None, activ
     info = {"hessian_eigenvalues": lam, "transverse_eigenvalues": lam_t, "descent": {}}
     if lam[0] < -t:
         info["descent"] = _descent_saddle_hessian(W, v, X, y, act, U[:, 0], lam[0])
-        return "saddle", info
+        return NumericalClassification("saddle", info)
     if lam_t[0] > t:
-        return "local_min", info
+        return NumericalClassification("local_min", info)
     for i in np.flatnonzero(np.abs(v) <= tol * max(1.0, float(np.max(np.abs(v))))):
         desc = _descent_dead_daughter(W, v, X, y, act, int(i), tol)
         if desc is not None and desc["loss_change"] < 0:
             info["descent"] = desc
-            return "saddle", info
-    return "undetermined", info
+            return NumericalClassification("saddle", info)
+    return NumericalClassification("undetermined", info)
 
 
 def _split_direction(beta, lam_sign, beta_tol):
@@ -779,7 +690,7 @@ def classify_plateau(W, v, X, y, j, beta, activation="tanh", *, narrow="auto", t
                      beta_tol=1e-9):
     """Classify the plateau point obtained by splitting neuron ``j`` of a stationary point with ``beta``.
 
-    Decides "local_min" or "saddle" by the theorems of paper 003 and attaches the evidence:
+    Decides "local_min" or "saddle" by the theorems of the stationary-plateau paper and attaches the evidence:
 
     * narrow point a saddle -> every plateau point is a saddle (Theorem 4); descent direction lifted
       from the narrow net's negative-curvature direction;
@@ -825,7 +736,7 @@ def classify_plateau(W, v, X, y, j, beta, activation="tanh", *, narrow="auto", t
     -------
     PlateauClassification
         ``.kind`` is ``"local_min"`` or ``"saddle"`` (``"undetermined"`` only if neither the theorems
-        nor the numerics decide); compares equal to that string.
+        nor the numerics decide); the result is that string, with the evidence as attributes.
 
     Raises
     ------
@@ -842,11 +753,49 @@ def classify_plateau(W, v, X, y, j, beta, activation="tanh", *, narrow="auto", t
     >>> c.kind in ("local_min", "saddle")
     True
     """
+    p = _prepare_plateau(W, v, X, y, j, beta, _activation(activation), narrow=narrow, tol=tol, gtol=gtol,
+                         beta_tol=beta_tol)
+    num_kind, info = numerical_classification(p.Ww, p.vw, p.X, p.y, p.j, p.beta.size, p.act, tol)
+    kind, theorem = _theorem_verdict(p, num_kind)
+    return PlateauClassification(
+        kind=kind, theorem=theorem, region=p.region, definiteness=p.definiteness, narrow_kind=p.nkind,
+        inner_eigenvalues=p.lamH, numeric_kind=num_kind, hessian_eigenvalues=info["hessian_eigenvalues"],
+        transverse_eigenvalues=info["transverse_eigenvalues"], descent=_saddle_evidence(p, kind, info),
+        W_wide=p.Ww, v_wide=p.vw,
+    )
+
+
+@dataclass
+class _Plateau:
+    """A split stationary point and what the theorems need about it (built by :func:`_prepare_plateau`)."""
+
+    W: np.ndarray
+    v: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    j: int
+    beta: np.ndarray
+    act: Callable
+    tol: float
+    Ww: np.ndarray             # the wide net
+    vw: np.ndarray
+    H: np.ndarray              # inner Hessian H_j (eq. 11), its spectrum and eigenvectors
+    lamH: np.ndarray
+    UH: np.ndarray
+    Hn: np.ndarray             # the narrow Hessian (sets the eigenvalue scale htol)
+    htol: float
+    definiteness: str
+    region: str
+    nkind: str                 # type of the narrow point and, for a saddle, its negative-curvature direction
+    ndir: np.ndarray | None
+    zero: np.ndarray           # daughters with beta_i = 0
+
+
+def _prepare_plateau(W, v, X, y, j, beta, act, *, narrow, tol, gtol, beta_tol):
     W, v = _as_net(W, v)
     X, y = _as_data(X, y, W.shape[1])
     j = _as_index(j, W.shape[0])
     beta = _as_beta(beta)
-    act = _activation(activation)
     if narrow not in ("auto", "local_min", "saddle"):
         raise ValueError(f"narrow: must be 'auto', 'local_min' or 'saddle', got {narrow!r}")
     gW, gv = _grad(W, v, X, y, act)
@@ -854,99 +803,95 @@ def classify_plateau(W, v, X, y, j, beta, activation="tanh", *, narrow="auto", t
     if gnorm > gtol:
         raise ValueError(
             f"W, v: not a stationary point (max |grad L| = {gnorm:.3g} > gtol = {gtol:.3g}); "
-            "the theorems of paper 003 classify splits of stationary points only"
+            "the theorems of the stationary-plateau paper classify splits of stationary points only"
         )
-    N, d = W.shape
-    k = beta.size
     Ww, vw = split_neuron(W, v, j, beta)
     H = _inner(W, v, X, y, j, act)
     H = 0.5 * (H + H.T)
     lamH, UH = np.linalg.eigh(H)
-    # eigenvalue scale: the narrow Hessian sets it, H_j is one of its terms
-    Hn = _hessian(W, v, X, y, act)
+    Hn = _hessian(W, v, X, y, act)   # eigenvalue scale: the narrow Hessian sets it, H_j is one of its terms
     htol = tol * _scale(Hn)
-    definiteness = _definiteness(lamH, htol)
-    region = _beta_region(beta, beta_tol)
     nkind, ndir = _narrow_kind(W, v, X, y, act, tol)
     if narrow != "auto" and nkind != "zero_loss":
         nkind = narrow
-    zero = np.abs(beta) <= beta_tol
+    return _Plateau(W, v, X, y, j, beta, act, tol, Ww, vw, H, lamH, UH, Hn, htol, _definiteness(lamH, htol),
+                    _beta_region(beta, beta_tol), nkind, ndir, np.abs(beta) <= beta_tol)
 
-    num_kind, info = numerical_classification(Ww, vw, X, y, j, k, act, tol)
-    kind, theorem, descent = "undetermined", "", {}
 
-    def lifted(direction):
-        dW, dv = _unpack(direction, N, d)
-        W1 = np.concatenate([dW[:j], np.repeat(dW[j : j + 1], k, axis=0), dW[j + 1 :]], axis=0)
-        v1 = np.concatenate([dv[:j], beta * dv[j], dv[j + 1 :]])
-        q = float(direction @ Hn @ direction)
-        return _descent_saddle_hessian(Ww, vw, X, y, act, _pack(W1, v1), q / float(W1.ravel() @ W1.ravel()
-                                                                                    + v1 @ v1))
+def _theorem_verdict(p, num_kind):
+    """(kind, theorem) by Theorems 1-4; ``num_kind`` (the numerical verdict) where the theorems are silent."""
+    if p.nkind == "zero_loss":
+        return "local_min", "zero loss: every plateau point is a global minimum"
+    if p.nkind == "saddle":
+        return "saddle", "Theorem 4 (splitting a saddle gives saddles)"
+    if p.nkind != "local_min":
+        return num_kind, "numerical (narrow point degenerate; pass narrow= to apply the theorems)"
+    d, region = p.definiteness, p.region
+    in_min_region = {"PD": region == "all_positive", "ND": region == "one_positive_rest_negative",
+                     "PSD": region == "all_positive", "NSD": region == "one_positive_rest_negative"}
+    if d in ("PD", "ND", "ID"):
+        label = {"PD": "1.1", "ND": "1.2", "ID": "1.3"}[d]
+        kind = "local_min" if d != "ID" and in_min_region[d] else "saddle"
+        return kind, f"Theorem {label} (H_j {d}, beta in {region})"
+    if d in ("PSD", "NSD"):
+        if in_min_region[d]:
+            return num_kind, f"numerical (H_j {d} singular: Theorems 1-2 silent)"
+        return "saddle", f"Theorem 2 / Lemma 4 (H_j {d}, beta in {region})"
+    # H_j = 0: Theorem 3
+    if not np.any(p.X):
+        return "local_min", "Theorem 3.2 (parent locally constant)"
+    T3 = _inner(p.W, p.v, p.X, p.y, p.j, p.act, order=3)
+    effective = np.max(np.abs(T3)) > p.htol or np.max(np.abs(p.H)) > p.htol
+    label = "Theorem 3.1 (locally effective: a saddle exists for some beta)" if effective \
+        else "H_j = 0, third derivative 0"
+    return num_kind, f"numerical ({label})"
 
-    def split_descent(sign):
-        """Lemma 4 Part I path along an eigenvector of H_j with eigenvalue of the given sign."""
-        c, _ = _split_direction(beta, sign, 0.0)
-        if c is None:
-            return {}
-        u = UH[:, -1] if sign > 0 else UH[:, 0]
-        lam = lamH[-1] if sign > 0 else lamH[0]
-        W1 = np.zeros_like(Ww)
-        W1[j : j + k] = c[:, None] * u[None, :]
-        q = lam * float(np.sum(beta * c * c))  # Q_wide = sum beta_i delta_i^T H delta_i (eq. 31)
-        nrm = float(np.linalg.norm(W1))
-        return _descent_saddle_hessian(Ww, vw, X, y, act, _pack(W1, np.zeros_like(vw)), q / nrm**2)
 
-    def boundary_descent():
-        i = j + int(np.flatnonzero(zero)[0])
-        return _descent_dead_daughter(Ww, vw, X, y, act, i, tol) or {}
+def _saddle_evidence(p, kind, info):
+    """A verified descent path for a saddle (empty for a minimum); the numerical one when no theorem gives one."""
+    if kind != "saddle":
+        return {}
+    descent = {}
+    if p.nkind == "saddle":
+        if p.ndir is not None:
+            descent = _lifted_descent(p, p.ndir)
+    elif p.nkind == "local_min" and p.definiteness != "zero":
+        if np.any(p.zero):
+            i = p.j + int(np.flatnonzero(p.zero)[0])
+            descent = _descent_dead_daughter(p.Ww, p.vw, p.X, p.y, p.act, i, p.tol) or {}
+        else:
+            for sign in (+1, -1):
+                if (sign > 0 and p.lamH[-1] > p.htol) or (sign < 0 and p.lamH[0] < -p.htol):
+                    descent = _split_descent(p, sign)
+                    if descent:
+                        break
+    return descent or info["descent"]
 
-    if nkind == "zero_loss":
-        kind, theorem = "local_min", "zero loss: every plateau point is a global minimum"
-    elif nkind == "saddle":
-        kind, theorem = "saddle", "Theorem 4 (splitting a saddle gives saddles)"
-        if ndir is not None:
-            descent = lifted(ndir)
-    elif nkind == "local_min":
-        in_min_region = {"PD": region == "all_positive", "ND": region == "one_positive_rest_negative",
-                         "PSD": region == "all_positive", "NSD": region == "one_positive_rest_negative"}
-        if definiteness in ("PD", "ND", "ID"):
-            label = {"PD": "1.1", "ND": "1.2", "ID": "1.3"}[definiteness]
-            if definiteness != "ID" and in_min_region[definiteness]:
-                kind, theorem = "local_min", f"Theorem {label} (H_j {definiteness}, beta in {region})"
-            else:
-                kind, theorem = "saddle", f"Theorem {label} (H_j {definiteness}, beta in {region})"
-        elif definiteness in ("PSD", "NSD"):
-            if in_min_region[definiteness]:
-                kind, theorem = num_kind, f"numerical (H_j {definiteness} singular: Theorems 1-2 silent)"
-            else:
-                kind, theorem = "saddle", f"Theorem 2 / Lemma 4 (H_j {definiteness}, beta in {region})"
-        else:  # H_j = 0: Theorem 3
-            if not np.any(X):
-                kind, theorem = "local_min", "Theorem 3.2 (parent locally constant)"
-            else:
-                T3 = _inner(W, v, X, y, j, act, order=3)
-                effective = np.max(np.abs(T3)) > htol or np.max(np.abs(H)) > htol
-                label = "Theorem 3.1 (locally effective: a saddle exists for some beta)" if effective \
-                    else "H_j = 0, third derivative 0"
-                kind, theorem = num_kind, f"numerical ({label})"
-        if kind == "saddle" and not descent and definiteness != "zero":
-            if np.any(zero):
-                descent = boundary_descent()
-            else:
-                for sign in (+1, -1):
-                    if (sign > 0 and lamH[-1] > htol) or (sign < 0 and lamH[0] < -htol):
-                        descent = split_descent(sign)
-                        if descent:
-                            break
-    else:
-        kind, theorem = num_kind, "numerical (narrow point degenerate; pass narrow= to apply the theorems)"
-    if kind == "saddle" and not descent:
-        descent = info["descent"]
-    return PlateauClassification(
-        kind=kind, theorem=theorem, region=region, definiteness=definiteness, narrow_kind=nkind,
-        inner_eigenvalues=lamH, numeric_kind=num_kind, hessian_eigenvalues=info["hessian_eigenvalues"],
-        transverse_eigenvalues=info["transverse_eigenvalues"], descent=descent, W_wide=Ww, v_wide=vw,
-    )
+
+def _lifted_descent(p, direction):
+    """Theorem 4: the narrow net's negative-curvature direction, lifted to the wide net."""
+    N, d = p.W.shape
+    k = p.beta.size
+    dW, dv = _unpack(direction, N, d)
+    W1 = np.concatenate([dW[: p.j], np.repeat(dW[p.j : p.j + 1], k, axis=0), dW[p.j + 1 :]], axis=0)
+    v1 = np.concatenate([dv[: p.j], p.beta * dv[p.j], dv[p.j + 1 :]])
+    q = float(direction @ p.Hn @ direction)
+    return _descent_saddle_hessian(p.Ww, p.vw, p.X, p.y, p.act, _pack(W1, v1),
+                                   q / float(W1.ravel() @ W1.ravel() + v1 @ v1))
+
+
+def _split_descent(p, sign):
+    """Lemma 4 Part I path along an eigenvector of H_j with eigenvalue of the given sign."""
+    c, _ = _split_direction(p.beta, sign, 0.0)
+    if c is None:
+        return {}
+    u = p.UH[:, -1] if sign > 0 else p.UH[:, 0]
+    lam = p.lamH[-1] if sign > 0 else p.lamH[0]
+    W1 = np.zeros_like(p.Ww)
+    W1[p.j : p.j + p.beta.size] = c[:, None] * u[None, :]
+    q = lam * float(np.sum(p.beta * c * c))  # Q_wide = sum beta_i delta_i^T H delta_i (eq. 31)
+    nrm = float(np.linalg.norm(W1))
+    return _descent_saddle_hessian(p.Ww, p.vw, p.X, p.y, p.act, _pack(W1, np.zeros_like(p.vw)), q / nrm**2)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1003,9 +948,7 @@ def find_local_minimum(X, y, hidden=1, seed=0, activation="tanh", init_scale=1.0
 
     def fun(th):
         W, v = _unpack(th, N, d)
-        r = _forward(W, v, X, act)[2] - y
-        gW, gv = _grad(W, v, X, y, act)
-        return 0.5 * float(np.mean(r * r)), _pack(gW, gv)
+        return _loss(W, v, X, y, act), _pack(*_grad(W, v, X, y, act))
 
     res = optimize.minimize(fun, theta, jac=True, method="BFGS", options={"gtol": 1e-10, "maxiter": 5000})
     theta = res.x
@@ -1024,16 +967,7 @@ def find_local_minimum(X, y, hidden=1, seed=0, activation="tanh", init_scale=1.0
 # --------------------------------------------------------------------------------------------------
 
 
-def _library_version():
-    try:
-        from importlib.metadata import version
-
-        return version("rds")
-    except Exception:  # pragma: no cover - not installed
-        return "unknown"
-
-
-def plateau_map(W, v, X, y, j, daughters=2, grid=None, activation="tanh", *, narrow="auto", tol=1e-7,
+def plateau_map(W, v, X, y, j, *, daughters=2, grid=None, activation="tanh", narrow="auto", tol=1e-7,
                 gtol=1e-7):
     """Classify the plateau of a split stationary point over a grid of coefficients (Theorems 1-4).
 
@@ -1090,30 +1024,39 @@ def plateau_map(W, v, X, y, j, daughters=2, grid=None, activation="tanh", *, nar
         raise ValueError("grid: must be a non-empty finite 1-d array of coefficient values")
     # snap round-off zeros onto the plateau boundaries
     grid = np.where(np.abs(grid) < 1e-12, 0.0, grid)
-    s = int(daughters) - 1
+    scan = _scan_plateau(W, v, X, y, j, grid, int(daughters) - 1, activation, narrow=narrow, tol=tol, gtol=gtol)
+    return _plateau_dataset(scan, W, v, X, y, j, grid, activation, tol)
+
+
+def _scan_plateau(W, v, X, y, j, grid, s, activation, *, narrow, tol, gtol):
+    """Classify every beta of the grid: arrays over the ``s`` free coefficients, and the first classification."""
     shape = (grid.size,) * s
-    kind = np.full(shape, KIND_CODES["undetermined"], dtype=np.int8)
-    nkind = np.full(shape, KIND_CODES["undetermined"], dtype=np.int8)
-    region = np.zeros(shape, dtype=np.int8)
-    min_t = np.full(shape, np.nan)
-    min_h = np.full(shape, np.nan)
-    dL = np.full(shape, np.nan)
-    betas = np.zeros(shape + (s + 1,))
-    first = None
+    out = {"kind": np.full(shape, KIND_CODES["undetermined"], dtype=np.int8),
+           "numeric_kind": np.full(shape, KIND_CODES["undetermined"], dtype=np.int8),
+           "region": np.zeros(shape, dtype=np.int8), "min_transverse_eig": np.full(shape, np.nan),
+           "min_hessian_eig": np.full(shape, np.nan), "loss_change": np.full(shape, np.nan),
+           "beta": np.zeros(shape + (s + 1,)), "first": None}
     for idx in np.ndindex(*shape):
         free = grid[list(idx)]
         last = 1.0 - float(np.sum(free))
         last = 0.0 if abs(last) < 1e-12 else last
         beta = np.append(free, last)
         c = classify_plateau(W, v, X, y, j, beta, activation, narrow=narrow, tol=tol, gtol=gtol)
-        first = first or c
-        kind[idx] = KIND_CODES[c.kind]
-        nkind[idx] = KIND_CODES[c.numeric_kind]
-        region[idx] = REGION_CODES[c.region]
-        min_t[idx] = c.transverse_eigenvalues[0]
-        min_h[idx] = c.hessian_eigenvalues[0]
-        dL[idx] = c.descent.get("loss_change", np.nan) if c.kind == "saddle" else np.nan
-        betas[idx] = beta
+        out["first"] = out["first"] or c
+        out["kind"][idx] = KIND_CODES[c.kind]
+        out["numeric_kind"][idx] = KIND_CODES[c.numeric_kind]
+        out["region"][idx] = REGION_CODES[c.region]
+        out["min_transverse_eig"][idx] = c.transverse_eigenvalues[0]
+        out["min_hessian_eig"][idx] = c.hessian_eigenvalues[0]
+        out["loss_change"][idx] = c.descent.get("loss_change", np.nan) if c.kind == "saddle" else np.nan
+        out["beta"][idx] = beta
+    return out
+
+
+def _plateau_dataset(scan, W, v, X, y, j, grid, activation, tol):
+    """The Dataset of :func:`plateau_map` from the scanned arrays."""
+    first = scan["first"]
+    s = scan["beta"].shape[-1] - 1
     dims = tuple(f"beta_{i}" for i in range(s))
     code_attrs = {"flag_values": np.array(list(KIND_CODES.values()), dtype=np.int8),
                   "flag_meanings": " ".join(KIND_CODES)}
@@ -1122,15 +1065,17 @@ def plateau_map(W, v, X, y, j, daughters=2, grid=None, activation="tanh", *, nar
     act = _activation(activation)
     ds = xr.Dataset(
         {
-            "kind": (dims, kind, dict(code_attrs, long_name="plateau point type by Theorems 1-4 (paper 003)")),
-            "numeric_kind": (dims, nkind, dict(code_attrs, long_name="type from the wide Hessian and descent")),
-            "region": (dims, region, {"flag_values": np.array(list(REGION_CODES.values()), dtype=np.int8),
-                                      "flag_meanings": " ".join(REGION_CODES)}),
-            "min_transverse_eig": (dims, min_t, {"long_name": "smallest wide-Hessian eigenvalue transverse "
-                                                              "to the plateau"}),
-            "min_hessian_eig": (dims, min_h, {"long_name": "smallest wide-Hessian eigenvalue"}),
-            "loss_change": (dims, dL, {"long_name": "loss change along the verified descent path (saddles)"}),
-            "beta": (dims + ("daughter",), betas, {"long_name": "splitting coefficients (sum 1)"}),
+            "kind": (dims, scan["kind"], dict(code_attrs, long_name="plateau point type by Theorems 1-4")),
+            "numeric_kind": (dims, scan["numeric_kind"],
+                             dict(code_attrs, long_name="type from the wide Hessian and descent")),
+            "region": (dims, scan["region"], {"flag_values": np.array(list(REGION_CODES.values()), dtype=np.int8),
+                                              "flag_meanings": " ".join(REGION_CODES)}),
+            "min_transverse_eig": (dims, scan["min_transverse_eig"],
+                                   {"long_name": "smallest wide-Hessian eigenvalue transverse to the plateau"}),
+            "min_hessian_eig": (dims, scan["min_hessian_eig"], {"long_name": "smallest wide-Hessian eigenvalue"}),
+            "loss_change": (dims, scan["loss_change"],
+                            {"long_name": "loss change along the verified descent path (saddles)"}),
+            "beta": (dims + ("daughter",), scan["beta"], {"long_name": "splitting coefficients (sum 1)"}),
             "inner_hessian_eigenvalues": ("eig", first.inner_eigenvalues,
                                           {"long_name": "eigenvalues of H_j (eq. 11), ascending"}),
             "W_narrow": (("neuron", "input"), Wn, {"long_name": "input weights of the narrow net"}),
@@ -1139,18 +1084,20 @@ def plateau_map(W, v, X, y, j, daughters=2, grid=None, activation="tanh", *, nar
         coords={**{dm: (dm, grid) for dm in dims}, "daughter": np.arange(s + 1)},
         attrs={
             "title": "Classification of a neuron-splitting plateau",
-            "reference": "paper 003: A Geometric Characterization of the Stationary Plateau for Two-Layer "
+            "reference": "A Geometric Characterization of the Stationary Plateau for Two-Layer "
                          "Neural Networks; Definition 1, eq. 11, Theorems 1-4, Lemma 4",
             "loss": "L = (1/2n) sum_k (f(x_k) - y_k)^2",
+            "normalization": _NORM,
+            "equations": "H_j = (1/n) sum_k r_k v_j sigma''(w_j.x_k) x_k x_k^T, r = f - y (eq. 11)",
             "inner_hessian": "H_j = (1/n) sum_k r_k v_j sigma''(w_j.x_k) x_k x_k^T, r = f - y (eq. 11)",
             "activation": activation if isinstance(activation, str) else getattr(activation, "__name__", "custom"),
             "parent_neuron": int(j),
-            "daughters": int(daughters),
+            "daughters": int(s + 1),
             "definiteness": first.definiteness,
             "narrow_kind": first.narrow_kind,
-            "narrow_loss": float(0.5 * np.mean((_forward(Wn, vn, Xn, act)[2] - yn) ** 2)),
+            "narrow_loss": _loss(Wn, vn, Xn, yn, act),
             "tol": float(tol),
-            "library_version": _library_version(),
+            "rds_version": rds.__version__,
         },
     )
     return ds

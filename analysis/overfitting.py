@@ -1,17 +1,20 @@
-"""Overfitting on a fixed noisy dataset: learning curves, Hessian spectra and the overfitting point (papers 000/001).
+"""Overfitting on a fixed noisy dataset: learning curves, Hessian spectra and the overfitting point.
+
+Reference: Maleknia & Sato, "Plateaus, optima and overfitting in multi-layer perceptrons: a saddle–saddle–attractor
+scenario" (2026); equation numbers below are its own.
 
 Full-batch gradient descent on a dataset drawn once is a *quenched* random map: the noise sits in the data.
 Teacher f*(x) = 2 tanh(x); student f(x; θ) = Σ_j v_j tanh(w_j x), θ = (w1…wN, v1…vN) (N = 2 in the paper).
 
-* training error (paper 000, eq. 1)      E_tr(θ)  = (1/n) Σ_k (f(x_k; θ) − y_k)²,
-* GD (paper 000, eq. GD)                  θ ← θ − η ∇E_tr(θ),
-* generalisation error (paper 000, eq. 2) E_gen(θ) = E_{x~N(0,1)}[(f(x; θ) − f*(x))²],
+* training error (Maleknia & Sato 2026, eq. 1)      E_tr(θ)  = (1/n) Σ_k (f(x_k; θ) − y_k)²,
+* GD (Maleknia & Sato 2026, eq. GD)                  θ ← θ − η ∇E_tr(θ),
+* generalisation error (Maleknia & Sato 2026, eq. 2) E_gen(θ) = E_{x~N(0,1)}[(f(x; θ) − f*(x))²],
 * eq. 3: E_{x,ε}[(f − y)²] = E_gen + σ_ε².
 
 The normalisation 1/n (not 1/(2n)) and the plain gradient of that E_tr are those of the authors' public code
 (github.com/alexmare2/Dynamical-structure-of-MLP-with-overfitting, ``main.jl``: ``grad_1``/``grad_2`` carry the
-factor 2 and are averaged over the n points; the step is ``θ .-= η .* grad``); the text extraction of paper 000 lost
-the formula of eq. 1. The authors' "Jacobian" whose positive eigenvalues they count is −(1/n) Σ (∇f∇fᵀ + r∇²f)
+factor 2 and are averaged over the n points; the step is ``θ .-= η .* grad``), which fix
+the normalisation of eq. 1. The authors' "Jacobian" whose positive eigenvalues they count is −(1/n) Σ (∇f∇fᵀ + r∇²f)
 = −½ ∇²E_tr, so "k positive eigenvalues" there is ``n_unstable = k`` negative eigenvalues of ∇²E_tr here.
 
 Regions used below (all invariant under the symmetry group of :mod:`rds.symmetry`):
@@ -34,9 +37,13 @@ import numpy as np
 import xarray as xr
 
 import rds
+from rds import quadrature
 from rds._checks import finite_array, integer, nonnegative, positive
+from rds.models import two_layer
 from rds.models.teacher_student import check_dataset
+from rds.sampling import initial_states
 from rds.symmetry import canonical, orbit
+from rds.timegrid import log_times
 
 __all__ = ["make_dataset", "load_dataset", "teacher", "network_output", "training_error", "training_gradient",
            "training_hessian", "generalization_error", "function_distance", "distance_to_optimal_set",
@@ -49,13 +56,12 @@ PHASES = ("plateau", "near_optimal", "overfitting")
 
 # --------------------------------------------------------------------------------------------------- data
 
-def teacher(x):
-    """Teacher f*(x) = 2 tanh(x) (paper 000, Sec. 4). Shape of ``x`` preserved."""
-    return 2.0 * np.tanh(np.asarray(x, dtype=float))
+teacher = two_layer.teacher
+"""Teacher f*(x) = 2 tanh(x) (Sec. 4), :func:`rds.models.two_layer.teacher`."""
 
 
 def make_dataset(n: int = 100, noise_std: float = 0.2, seed: int = 0):
-    """Draw the paper's dataset once: x_k ~ N(0, 1), y_k = 2 tanh(x_k) + ε_k, ε_k ~ N(0, σ_ε²) (paper 000, Sec. 4).
+    """Draw the paper's dataset once: x_k ~ N(0, 1), y_k = 2 tanh(x_k) + ε_k, ε_k ~ N(0, σ_ε²) (Sec. 4).
 
     Parameters
     ----------
@@ -133,34 +139,30 @@ def _check_theta(theta, name="theta"):
 
 
 # --------------------------------------------------------------------------------------------------- E_tr
+# The network, E_tr and its derivatives live in rds.models.two_layer (normalization="mean", d = 1): these are the
+# θ = (w1..wN, v1..vN) views of that module used by this study.
+
+def _net(theta, x):
+    theta = _check_theta(theta)
+    W, v = two_layer.unpack(theta, theta.shape[-1] // 2, 1)
+    return W, v, np.asarray(x, dtype=float)[:, None]
+
 
 def network_output(theta, x):
-    """f(x; θ) = Σ_j v_j tanh(w_j x). θ shape (..., 2N), x shape (K,) → (..., K)."""
-    theta = _check_theta(theta)
-    N = theta.shape[-1] // 2
-    return np.einsum("...j,...jk->...k", theta[..., N:], np.tanh(theta[..., :N, None] * np.asarray(x, float)))
+    """f(x; θ) = Σ_j v_j tanh(w_j x) (:func:`rds.models.two_layer.forward`). θ shape (..., 2N), x (K,) → (..., K)."""
+    W, v, X = _net(theta, x)
+    return two_layer.forward(W, v, X)
 
 
 def training_error(theta, x, y):
-    """E_tr(θ) = (1/n) Σ_k (f(x_k; θ) − y_k)² (paper 000, eq. 1). θ shape (..., 2N) → (...)."""
+    """E_tr(θ) = (1/n) Σ_k (f(x_k; θ) − y_k)² (eq. 1; :func:`rds.models.two_layer.loss`, "mean"). → (...)."""
     x, y = check_dataset(x, y)
-    r = network_output(theta, x) - y
-    return np.mean(r * r, axis=-1)
-
-
-def _parts(theta, x, y):
-    theta = _check_theta(theta)
-    N = theta.shape[-1] // 2
-    w, v = theta[..., :N, None], theta[..., N:, None]
-    t = np.tanh(w * x)                       # (..., N, n)
-    s = 1.0 - t * t
-    r = np.sum(v * t, axis=-2) - y           # (..., n)
-    df = np.concatenate([v * x * s, t], axis=-2)  # ∇f: (..., 2N, n)
-    return N, w, v, t, s, r, df
+    W, v, X = _net(theta, x)
+    return two_layer.loss(W, v, X, y, normalization="mean")
 
 
 def training_gradient(theta, x, y):
-    """∇E_tr(θ) = (2/n) Σ_k r_k ∇f(x_k; θ), r_k = f(x_k; θ) − y_k (paper 000, eq. 5).
+    """∇E_tr(θ) = (2/n) Σ_k r_k ∇f(x_k; θ), r_k = f(x_k; θ) − y_k (eq. 5; :func:`rds.models.two_layer.gradient`).
 
     Parameters
     ----------
@@ -183,12 +185,12 @@ def training_gradient(theta, x, y):
     True
     """
     x, y = check_dataset(x, y)
-    _, _, _, _, _, r, df = _parts(theta, x, y)
-    return 2.0 * np.einsum("...k,...ak->...a", r, df) / x.size
+    W, v, X = _net(theta, x)
+    return two_layer.pack(*two_layer.gradient(W, v, X, y, normalization="mean"))
 
 
 def training_hessian(theta, x, y):
-    """Analytic Hessian ∇²E_tr(θ) = (2/n) Σ_k (∇f ∇fᵀ + r_k ∇²f).
+    """Analytic Hessian ∇²E_tr(θ) = (2/n) Σ_k (∇f ∇fᵀ + r_k ∇²f) (:func:`rds.models.two_layer.hessian`).
 
     With t = tanh(w_j x), s = 1 − t²: ∂f/∂w_j = v_j x s, ∂f/∂v_j = t, ∂²f/∂w_j² = −2 v_j x² s t,
     ∂²f/∂w_j∂v_j = x s, all other second derivatives 0. GD's Jacobian is I − η ∇²E_tr.
@@ -215,15 +217,8 @@ def training_hessian(theta, x, y):
     ((4, 4), True)
     """
     x, y = check_dataset(x, y)
-    N, w, v, t, s, r, df = _parts(theta, x, y)
-    H = np.einsum("...ak,...bk->...ab", df, df)
-    ww = np.sum(r[..., None, :] * v * x * x * (-2.0 * s * t), axis=-1)   # (..., N)
-    wv = np.sum(r[..., None, :] * x * s, axis=-1)
-    j = np.arange(N)
-    H[..., j, j] += ww
-    H[..., j, N + j] += wv
-    H[..., N + j, j] += wv
-    return 2.0 * H / x.size
+    W, v, X = _net(theta, x)
+    return two_layer.hessian(W, v, X, y, normalization="mean")
 
 
 def count_unstable(hessian, rtol: float = 1e-9):
@@ -262,30 +257,9 @@ def count_unstable(hessian, rtol: float = 1e-9):
 
 # --------------------------------------------------------------------------------------------------- E_gen
 
-_NODES_PER_PANEL = 24
-_LEGENDRE = np.polynomial.legendre.leggauss(_NODES_PER_PANEL)
-
-
 def _normal_rule(wmax, half_width=10.0):
-    """Nodes and weights of E_{x~N(0,1)}[g(x)] for g analytic except poles on the imaginary axis at |Im x| ≥ π/(2 wmax).
-
-    Composite Gauss–Legendre on [−L, L], L = 10 (the normal tail beyond is < 1e-22), with panels graded
-    geometrically away from 0 (where the poles of tanh(w x) come closest to the real line): the first panel has width
-    min(1, 1/wmax), each next one doubles up to width 1. Every panel then keeps the nearest pole ≥ 1 half-width
-    away, so 24 nodes per panel give relative accuracy far below 1e-13 for any w (plain Gauss–Hermite with 200 nodes
-    errs by 1e-8 at the authors' overfitting point and by 1e-2 at |w| = 10).
-    """
-    h = 1.0 if wmax <= 1.0 else 1.0 / wmax
-    edges = [0.0]
-    while edges[-1] < half_width:
-        edges.append(min(edges[-1] + min(h, 1.0), half_width))
-        h *= 2.0
-    edges = np.asarray(edges)
-    a, b = edges[:-1, None], edges[1:, None]
-    z, u = _LEGENDRE
-    xs = (0.5 * (a + b) + 0.5 * (b - a) * z).ravel()
-    ws = (0.5 * (b - a) * u).ravel() * np.exp(-0.5 * xs * xs) / np.sqrt(2 * np.pi)
-    return np.concatenate([-xs[::-1], xs]), np.concatenate([ws[::-1], ws])
+    """E_{x~N(0,1)} rule for tanh networks: :func:`rds.quadrature.normal_rule` (24 Gauss–Legendre nodes a panel)."""
+    return quadrature.normal_rule(wmax, half_width)
 
 
 def function_distance(theta_a, theta_b=None):
@@ -324,7 +298,7 @@ def function_distance(theta_a, theta_b=None):
 
 
 def generalization_error(theta):
-    """E_gen(θ) = E_{x~N(0,1)}[(f(x; θ) − 2 tanh(x))²] (paper 000, eq. 2), by quadrature accurate to ~1e-14.
+    """E_gen(θ) = E_{x~N(0,1)}[(f(x; θ) − 2 tanh(x))²] (Maleknia & Sato 2026, eq. 2), by quadrature accurate to ~1e-14.
 
     Parameters
     ----------
@@ -337,7 +311,7 @@ def generalization_error(theta):
     Notes
     -----
     The quadrature is a graded composite Gauss–Legendre rule against the normal density (see ``_normal_rule``);
-    the issue asked for Gauss–Hermite, which is not accurate to 1e-12 once |w| ≳ 2 (tanh(w x) has poles at
+    Gauss–Hermite would not be accurate to 1e-12 once |w| ≳ 2 (tanh(w x) has poles at
     x = ±iπ/(2w)). Tested against ``scipy.integrate.quad``.
 
     Examples
@@ -484,16 +458,13 @@ def _dataset_of(gd):
 
 
 def log_spaced_times(steps: int, num: int = 200):
-    """Integer times 0 and ≈ num log-spaced steps in [1, steps] (duplicates removed), int64 ascending."""
-    steps = integer(steps, "steps", 1)
-    num = integer(num, "num", 1)
-    t = np.unique(np.round(np.geomspace(1, steps, num)).astype(np.int64))
-    return np.concatenate([[0], t])
+    """Integer times 0 and ≈ num log-spaced steps in [1, steps] (:func:`rds.timegrid.log_times`), int64 ascending."""
+    return log_times(integer(steps, "steps", 1), integer(num, "num", 1), zero=True)
 
 
-def learning_curves(gd, initial, steps, num: int = 200, backend="numba", unstable_rtol: float = 1e-9,
-                    polish: bool = True):
-    """Learning curves of full-batch GD on a fixed dataset: E_tr, E_gen, Hessian spectrum and phases (papers 000/001).
+def learning_curves(gd, initial, steps, *, num: int = 200, backend=None, unstable_rtol: float = 1e-9,
+                    polish: bool = True, sample_seed: int = 0):
+    """Learning curves of full-batch GD on a fixed dataset: E_tr, E_gen, Hessian spectrum and phases (Maleknia & Sato).
 
     The trajectory is recorded at t = 0 and ``num`` log-spaced steps up to ``steps`` by the core engine
     (``gd.trajectory(..., times=...)``). At each record: E_tr (eq. 1), E_gen (eq. 2), |∇E_tr|, the Hessian of E_tr
@@ -512,17 +483,20 @@ def learning_curves(gd, initial, steps, num: int = 200, backend="numba", unstabl
     ----------
     gd : RandomDynamicalSystem
         From ``rds.models.teacher_student(x, y, hidden, eta)``.
-    initial : array_like, shape (2N,)
-        θ_0 = (w1…wN, v1…vN).
+    initial : array_like, shape (2N,) or (1, 2N); rds.regions.Box or callable
+        θ_0 = (w1…wN, v1…vN): one run (a Box or sampler draws one state, seeded by ``sample_seed``;
+        :mod:`rds.sampling`).
     steps : int
         Number of GD steps (paper: 3·10⁶).
-    num : int
-        Number of log-spaced record times (duplicates after rounding are dropped; t = 0 is added).
-    backend : {"numba", "numpy", None}
-        Engine backend (use "numba" for long runs; "numpy" for tiny tests).
-    unstable_rtol : float
+    num : int, keyword-only
+        Number of log-spaced record times (:func:`rds.timegrid.log_times`; t = 0 is added).
+    backend : {"numba", "numpy", "jax", None}, keyword-only
+        Engine backend; None (default) picks the fastest for the total work.
+    unstable_rtol : float, keyword-only
         Relative tolerance of :func:`count_unstable`.
-    polish : bool
+    sample_seed : int, keyword-only
+        Seed of the sampling when ``initial`` is a Box or sampler.
+    polish : bool, keyword-only
         Newton-polish the end point into θ_ovf (needed for the overfitting label; if False the end point is used).
 
     Returns
@@ -546,69 +520,85 @@ def learning_curves(gd, initial, steps, num: int = 200, backend="numba", unstabl
     ('time',)
     """
     x, y, N, eta = _dataset_of(gd)
-    initial = finite_array(initial, "initial", ndim=1)
-    if initial.size != gd.nvar:
-        raise ValueError(f"initial must have {gd.nvar} entries {gd.variables}, got {initial.size}")
+    X0, _ = initial_states(initial, gd.variables, members=1 if _is_sampler(initial) else None,
+                           sample_seed=sample_seed)
+    if X0.shape[0] != 1:
+        raise ValueError(f"initial: learning_curves follows one run; give one state ({gd.nvar},), got {X0.shape}")
+    initial = X0[0]
     steps = integer(steps, "steps", 1)
     times = log_spaced_times(steps, num)
     unstable_rtol = nonnegative(unstable_rtol, "unstable_rtol")
-    tr = gd.trajectory(initial[None, :], steps, times=times, backend=backend, progress=False)
-    S = tr.state.values[:, 0, :]                              # (time, var)
-    finite = np.all(np.isfinite(S), axis=-1)
-    Sf = np.where(finite[:, None], S, 0.0)
-    E_tr = np.where(finite, training_error(Sf, x, y), np.nan)
-    E_gen = np.where(finite, generalization_error(Sf), np.nan)
-    grad = np.where(finite, np.linalg.norm(training_gradient(Sf, x, y), axis=-1), np.nan)
-    H = training_hessian(Sf, x, y)
-    H[~finite] = np.nan
-    n_unst, lam = count_unstable(np.where(finite[:, None, None], H, 0.0), unstable_rtol)
-    lam[~finite] = np.nan
-
-    end = S[-1]
-    if finite[-1] and polish:
-        pol = overfitting_point(x, y, end)
-        theta_ovf, converged = pol["theta"], pol["converged"]
-    else:
-        theta_ovf, converged = end, False
-    d_sing = function_distance(Sf, np.zeros(2 * N))
-    d_ovf = function_distance(Sf, theta_ovf) if np.all(np.isfinite(theta_ovf)) else np.full(len(times), np.nan)
-    i_min = int(np.nanargmin(E_gen)) if np.any(finite) else 0
-    after = np.arange(len(times)) > i_min
-    phase = np.where(d_sing < E_gen, 0, np.where(after & (d_ovf < E_gen), 2, 1))
-    phase = np.where(finite, phase, -1).astype(np.int8)
-    dO = distance_to_optimal_set(Sf) if N == 2 else np.full(len(times), np.nan)
-
-    var = list(gd.variables)
-    ds = xr.Dataset(
-        {"state": (("time", "var"), S), "E_tr": ("time", E_tr), "E_gen": ("time", E_gen),
-         "grad_norm": ("time", grad), "d_singular": ("time", np.where(finite, d_sing, np.nan)),
-         "d_overfit": ("time", np.where(finite, d_ovf, np.nan)),
-         "distance_O": ("time", np.where(finite, dO, np.nan)),
-         "hessian": (("time", "var", "var_b"), H), "hessian_eigenvalues": (("time", "eig"), lam),
-         "n_unstable": ("time", np.where(finite, n_unst, -1).astype(np.int64)),
-         "phase": ("time", phase),
-         "overfitting_point": ("var", theta_ovf), "overfit_canonical": ("var", canonical(theta_ovf)),
-         "t_min_gen": ((), int(times[i_min])), "E_gen_min": ((), float(E_gen[i_min])),
-         "E_gen_final": ((), float(E_gen[-1])), "E_tr_final": ((), float(E_tr[-1]))},
-        coords={"time": times, "var": var, "var_b": var, "eig": np.arange(2 * N)},
-    )
-    ds["phase"].attrs.update({"flag_values": np.arange(len(PHASES), dtype=np.int8),
-                              "flag_meanings": " ".join(PHASES), "missing_value_meaning": "-1: diverged"})
-    ds["E_tr"].attrs["long_name"] = "training error (1/n) sum (f(x_k) - y_k)^2, paper 000 eq. 1"
-    ds["E_gen"].attrs["long_name"] = "generalisation error E_x[(f - 2 tanh)^2], x ~ N(0,1), paper 000 eq. 2"
-    ds["n_unstable"].attrs["long_name"] = "number of negative eigenvalues of the Hessian of E_tr (-1: diverged)"
-    ds["d_singular"].attrs["long_name"] = "E_x[f(x)^2]: squared L2 distance to the singular region f = 0"
-    ds["d_overfit"].attrs["long_name"] = "E_x[(f(x) - f(x; theta_ovf))^2]"
-    ds["distance_O"].attrs["long_name"] = "Euclidean distance in parameter space to the optimal set O (N = 2)"
+    tr = gd.trajectory(X0, steps, times=times, backend=backend, progress=False)
+    rec = _record_quantities(tr.state.values[:, 0, :], x, y, unstable_rtol, polish)
+    ds = _learning_curves_dataset(rec, times, gd.variables)
     ds.attrs.update(gd.describe())
     ds.attrs.update({
         "analysis": "learning_curves", "steps": steps, "num": int(num), "backend": tr.attrs["backend"],
         "initial": initial, "unstable_rtol": unstable_rtol, "n_diverged": int(tr.attrs["n_diverged"]),
-        "polish_converged": int(converged), "phases": " ".join(PHASES),
-        "phase_ranges": _ranges([PHASES[p] if p >= 0 else "diverged" for p in phase], times),
-        "unstable_ranges": _ranges([str(int(k)) for k in n_unst], times, finite),
+        "polish_converged": int(rec["converged"]), "phases": " ".join(PHASES),
+        "phase_ranges": _ranges([PHASES[p] if p >= 0 else "diverged" for p in rec["phase"]], times),
+        "unstable_ranges": _ranges([str(int(k)) for k in rec["n_unst"]], times, rec["finite"]),
         "quadrature": "composite Gauss-Legendre vs N(0,1) density, graded panels, |x| <= 10",
-        "equations": "paper 000: eq. 1 (E_tr), eq. GD, eq. 2 (E_gen); Hessian = (I - J)/eta"})
+        "equations": "Maleknia & Sato (2026): eq. 1 (E_tr), eq. GD, eq. 2 (E_gen); Hessian = (I - J)/eta"})
+    return ds
+
+
+def _is_sampler(initial):
+    return isinstance(initial, rds.regions.Box) or (callable(initial) and not isinstance(initial, np.ndarray))
+
+
+def _record_quantities(S, x, y, unstable_rtol, polish):
+    """E_tr, E_gen, |∇E_tr|, Hessian spectrum, landmark distances and phases at each record of S (time, var)."""
+    N = S.shape[1] // 2
+    finite = np.all(np.isfinite(S), axis=-1)
+    Sf = np.where(finite[:, None], S, 0.0)
+    E_gen = np.where(finite, generalization_error(Sf), np.nan)
+    H = training_hessian(Sf, x, y)
+    H[~finite] = np.nan
+    n_unst, lam = count_unstable(np.where(finite[:, None, None], H, 0.0), unstable_rtol)
+    lam[~finite] = np.nan
+    if finite[-1] and polish:
+        pol = overfitting_point(x, y, S[-1])
+        theta_ovf, converged = pol["theta"], pol["converged"]
+    else:
+        theta_ovf, converged = S[-1], False
+    d_sing = function_distance(Sf, np.zeros(2 * N))
+    d_ovf = function_distance(Sf, theta_ovf) if np.all(np.isfinite(theta_ovf)) else np.full(len(S), np.nan)
+    i_min = int(np.nanargmin(E_gen)) if np.any(finite) else 0
+    after = np.arange(len(S)) > i_min
+    phase = np.where(d_sing < E_gen, 0, np.where(after & (d_ovf < E_gen), 2, 1))
+    return {"S": S, "finite": finite, "E_tr": np.where(finite, training_error(Sf, x, y), np.nan), "E_gen": E_gen,
+            "grad": np.where(finite, np.linalg.norm(training_gradient(Sf, x, y), axis=-1), np.nan),
+            "H": H, "lam": lam, "n_unst": n_unst, "theta_ovf": theta_ovf, "converged": converged,
+            "d_sing": np.where(finite, d_sing, np.nan), "d_ovf": np.where(finite, d_ovf, np.nan), "i_min": i_min,
+            "phase": np.where(finite, phase, -1).astype(np.int8),
+            "dO": np.where(finite, distance_to_optimal_set(Sf) if N == 2 else np.nan, np.nan)}
+
+
+def _learning_curves_dataset(rec, times, variables):
+    """The Dataset of :func:`learning_curves` from the recorded quantities (without the run's attrs)."""
+    finite, i_min, E_gen, E_tr = rec["finite"], rec["i_min"], rec["E_gen"], rec["E_tr"]
+    var = list(variables)
+    ds = xr.Dataset(
+        {"state": (("time", "var"), rec["S"]), "E_tr": ("time", E_tr), "E_gen": ("time", E_gen),
+         "grad_norm": ("time", rec["grad"]), "d_singular": ("time", rec["d_sing"]),
+         "d_overfit": ("time", rec["d_ovf"]), "distance_O": ("time", rec["dO"]),
+         "hessian": (("time", "var", "var_b"), rec["H"]), "hessian_eigenvalues": (("time", "eig"), rec["lam"]),
+         "n_unstable": ("time", np.where(finite, rec["n_unst"], -1).astype(np.int64)),
+         "phase": ("time", rec["phase"]),
+         "overfitting_point": ("var", rec["theta_ovf"]), "overfit_canonical": ("var", canonical(rec["theta_ovf"])),
+         "t_min_gen": ((), int(times[i_min])), "E_gen_min": ((), float(E_gen[i_min])),
+         "E_gen_final": ((), float(E_gen[-1])), "E_tr_final": ((), float(E_tr[-1]))},
+        coords={"time": times, "var": var, "var_b": var, "eig": np.arange(len(var))},
+    )
+    ds["phase"].attrs.update({"flag_values": np.arange(len(PHASES), dtype=np.int8),
+                              "flag_meanings": " ".join(PHASES), "missing_value_meaning": "-1: diverged"})
+    ds["E_tr"].attrs["long_name"] = "training error (1/n) sum (f(x_k) - y_k)^2, eq. 1"
+    ds["E_gen"].attrs["long_name"] = "generalisation error E_x[(f - 2 tanh)^2], x ~ N(0,1), eq. 2"
+    ds["n_unstable"].attrs["long_name"] = "number of negative eigenvalues of the Hessian of E_tr (-1: diverged)"
+    ds["d_singular"].attrs["long_name"] = "E_x[f(x)^2]: squared L2 distance to the singular region f = 0"
+    ds["d_overfit"].attrs["long_name"] = "E_x[(f(x) - f(x; theta_ovf))^2]"
+    ds["distance_O"].attrs["long_name"] = "Euclidean distance in parameter space to the optimal set O (N = 2)"
     return ds
 
 
@@ -632,24 +622,29 @@ END_KINDS = ("strict_min", "degenerate_min", "saddle", "not_critical")
 """Labels of the ``kind`` variable of :func:`convergence_modulo_symmetry`."""
 
 
-def convergence_modulo_symmetry(gd, initial, steps, backend="numba", polish: bool = True,
-                                unstable_rtol: float = 1e-9, critical_tol: float = 1e-10):
+def convergence_modulo_symmetry(gd, initial, steps, backend=None, polish: bool = True,
+                                unstable_rtol: float = 1e-9, critical_tol: float = 1e-10, *, members=None,
+                                sample_seed: int = 0):
     """Run GD from many initial conditions and compare the end points modulo symmetry (Theorem 3.1).
 
     Parameters
     ----------
     gd : RandomDynamicalSystem
         From ``rds.models.teacher_student``.
-    initial : array_like, shape (member, 2N)
+    initial : array_like (member, 2N) or (2N,), rds.regions.Box, or callable
+        Initial states, or how to draw ``members`` of them (seeded by ``sample_seed``; :mod:`rds.sampling`).
     steps : int
         GD steps before (optional) Newton polishing.
-    backend : {"numba", "numpy", None}
+    backend : {"numba", "numpy", "jax", None}
+        Engine backend; None (default) picks the fastest for the total work.
     polish : bool
         Newton-polish each end point (:func:`overfitting_point`).
     unstable_rtol : float
         Relative tolerance for zero Hessian eigenvalues (:func:`count_unstable`).
     critical_tol : float
         |∇E_tr| below which an end point counts as critical.
+    members, sample_seed : int, keyword-only
+        Number of states to draw when ``initial`` is a Box or sampler, and the sampling seed.
 
     Returns
     -------
@@ -674,9 +669,7 @@ def convergence_modulo_symmetry(gd, initial, steps, backend="numba", polish: boo
     ('member', 'var')
     """
     x, y, N, eta = _dataset_of(gd)
-    initial = finite_array(initial, "initial", ndim=2)
-    if initial.shape[1] != gd.nvar:
-        raise ValueError(f"initial must have shape (member, {gd.nvar}), got {initial.shape}")
+    initial, _ = initial_states(initial, gd.variables, members=members, sample_seed=sample_seed)
     steps = integer(steps, "steps", 1)
     end = gd.evolve(initial, steps, backend=backend, progress=False)
     M = end.shape[0]
@@ -725,101 +718,23 @@ def convergence_modulo_symmetry(gd, initial, steps, backend="numba", polish: boo
     ds.attrs.update({"analysis": "convergence_modulo_symmetry", "unstable_rtol": unstable_rtol,
                      "critical_tol": critical_tol, "n_strict_min": int(strict.sum()),
                      "n_degenerate_min": int((kind == 1).sum()), "steps": steps, "polish": int(polish),
-                     "n_diverged": int((~finite).sum()), "reference": "paper 000, Theorem 3.1"})
+                     "n_diverged": int((~finite).sum()), "reference": "Maleknia & Sato 2026, Theorem 3.1"})
     return ds
 
 
 # --------------------------------------------------------------------------------------------------- plots
+# The figures live in analysis.plots_overfitting; these lazy re-exports keep the names (matplotlib is imported only
+# when a figure is drawn).
 
 def plot_learning_curves(curves, labels=None, ax=None):
-    """Log–log learning curves (paper 000, Fig. 4 left): E_tr solid, E_gen dashed, one colour per Dataset.
+    """Log–log learning curves; see :func:`analysis.plots_overfitting.plot_learning_curves`."""
+    from analysis.plots_overfitting import plot_learning_curves as _plot
 
-    Parameters
-    ----------
-    curves : xarray.Dataset or sequence of them (from :func:`learning_curves`)
-    labels : sequence of str, optional
-    ax : matplotlib Axes, optional
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Examples
-    --------
-    >>> import matplotlib; matplotlib.use("Agg")
-    >>> import matplotlib.pyplot as plt, rds
-    >>> x, y = make_dataset(20, noise_std=0.1, seed=0)
-    >>> gd = rds.models.teacher_student(x, y, hidden=2, eta=0.05)
-    >>> ds = learning_curves(gd, [-0.13, 0.13, 0.16, -0.15], 200, num=10, backend="numpy", polish=False)
-    >>> fig = plot_learning_curves(ds, labels=["σ_ε = 0.1"])
-    >>> len(fig.axes[0].lines)   # E_tr, E_gen and the marker of min E_gen
-    3
-    >>> plt.close(fig)
-    """
-    import matplotlib.pyplot as plt
-
-    if isinstance(curves, xr.Dataset):
-        curves = [curves]
-    labels = labels or [f"run {i}" for i in range(len(curves))]
-    fig, ax = (plt.subplots(figsize=(6, 4)) if ax is None else (ax.figure, ax))
-    for i, (ds, lab) in enumerate(zip(curves, labels)):
-        sel = ds.sel(time=ds.time > 0)
-        c = f"C{i}"
-        ax.loglog(sel.time, sel.E_tr, color=c, label=f"{lab}: $E_{{tr}}$")
-        ax.loglog(sel.time, sel.E_gen, color=c, ls="--", label=f"{lab}: $E_{{gen}}$")
-        ax.plot(int(ds.t_min_gen), float(ds.E_gen_min), "v", color=c, ms=6)
-    ax.set_xlabel("GD step t")
-    ax.set_ylabel("error")
-    ax.legend(fontsize=7)
-    return fig
+    return _plot(curves, labels=labels, ax=ax)
 
 
 def plot_trajectory(curves, axes=None):
-    """Trajectory in (w1, w2) and (v1, v2), coloured by log10 t, with O and the overfitting point (paper 000, Fig. 4).
+    """(w1, w2) and (v1, v2) trajectory; see :func:`analysis.plots_overfitting.plot_trajectory`."""
+    from analysis.plots_overfitting import plot_trajectory as _plot
 
-    O is drawn as its symmetry images of the lines A, B, C (grey); the overfitting point's 8 images are red stars.
-
-    Parameters
-    ----------
-    curves : xarray.Dataset from :func:`learning_curves` (N = 2)
-    axes : two matplotlib Axes, optional
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Examples
-    --------
-    >>> import matplotlib; matplotlib.use("Agg")
-    >>> import matplotlib.pyplot as plt, rds
-    >>> x, y = make_dataset(20, noise_std=0.1, seed=0)
-    >>> gd = rds.models.teacher_student(x, y, hidden=2, eta=0.05)
-    >>> ds = learning_curves(gd, [-0.13, 0.13, 0.16, -0.15], 200, num=10, backend="numpy", polish=False)
-    >>> fig = plot_trajectory(ds)
-    >>> len(fig.axes)   # (w1, w2), (v1, v2) and the colour bar
-    3
-    >>> plt.close(fig)
-    """
-    import matplotlib.pyplot as plt
-
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-    else:
-        fig = axes[0].figure
-    sel = curves.sel(time=curves.time > 0)
-    S = sel.state.values
-    lt = np.log10(sel.time.values)
-    Ofull = orbit(optimal_set_sample(200, 3.0)).reshape(-1, 4)
-    ovf = orbit(curves.overfitting_point.values)
-    for ax, (i, j), name in zip(axes, [(0, 1), (2, 3)], ["w", "v"]):
-        ax.scatter(Ofull[:, i], Ofull[:, j], s=1, color="0.75", label="O (optimal region)")
-        sc = ax.scatter(S[:, i], S[:, j], c=lt, s=8, cmap="viridis")
-        ax.plot(ovf[:, i], ovf[:, j], "r*", ms=10, label="overfitting point (all images)")
-        ax.set_xlabel(f"${name}_1$")
-        ax.set_ylabel(f"${name}_2$")
-        ax.set_xlim(-3, 3)
-        ax.set_ylim(-3, 3)
-        ax.set_aspect("equal")
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.colorbar(sc, ax=list(axes), label="log10 t")
-    return fig
+    return _plot(curves, axes=axes)

@@ -1,4 +1,4 @@
-"""Plots for escape times (paper 002, Fig. 5): τ*(σ²) log–log with intervals and censoring, and survival curves."""
+"""Plots for escape times (Sato et al. 2022, Fig. 5): τ*(σ²) log–log with intervals and censoring, survival curves."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 __all__ = ["plot_escape_time_scan", "plot_survival"]
 
 
-def plot_escape_time_scan(scans, labels=None, title=None):
-    """τ* against σ² (log–log) with bootstrap intervals, and the censored fraction below (paper 002, Fig. 5).
+def plot_escape_time_scan(scans, labels=None, title=None, axes=None):
+    """τ* against σ² (log–log) with bootstrap intervals, and the censored fraction below (Sato et al. 2022, Fig. 5).
 
     Parameters
     ----------
@@ -17,6 +17,8 @@ def plot_escape_time_scan(scans, labels=None, title=None):
     labels : sequence of str or None
         One label per scan.
     title : str or None
+    axes : (Axes, Axes) or None
+        The two axes (τ*, censored fraction) to draw into; a new figure is made when omitted.
 
     Returns
     -------
@@ -28,7 +30,6 @@ def plot_escape_time_scan(scans, labels=None, title=None):
 
     Examples
     --------
-    >>> import matplotlib; matplotlib.use("Agg")
     >>> import rds, analysis
     >>> from rds.regions import Box
     >>> ds = analysis.escape_time_scan(lambda s2: rds.models.fukumizu_amari_reduced(sigma2=s2), [0.05, 0.1],
@@ -43,7 +44,11 @@ def plot_escape_time_scan(scans, labels=None, title=None):
     labels = list(labels) if labels is not None else [s.attrs.get("model", f"scan {i}") for i, s in enumerate(scans)]
     if len(labels) != len(scans):
         raise ValueError("labels must have one entry per scan")
-    fig, (ax, axc) = plt.subplots(2, 1, sharex=True, figsize=(6.5, 6.5), gridspec_kw={"height_ratios": [3, 1]})
+    if axes is None:
+        fig, (ax, axc) = plt.subplots(2, 1, sharex=True, figsize=(6.5, 6.5), gridspec_kw={"height_ratios": [3, 1]})
+    else:
+        ax, axc = axes
+        fig = ax.figure
     for k, (ds, lab) in enumerate(zip(scans, labels)):
         color = f"C{k}"
         s2 = ds.sigma2.values
@@ -85,7 +90,7 @@ def plot_escape_time_scan(scans, labels=None, title=None):
     return fig
 
 
-def plot_survival(ds, sigma2=None, title=None):
+def plot_survival(ds, sigma2=None, title=None, ax=None):
     """Kaplan–Meier survival curves S(t) with Greenwood bands, one per σ² (log time axis).
 
     Parameters
@@ -95,6 +100,8 @@ def plot_survival(ds, sigma2=None, title=None):
     sigma2 : sequence of float or None
         Subset of σ² values to draw (nearest available); default all.
     title : str or None
+    ax : matplotlib Axes or None
+        Axes to draw into; a new figure is made when omitted.
 
     Returns
     -------
@@ -102,7 +109,6 @@ def plot_survival(ds, sigma2=None, title=None):
 
     Examples
     --------
-    >>> import matplotlib; matplotlib.use("Agg")
     >>> import numpy as np, rds, analysis
     >>> from rds.regions import Box
     >>> red = rds.models.fukumizu_amari_reduced(sigma2=0.07)
@@ -112,7 +118,7 @@ def plot_survival(ds, sigma2=None, title=None):
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = plt.subplots(figsize=(6.5, 4.5)) if ax is None else (ax.figure, ax)
     if "sigma2" in ds.dims:
         sel = ds.sigma2.values if sigma2 is None else ds.sigma2.sel(sigma2=list(sigma2), method="nearest").values
         rows = [(float(s), ds.sel(sigma2=s)) for s in sel]

@@ -33,7 +33,6 @@ def plot_exponent_history(ds, ax=None, reference=None):
 
     Examples
     --------
-    >>> import matplotlib; matplotlib.use("Agg")
     >>> import matplotlib.pyplot as plt, numpy as np, rds, analysis
     >>> def step(state, xi, params):
     ...     x, y = state
@@ -81,7 +80,6 @@ def plot_exponent_vs_sigma2(sigma2, mean, stderr, ax=None, reference=None, refer
 
     Examples
     --------
-    >>> import matplotlib; matplotlib.use("Agg")
     >>> import matplotlib.pyplot as plt, numpy as np
     >>> s2 = np.array([0.1, 0.3, 1.0])
     >>> fig = plot_exponent_vs_sigma2(s2, -s2 / 2 + 0.01, [0.01, 0.01, 0.02], reference=-s2 / 2,
@@ -120,7 +118,6 @@ def plot_transverse_exponents(ds, ax=None, symlog=True):
 
     Examples
     --------
-    >>> import matplotlib; matplotlib.use("Agg")
     >>> import matplotlib.pyplot as plt, numpy as np, rds, analysis
     >>> make = lambda s2: rds.models.fukumizu_amari(eta=0.1, sigma2=s2)
     >>> ds = analysis.transverse_exponents(make, [0.1, 1.0], np.array([[0.5, 0.5]]), 200, transient=50,

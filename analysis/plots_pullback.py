@@ -1,4 +1,4 @@
-"""Plots of finite-time pullback attractors in the style of paper 002, Fig. 4.
+"""Plots of finite-time pullback attractors in the style of Sato et al. 2022, Fig. 4.
 
 Each panel shows one set Ã_τ(t, ω) (eq. C.2) of the Fukumizu–Amari network: the members' (w1, w2) as red dots
 and their (v1, v2) as blue dots in the same axes, the diagonal w1 = w2 / v1 = v2 (the degenerate subspaces M_w,
@@ -15,7 +15,7 @@ __all__ = ["plot_pullback_attractors"]
 
 
 def plot_pullback_attractors(datasets, diagnostics=None, max_points=20000, lim=5.0, markersize=1.0,
-                             taus=None, titles=None, seed=0):
+                             taus=None, titles=None, seed=0, axes=None):
     """Fig. 4-style panels: (w1, w2) red and (v1, v2) blue per τ, diagonal and θ* marked.
 
     Parameters
@@ -37,6 +37,8 @@ def plot_pullback_attractors(datasets, diagnostics=None, max_points=20000, lim=5
         Column titles (default: "σ² = …").
     seed : int
         Seed of the subsampling.
+    axes : 2-d array of matplotlib Axes (tau, dataset), optional
+        Axes to draw into; a new figure is made when omitted.
 
     Returns
     -------
@@ -70,8 +72,12 @@ def plot_pullback_attractors(datasets, diagnostics=None, max_points=20000, lim=5
         taus = datasets[0]["tau"].values
     taus = [int(x) for x in taus]
     ncol, nrow = len(datasets), len(taus)
-    fig = Figure(figsize=(3.4 * ncol, 3.2 * nrow), layout="constrained")
-    axes = np.asarray(fig.subplots(nrow, ncol, squeeze=False))
+    if axes is None:
+        fig = Figure(figsize=(3.4 * ncol, 3.2 * nrow), layout="constrained")
+        axes = np.asarray(fig.subplots(nrow, ncol, squeeze=False))
+    else:
+        axes = np.asarray(axes, dtype=object).reshape(nrow, ncol)
+        fig = axes[0, 0].figure
     rng = np.random.default_rng(seed)
     for j, (ds, dg) in enumerate(zip(datasets, diagnostics)):
         st = ds["state"].transpose("tau", "member", "var")

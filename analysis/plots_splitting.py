@@ -1,17 +1,15 @@
-"""Plots of neuron-splitting plateaus (paper 003): local-min / saddle regions over the coefficients beta.
+"""Plots of neuron-splitting plateaus: local-min / saddle regions over the coefficients beta.
 
-All functions use matplotlib's Agg backend (no display needed) and return the Figure.
+Reference: "A geometric characterization of the stationary plateau for two-layer neural networks".
+
+Each function takes ``ax=`` (or ``axes=``) to draw into existing axes and returns the Figure; matplotlib is
+imported only when a plot is made, and new figures use the object-oriented API (``matplotlib.figure.Figure``), so
+no backend is chosen or changed.
 """
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
+import numpy as np
 
 _COLORS = {0: "#4c9f70", 1: "#d1495b", 2: "#bbbbbb"}  # local_min, saddle, undetermined
 _NAMES = {0: "local min", 1: "saddle", 2: "undetermined"}
@@ -21,8 +19,8 @@ def plot_plateau_map(ds, ax=None, title=None):
     """Plot a plateau map from :func:`analysis.neuron_splitting.plateau_map`.
 
     Two daughters: the smallest eigenvalue of the wide Hessian transverse to the plateau against
-    ``beta_0`` (``beta_1 = 1 - beta_0``), points coloured by the theorem's verdict (Theorems 1-4 of
-    paper 003). Three daughters: the ``(beta_0, beta_1)`` plane coloured by the verdict, with the lines
+    ``beta_0`` (``beta_1 = 1 - beta_0``), points coloured by the theorem's verdict (Theorems 1-4).
+    Three daughters: the ``(beta_0, beta_1)`` plane coloured by the verdict, with the lines
     ``beta_0 = 0``, ``beta_1 = 0`` and ``beta_2 = 0`` that bound the regions of Theorem 1.
 
     Parameters
@@ -46,8 +44,13 @@ def plot_plateau_map(ds, ax=None, title=None):
     dims = ds["kind"].dims
     if dims not in (("beta_0",), ("beta_0", "beta_1")):
         raise ValueError(f"ds: plot needs a plateau map with 2 or 3 daughters, got kind dims {dims}")
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
     if ax is None:
-        fig, ax = plt.subplots(figsize=(4.5, 3.6), layout="constrained")
+        fig = Figure(figsize=(4.5, 3.6), layout="constrained")
+        ax = fig.add_subplot()
     else:
         fig = ax.figure
     kind = ds["kind"].values
@@ -81,7 +84,7 @@ def plot_plateau_map(ds, ax=None, title=None):
         ax.set_ylim(b1.min(), b1.max())
         ax.set_xlabel(r"$\beta_0$")
         ax.set_ylabel(r"$\beta_1$  ($\beta_2 = 1-\beta_0-\beta_1$)")
-        handles = [plt.Rectangle((0, 0), 1, 1, color=_COLORS[c]) for c in (0, 1) if np.any(kind == c)]
+        handles = [Rectangle((0, 0), 1, 1, color=_COLORS[c]) for c in (0, 1) if np.any(kind == c)]
         labels = [_NAMES[c] for c in (0, 1) if np.any(kind == c)]
         if handles:
             ax.legend(handles, labels, fontsize=7, loc="upper right")
@@ -89,7 +92,7 @@ def plot_plateau_map(ds, ax=None, title=None):
     return fig
 
 
-def plot_plateau_maps(maps, titles=None):
+def plot_plateau_maps(maps, titles=None, axes=None):
     """Grid of plateau maps: one row per case, one column per number of daughters.
 
     Parameters
@@ -97,6 +100,8 @@ def plot_plateau_maps(maps, titles=None):
     maps : sequence of sequences of xarray.Dataset
         ``maps[row][col]`` as from :func:`analysis.neuron_splitting.plateau_map`.
     titles : sequence of sequences of str, optional
+    axes : 2-d array of matplotlib Axes, optional
+        ``axes[row][col]`` to draw into; a new figure is made when omitted.
 
     Returns
     -------
@@ -107,8 +112,13 @@ def plot_plateau_maps(maps, titles=None):
     >>> fig = plot_plateau_maps([[pd2, pd3], [nd2, nd3]])   # doctest: +SKIP
     """
     rows, cols = len(maps), max(len(r) for r in maps)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), layout="constrained",
-                             squeeze=False)
+    if axes is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(4.2 * cols, 3.4 * rows), layout="constrained")
+        axes = fig.subplots(rows, cols, squeeze=False)
+    else:
+        fig = np.asarray(axes).ravel()[0].figure
     for i, row in enumerate(maps):
         for k, ds in enumerate(row):
             plot_plateau_map(ds, ax=axes[i][k], title=None if titles is None else titles[i][k])

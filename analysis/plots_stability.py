@@ -1,16 +1,28 @@
-"""Fig. 3-style plots of local Jacobian stability on M_wv (paper 002, §3.2, Fig. 3).
+"""Fig. 3-style plots of local Jacobian stability on M_wv (Sato et al. 2022, §3.2, Fig. 3).
 
 Both functions take the Dataset of :func:`analysis.degenerate_stability.degenerate_stability`, draw with the
-object-oriented matplotlib API (no pyplot state, safe under the Agg backend) and return the Figure.
+object-oriented matplotlib API (no pyplot state; matplotlib is imported only when a figure is drawn and no backend
+is chosen) and return the Figure. ``axes=`` draws into existing axes, one per σ² panel.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.figure import Figure
 
 
-def plot_mu_eigenvalues(ds, point=0, sigma2=None):
+def _panels(axes, n, size):
+    if axes is not None:
+        axes = list(np.ravel(axes))
+        if len(axes) != n:
+            raise ValueError(f"axes: need {n} axes (one per sigma2 panel), got {len(axes)}")
+        return axes[0].figure, axes
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, list(fig.subplots(1, n, squeeze=False)[0])
+
+
+def plot_mu_eigenvalues(ds, point=0, sigma2=None, axes=None):
     """Fig. 3 (left): μ+(x; w, v) (red), μ−(x; w, v) (blue) and the input density ρ(x) (grey, right axis).
 
     Parameters
@@ -21,6 +33,9 @@ def plot_mu_eigenvalues(ds, point=0, sigma2=None):
         Index along dim ``point``.
     sigma2 : sequence of float, optional
         Which σ² to draw densities for (default: all in ``ds``); one panel per σ².
+
+    axes : sequence of matplotlib Axes, optional
+        One per σ² panel; a new figure is made when omitted.
 
     Returns
     -------
@@ -34,8 +49,7 @@ def plot_mu_eigenvalues(ds, point=0, sigma2=None):
     """
     s2_all = np.atleast_1d(ds["sigma2"].values)
     s2_list = s2_all if sigma2 is None else np.atleast_1d(np.asarray(sigma2, dtype=float))
-    fig = Figure(figsize=(4.2 * len(s2_list), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(s2_list), squeeze=False)[0]
+    fig, axes = _panels(axes, len(s2_list), (4.2 * len(s2_list), 3.4))
     x = ds["x"].values
     mm = ds["mu_minus"].isel(point=point).values
     mp = ds["mu_plus"].isel(point=point).values
@@ -60,7 +74,7 @@ def plot_mu_eigenvalues(ds, point=0, sigma2=None):
     return fig
 
 
-def plot_pi_map(ds, sigma2=None, levels=(0.1, 0.3, 0.5)):
+def plot_pi_map(ds, sigma2=None, levels=(0.1, 0.3, 0.5), axes=None):
     """Fig. 3 (right): π(w, v) on M_wv (darker = more often attracting) with the valley C (red, eq. A.6).
 
     Parameters
@@ -71,6 +85,9 @@ def plot_pi_map(ds, sigma2=None, levels=(0.1, 0.3, 0.5)):
         Panels to draw (default: all σ² in ``ds``). Colour scale is shared, [0, 1].
     levels : sequence of float
         π contour levels drawn in black.
+
+    axes : sequence of matplotlib Axes, optional
+        One per σ² panel; a new figure is made when omitted.
 
     Returns
     -------
@@ -85,8 +102,7 @@ def plot_pi_map(ds, sigma2=None, levels=(0.1, 0.3, 0.5)):
     """
     s2_all = np.atleast_1d(ds["sigma2"].values)
     s2_list = s2_all if sigma2 is None else np.atleast_1d(np.asarray(sigma2, dtype=float))
-    fig = Figure(figsize=(4.0 * len(s2_list) + 0.8, 3.8), layout="constrained")
-    axes = fig.subplots(1, len(s2_list), squeeze=False)[0]
+    fig, axes = _panels(axes, len(s2_list), (4.0 * len(s2_list) + 0.8, 3.8))
     w = ds["w"].values
     v = ds["v"].values
     mesh = None

@@ -33,6 +33,7 @@ from scipy.spatial import cKDTree
 from rds import engine
 from rds._checks import integer, nonnegative
 from rds.regions import Box
+from rds.sampling import initial_states
 from rds.symmetry import canonical, orbit
 
 __all__ = ["pullback_attractor", "pullback_diagnostics", "hausdorff_distance", "sample_initial",
@@ -64,20 +65,25 @@ def _check_taus(taus) -> np.ndarray:
     return arr
 
 
+_EQUATIONS = ("Sato, Tsutsui & Fujiwara, Physica D 430 (2022) 133095, eq. C.2: "
+              "A_tau(t, omega) = phi(tau, theta_{t-tau} omega) B; Fig. 4")
+
+
 def sample_initial(sampler, variables, members, *, sample_seed=0):
     """Draw the initial set B from a sampler.
 
     Parameters
     ----------
     sampler : rds.regions.Box or callable
-        A :class:`rds.regions.Box` with finite bounds on *every* variable (uniform sampling in the box), or a
-        callable ``sampler(rng, members) -> array (members, var)`` given a ``numpy.random.Generator``.
+        A :class:`rds.regions.Box` with finite bounds on *every* variable (uniform sampling in the box, each
+        coordinate in ``(low, high]``), or a callable ``sampler(rng, members) -> array (members, var)`` given a
+        ``numpy.random.Generator`` (:mod:`rds.sampling`).
     variables : sequence of str
         The system's variables (the column order of the result).
     members : int
         Number of members (≥ 1).
     sample_seed : int
-        Seed of the generator (independent of the noise seed of the dynamics).
+        Seed of the generator :func:`rds.sampling.sampler_rng` (independent of the noise seed of the dynamics).
 
     Returns
     -------
@@ -91,62 +97,21 @@ def sample_initial(sampler, variables, members, *, sample_seed=0):
     (5, 4)
     """
     variables = tuple(variables)
-    members = integer(members, "members", 1)
-    sample_seed = integer(sample_seed, "sample_seed", 0)
-    rng = np.random.default_rng(sample_seed)
-    if isinstance(sampler, Box):
-        extra = [v for v in sampler.variables if v not in variables]
-        if extra:
-            raise ValueError(f"initial: Box variables {extra} are not variables of the system {variables}")
-        low, high = sampler.bounds_for(variables)
-        return low + (high - low) * rng.random((members, len(variables)))
-    if callable(sampler):
-        out = np.asarray(sampler(rng, members), dtype=float)
-        if out.shape != (members, len(variables)):
-            raise ValueError(f"initial: the sampler must return shape (members, var) = ({members}, "
-                             f"{len(variables)}), got {out.shape}")
-        return out
+    if isinstance(sampler, Box) or (callable(sampler) and not isinstance(sampler, np.ndarray)):
+        return initial_states(sampler, variables, members=integer(members, "members", 1), sample_seed=sample_seed)[0]
     raise TypeError(f"initial must be an array (member, var), an rds.regions.Box or a callable sampler, "
                     f"got {type(sampler).__name__}")
 
 
 def _initial_set(system, initial, members, sample_seed):
-    """(B, description) with B of shape (member, var), validated."""
-    if isinstance(initial, Box) or (callable(initial) and not isinstance(initial, np.ndarray)):
-        if members is None:
-            raise ValueError("members must be given (a positive integer) when initial is a sampler")
-        B = sample_initial(initial, system.variables, members, sample_seed=sample_seed)
-        if isinstance(initial, Box):
-            desc = (f"uniform in Box(low={initial.low.tolist()}, high={initial.high.tolist()}, "
-                    f"variables={list(initial.variables)})")
-        else:
-            desc = f"sampler {getattr(initial, '__name__', type(initial).__name__)}"
-    else:
-        try:
-            B = np.array(initial, dtype=float)
-        except (TypeError, ValueError):
-            raise TypeError("initial must be a real array (member, var), an rds.regions.Box or a callable "
-                            "sampler") from None
-        if B.ndim != 2:
-            raise ValueError(f"initial must have shape (member, var), got shape {B.shape}")
-        if members is not None and integer(members, "members", 1) != B.shape[0]:
-            raise ValueError(f"members = {members} does not match the {B.shape[0]} rows of initial")
-        desc = "given array"
-    if B.ndim != 2 or B.shape[1] != system.nvar:
-        raise ValueError(f"initial must have shape (member, {system.nvar}) for variables {system.variables}, "
-                         f"got {B.shape}")
-    if B.shape[0] == 0:
-        raise ValueError("initial must contain at least one member (the set B is empty)")
-    if not np.all(np.isfinite(B)):
-        bad = int(np.sum(~np.all(np.isfinite(B), axis=1)))
-        raise ValueError(f"initial must be finite: {bad} member(s) contain NaN or inf")
-    return B, desc
+    """(B, description) with B of shape (member, var), validated (:func:`rds.sampling.initial_states`)."""
+    return initial_states(initial, system.variables, members=members, sample_seed=sample_seed, single=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # the analysis
 
-def pullback_attractor(system, initial, taus, *, t=0, seed=0, realization=0, members=None, sample_seed=0,
+def pullback_attractor(system, initial, taus, *, t=0, seed=0, realization=0, members=None, sample_seed=None,
                        backend=None, executor=None, chunk_size=None, progress=None) -> xr.Dataset:
     """Finite-time pullback attractors Ã_τ(t, ω) = φ(τ, θ_{t−τ}ω) B for several pullback times τ (eq. C.2).
 
@@ -172,8 +137,8 @@ def pullback_attractor(system, initial, taus, *, t=0, seed=0, realization=0, mem
         The noise path ω (common to all members when ``system.common_noise``, the RDS picture).
     members : int or None
         Number of members to draw when ``initial`` is a sampler (must match the rows of an array if given).
-    sample_seed : int
-        Seed for sampling B (independent of the noise seed).
+    sample_seed : int or None
+        Seed for sampling B (:func:`rds.sampling.sampler_rng`, a stream apart from the noise); None: ``seed``.
     backend, executor, chunk_size, progress
         Passed to :meth:`rds.RandomDynamicalSystem.evolve`; the result does not depend on them (up to ~1e-12
         between the NumPy and Numba backends).
@@ -199,6 +164,7 @@ def pullback_attractor(system, initial, taus, *, t=0, seed=0, realization=0, mem
     >>> bool(np.array_equal(ds.state.sel(tau=0), ds.initial))
     True
     """
+    sample_seed = seed if sample_seed is None else sample_seed
     B, desc = _initial_set(system, initial, members, sample_seed)
     taus = _check_taus(taus)
     t = integer(t, "t")
@@ -226,7 +192,7 @@ def pullback_attractor(system, initial, taus, *, t=0, seed=0, realization=0, mem
         "analysis": "pullback_attractor",
         "method": "finite-time pullback attractor: B evolved from t - tau to t under one shared noise path "
                   "(replayed by absolute time); one run per tau, cost members * sum(tau)",
-        "equation": "paper 002, eq. C.2: A_tau(t, omega) = phi(tau, theta_{t-tau} omega) B; Fig. 4",
+        "equations": _EQUATIONS, "equation": _EQUATIONS,  # "equation": former name, kept
         "t": t, "seed": seed, "realization": realization, "initial_set": desc, "sample_seed": int(sample_seed),
         "members": int(M), "backend": ",".join(sorted(backends)) or "none",
         "member_steps": int(M) * int(taus.sum()),

@@ -1,4 +1,4 @@
-"""Transverse Lyapunov exponents of the degenerate subspaces M_wv and M_w of the FA model (paper 002, §3).
+"""Transverse Lyapunov exponents of the degenerate subspaces M_wv and M_w of the FA model (Sato et al. 2022, §3).
 
 In the coordinates of eq. 19, p = (w1+w2)/2, q = (v1+v2)/2, r = (w1−w2)/2, s = (v1−v2)/2, the doubly degenerate
 subspace M_wv = {r = s = 0} (eq. 18) is invariant under the SGD map for every input x (eqs. 20–24: r' = s' = 0 when
@@ -17,7 +17,7 @@ e_q ∝ (0, 0, 1, 1), orthogonalised against them, give the **tangential** expon
 M_wv, eqs. 31–35). Both invariances are checked and reported (``off_subspace``, ``leak``).
 
 A negative largest transverse exponent means that M_wv attracts nearby trajectories along almost every noise path
-(noise-induced synchronisation of the two hidden neurons, the analogue of paper 002, Theorem 1 and App. D).
+(noise-induced synchronisation of the two hidden neurons, the analogue of Sato et al. 2022, Theorem 1 and App. D).
 
 M_w = {r = 0} (eq. 17) is **not** invariant (r' ≠ 0 when s ≠ 0), so it has no transverse exponent in the sense of
 the multiplicative ergodic theorem: the r-direction of the tangent map is not invariant either, and a tangent vector
@@ -39,87 +39,14 @@ import xarray as xr
 from analysis.lyapunov import lyapunov_spectrum, standard_error
 from rds._checks import integer
 from rds.coords import from_pqrs, to_pqrs
+from rds.models import PQRS_BASIS, conditional_r_system, pqrs_system  # derived systems: homes in rds.models
 
 __all__ = ["transverse_exponents", "subspace_tangents", "conditional_r_system", "pqrs_system"]
 
 SUBSPACES = ("M_wv", "M_w")
-_SQ = 1.0 / np.sqrt(2.0)
-#: Tangent directions of (p, q, r, s) in the original coordinates (w1, w2, v1, v2), unit length.
-E_P = np.array([_SQ, _SQ, 0.0, 0.0])
-E_Q = np.array([0.0, 0.0, _SQ, _SQ])
-E_R = np.array([_SQ, -_SQ, 0.0, 0.0])
-E_S = np.array([0.0, 0.0, _SQ, -_SQ])
-
-# J_rr = (J11 - J12 - J21 + J22) / 2; dynamic indices (constant ones trip Numba's array analysis on tuples)
-_COND_SRC = """
-def jac_rr(s, xi, params):
-    J = full(s, xi, params)
-    acc = 0.0
-    for i in range(2):
-        for j in range(2):
-            acc = acc + (1.0 - 2.0 * ((i + j) % 2)) * J[i][j]
-    a = 0.5 * acc
-    z = 0.0 * a
-    return ((a, z, z, z), (z, a, z, z), (z, z, a, z), (z, z, z, a))
-"""
-
-
-# The same map seen in (p, q, r, s) = T (w1, w2, v1, v2) coordinates (eq. 19), J_pqrs = T J T^-1. Written so that on
-# M_wv (w1 = w2, v1 = v2 bit for bit) the state keeps r = s = 0 and the cross blocks of J_pqrs are exactly 0.0 in
-# floating point ((a - b) + (b - a) = 0 exactly): the transverse tangent plane then stays exactly invariant.
-_PQRS_STEP_SRC = """
-def step_pqrs(s, xi, params):
-    n = inner((s[0] + s[2], s[0] - s[2], s[1] + s[3], s[1] - s[3]), xi, params)
-    return (0.5 * (n[0] + n[1]), 0.5 * (n[2] + n[3]), 0.5 * (n[0] - n[1]), 0.5 * (n[2] - n[3]))
-"""
-_PQRS_JAC_SRC = """
-def entry(J, a, b):
-    i0 = 2 * (a % 2)
-    j0 = 2 * (b % 2)
-    sa = 1.0 - 2.0 * (a // 2)
-    sb = 1.0 - 2.0 * (b // 2)
-    return 0.5 * ((J[i0][j0] + sb * J[i0][j0 + 1]) + sa * (J[i0 + 1][j0] + sb * J[i0 + 1][j0 + 1]))
-
-def jac_pqrs(s, xi, params):
-    J = full((s[0] + s[2], s[0] - s[2], s[1] + s[3], s[1] - s[3]), xi, params)
-    return ((entry(J, 0, 0), entry(J, 0, 1), entry(J, 0, 2), entry(J, 0, 3)),
-            (entry(J, 1, 0), entry(J, 1, 1), entry(J, 1, 2), entry(J, 1, 3)),
-            (entry(J, 2, 0), entry(J, 2, 1), entry(J, 2, 2), entry(J, 2, 3)),
-            (entry(J, 3, 0), entry(J, 3, 1), entry(J, 3, 2), entry(J, 3, 3)))
-"""
-
-
-def pqrs_system(system):
-    """The same random map in (p, q, r, s) coordinates (eq. 19), built from ``system``'s step and Jacobian.
-
-    ``step_pqrs = T ∘ φ ∘ T⁻¹`` and ``J_pqrs = T J T⁻¹`` with the exact linear change of variables of eq. 19,
-    evaluated so that M_wv = {r = s = 0} and the transverse tangent plane are invariant *bit for bit* (the cross
-    blocks of J_pqrs are exactly 0.0 there). The generated functions are cached, so scans compile once.
-
-    Parameters
-    ----------
-    system : rds.RandomDynamicalSystem
-        A map of (w1, w2, v1, v2) that commutes with the neuron swap (e.g. the FA model).
-
-    Returns
-    -------
-    rds.RandomDynamicalSystem
-        Variables ("p", "q", "r", "s"), same noise, parameters and ``dt``.
-
-    Examples
-    --------
-    >>> import numpy as np, rds
-    >>> fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
-    >>> sp = pqrs_system(fa)
-    >>> u = np.array([0.5, -0.3, 0.2, 0.1]); xi = np.array([0.7])
-    >>> bool(np.allclose(rds.coords.to_pqrs(fa.apply(u, xi)), sp.apply(rds.coords.to_pqrs(u), xi), atol=1e-15))
-    True
-    """
-    from rds._codegen import make_function
-    step = make_function(_PQRS_STEP_SRC, "step_pqrs", {"inner": system.step})
-    jac = make_function(_PQRS_JAC_SRC, "jac_pqrs", {"full": _full_jacobian_function(system)})
-    return system.replace(step=step, jacobian=jac, variables=("p", "q", "r", "s"),
-                          name=f"{system.name} (pqrs coordinates)")
+#: Tangent directions of (p, q, r, s) in the original coordinates (w1, w2, v1, v2), unit length: the columns of
+#: :data:`rds.models.PQRS_BASIS` (eq. 19).
+E_P, E_Q, E_R, E_S = (PQRS_BASIS[:, k].copy() for k in range(4))
 
 
 def subspace_tangents(subspace: str = "M_wv") -> np.ndarray:
@@ -137,49 +64,6 @@ def subspace_tangents(subspace: str = "M_wv") -> np.ndarray:
     if subspace == "M_w":
         return E_R[:, None].copy()
     raise ValueError(f"subspace must be one of {SUBSPACES}, got {subspace!r}")
-
-
-def _full_jacobian_function(system):
-    if system.jacobian is not None:
-        return system.jacobian
-    from rds._codegen import make_function
-    from rds.engine import complex_step_jacobian_source
-    return make_function(complex_step_jacobian_source(system.nvar), "jac", {"step": system.step})
-
-
-def conditional_r_system(system):
-    """A copy of a 4-variable FA-type system whose Jacobian is J_rr · I (for the conditional exponent on M_w).
-
-    The state still follows the full map; one tangent vector propagated with this Jacobian grows by |J_rr| per
-    step, J_rr = e_rᵀ J e_r. The generated Jacobian is cached per full Jacobian, so scans compile once.
-
-    Parameters
-    ----------
-    system : rds.RandomDynamicalSystem
-        A map of (w1, w2, v1, v2) (e.g. the FA model, paper 002, eqs. 6-7); its own Jacobian is used if it has
-        one, else a complex-step Jacobian of its step.
-
-    Returns
-    -------
-    rds.RandomDynamicalSystem
-        The same step, noise, variables and parameters; Jacobian J_rr(θ, x) · I (4, 4) with
-        J_rr = (J11 − J12 − J21 + J22) / 2, whose time average of log|·| is the conditional exponent λ_r of M_w
-        (eq. 17; see the module docstring).
-
-    Examples
-    --------
-    >>> import numpy as np, rds
-    >>> fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
-    >>> cr = conditional_r_system(fa)
-    >>> u = np.array([0.5, 0.5, 0.2, 0.1]); xi = np.array([0.7])
-    >>> J_rr = E_R @ fa.jacobian_matrix(u, xi) @ E_R
-    >>> bool(np.allclose(cr.jacobian_matrix(u, xi), J_rr * np.eye(4))), bool(np.array_equal(cr.apply(u, xi),
-    ...                                                                                      fa.apply(u, xi)))
-    (True, True)
-    """
-    from rds._codegen import make_function
-    jr = make_function(_COND_SRC, "jac_rr", {"full": _full_jacobian_function(system)})
-    return system.replace(jacobian=jr)
 
 
 def _lift(initial, subspace):
@@ -207,7 +91,7 @@ def _lift(initial, subspace):
     return np.column_stack([X[:, 0], X[:, 0], X[:, 1], X[:, 2]]), 0.0
 
 
-def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", seed=0, transient=0, qr_every=1,
+def transverse_exponents(make_system, sigma2, initial, steps, *, subspace="M_wv", seed=0, transient=0, qr_every=1,
                          realizations=1, num_history=30, coordinates="pqrs", backend=None, executor=None,
                          chunk_size=None, t0=0, progress=None) -> xr.Dataset:
     """Transverse Lyapunov exponents of M_wv (or the conditional exponent of M_w) over a scan of σ².
@@ -230,7 +114,8 @@ def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", s
         onto the subspace (w1, w2 → their mean; for M_wv also v1, v2); ``attrs["projection_distance"]`` says how far.
     steps : int
         Total steps per run, transient included (> transient).
-    subspace : {"M_wv", "M_w"}
+    subspace : {"M_wv", "M_w"}, keyword-only
+        As are all the options below.
     coordinates : {"pqrs", "original"}
         M_wv only. ``"pqrs"`` (default) runs the same map in (p, q, r, s) coordinates (:func:`pqrs_system`), where
         the transverse plane is invariant bit for bit. ``"original"`` propagates e_r ∝ (1, −1, 0, 0),
@@ -290,21 +175,28 @@ def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", s
     else:
         tangent = subspace_tangents(subspace)
 
-    per = []
-    for val in s2:  # a scan over a handful of σ²: each run is one compiled engine call
-        system = make_system(float(val))
-        if tuple(getattr(system, "variables", ())) != ("w1", "w2", "v1", "v2") and len(system.variables) != 4:
-            raise ValueError(f"make_system must return a system with 4 variables (w1, w2, v1, v2), got "
-                             f"{system.variables}")
-        if subspace == "M_w":
-            run_sys = conditional_r_system(system)
-        else:
-            run_sys = pqrs_system(system) if use_pqrs else system
-        ds = lyapunov_spectrum(run_sys, X, steps, seed=seed, transient=transient, qr_every=qr_every,
-                               realizations=realizations, num_history=num_history, backend=backend,
-                               executor=executor, chunk_size=chunk_size, t0=t0, tangent=tangent, progress=progress)
-        per.append((system, ds))
+    run = {"seed": seed, "transient": transient, "qr_every": qr_every, "realizations": realizations,
+           "num_history": num_history, "backend": backend, "executor": executor, "chunk_size": chunk_size, "t0": t0,
+           "tangent": tangent, "progress": progress}
+    per = [_run_one(make_system(float(val)), X, steps, subspace, use_pqrs, run) for val in s2]
+    data, system0, ds0 = _combine(per, subspace, use_pqrs)
+    return _transverse_dataset(data, s2, system0, ds0, subspace=subspace, coordinates=coordinates, proj=proj)
 
+
+def _run_one(system, X, steps, subspace, use_pqrs, run):
+    """The Lyapunov run at one σ²: the conditional system on M_w, the (p, q, r, s) system or the map on M_wv."""
+    if tuple(getattr(system, "variables", ())) != ("w1", "w2", "v1", "v2") and len(system.variables) != 4:
+        raise ValueError(f"make_system must return a system with 4 variables (w1, w2, v1, v2), got "
+                         f"{system.variables}")
+    if subspace == "M_w":
+        run_sys = conditional_r_system(system)
+    else:
+        run_sys = pqrs_system(system) if use_pqrs else system
+    return system, lyapunov_spectrum(run_sys, X, steps, **run)
+
+
+def _combine(per, subspace, use_pqrs):
+    """Stack the runs over σ²: transverse (and tangential) exponents, statistics, distances, leak."""
     system0, ds0 = per[0]
     exps = np.stack([d.exponents.values for _, d in per])
     hist = np.stack([d.history.values for _, d in per])
@@ -315,15 +207,13 @@ def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", s
     if subspace == "M_wv":
         off = np.maximum(np.abs(state[..., 0] - state[..., 1]), np.abs(state[..., 2] - state[..., 3]))
         vecs = np.stack([d.vectors.values for _, d in per])  # (sigma2, realization, member, var, exponent)
-        trans_vecs = vecs[..., :2]
         pq = np.eye(4)[:2] if use_pqrs else np.stack([E_P, E_Q])  # (p, q) directions, (2, var)
-        leak = np.abs(np.einsum("jv,...vc->...jc", pq, trans_vecs)).max(axis=(-1, -2))
+        leak = np.abs(np.einsum("jv,...vc->...jc", pq, vecs[..., :2])).max(axis=(-1, -2))
         trans, tang = exps[..., :2], exps[..., 2:]
         hist = hist[..., :2]
     else:
         off = np.abs(state[..., 0] - state[..., 1])
         trans, tang, leak = exps, None, None
-
     indep = system0.independent_noise
     stats = [standard_error(t, indep) for t in trans]
     data = {
@@ -342,10 +232,16 @@ def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", s
         data["tangential_mean"] = (("sigma2", "tangential_exponent"), np.stack([s[0] for s in tstats]))
         data["tangential_stderr"] = (("sigma2", "tangential_exponent"), np.stack([s[1] for s in tstats]))
         data["leak"] = (("sigma2", "realization", "member"), leak)
+    return data, system0, ds0
+
+
+def _transverse_dataset(data, s2, system0, ds0, *, subspace, coordinates, proj):
+    """The Dataset of :func:`transverse_exponents`: coordinates, long names and attrs around the stacked data."""
+    tangential = "tangential" in data
     coords = {"sigma2": s2, "realization": ds0.realization.values, "member": ds0.member.values,
-              "exponent": np.arange(1, trans.shape[-1] + 1), "time": ds0.time.values,
+              "exponent": np.arange(1, data["exponents"][1].shape[-1] + 1), "time": ds0.time.values,
               "elapsed": ("time", ds0.elapsed.values), "var": list(system0.variables)}
-    if tang is not None:
+    if tangential:
         coords["tangential_exponent"] = np.arange(1, 3)
     out = xr.Dataset(data, coords=coords)
     units = ds0.attrs["units"]
@@ -353,7 +249,7 @@ def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", s
         "transverse Lyapunov exponents of M_wv (r, s block)" if subspace == "M_wv"
         else "conditional transverse exponent of M_w: time average of log|J_rr|"))
     out["off_subspace"].attrs["long_name"] = "final distance from the subspace (max |w1-w2|, |v1-v2|)"
-    if tang is not None:
+    if tangential:
         out["tangential"].attrs.update(units=units, long_name="Lyapunov exponents within M_wv (p, q block)")
         out["leak"].attrs["long_name"] = "largest (p, q)-component of the final transverse tangent vectors"
     out["sigma2"].attrs["long_name"] = "input variance sigma^2"
@@ -368,9 +264,9 @@ def transverse_exponents(make_system, sigma2, initial, steps, subspace="M_wv", s
                    "then (e_p, e_q) tangential" if subspace == "M_wv" else
                    "conditional (Pecora-Carroll) exponent: time average of log|e_r^T J e_r| along the full map "
                    "started on M_w (M_w is not invariant)"),
-        "projection_distance": proj, "n_diverged": int(div.sum()),
+        "projection_distance": proj, "n_diverged": int(data["diverged"][1].sum()),
         "tangent_coordinates": coordinates if subspace == "M_wv" else "original",
-        "equations": "paper 002: eqs. 17-24 (M_w, M_wv, pqrs map), 31-35 (map on M_wv); Theorem 1, App. D",
+        "equations": "Sato et al. 2022: eqs. 17-24 (M_w, M_wv, pqrs map), 31-35 (map on M_wv); Theorem 1, App. D",
     })
     out.attrs.update(attrs)
     return out

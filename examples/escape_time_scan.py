@@ -1,4 +1,4 @@
-"""Escape time from the trapping region around M_wv against the noise strength σ² (paper 002, §4.2, Fig. 5).
+"""Escape time from the trapping region around M_wv against the noise strength σ² (Sato et al. 2022, §4.2, Fig. 5).
 
 The paper reports the mean escape time τ* from [−2, 2]² around the doubly degenerate subspace M_wv (w, v > 0),
 averaged over 10⁵ initial conditions and 10³ noise realisations, as a U-shaped function of σ² (log–log): large near
@@ -118,7 +118,7 @@ def run(out_dir="out", scale="small", which=("reduced", "full"), seed=0, backend
         fig.savefig(os.path.join(out_dir, f"escape_survival_{name}.png"), dpi=120)
     if results:
         fig = plot_escape_time_scan(list(results.values()), labels=list(results),
-                                    title="Escape time vs σ² (paper 002, Fig. 5); open markers: > 50 % censored")
+                                    title="Escape time vs σ² (Sato et al. 2022, Fig. 5); open markers: > 50 % censored")
         fig.savefig(os.path.join(out_dir, "escape_time_scan.png"), dpi=120)
     say("Paper: tau* large near sigma2=0.004, smallest near 0.07, large again near 0.15 (U shape).")
     return results

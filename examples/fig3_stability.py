@@ -1,4 +1,4 @@
-"""Fig. 3 of paper 002: local Jacobian stability on M_wv, the attracting probability π and the valley C.
+"""Fig. 3 of Sato et al. 2022: local Jacobian stability on M_wv, the attracting probability π and the valley C.
 
 Saves ``fig3_mu.png`` (μ±(x; ½, ½) with ρ(x), σ² = 0.1 and 1), ``fig3_pi.png`` (π over [0, 2]² with the valley C
 in red, σ² = 0.01, 0.1, 1), ``fig3_stability.nc`` (the Dataset) and, when the 4-D core is available,
@@ -78,7 +78,7 @@ def summary(ds):
 
 
 def run_fig3(out_dir="out", scale=1.0):
-    """Compute, save and summarise Fig. 3 (paper 002). Returns the ``degenerate_stability`` Dataset.
+    """Compute, save and summarise Fig. 3 (Sato et al. 2022). Returns the ``degenerate_stability`` Dataset.
 
     Parameters
     ----------

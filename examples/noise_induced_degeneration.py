@@ -1,6 +1,6 @@
 """Noise-induced degeneration in online learning (Sato, Tsutsui, Fujiwara, Physica D 430 (2022) 133095).
 
-The main example of rds. It runs, at a small default scale (minutes on a laptop), every figure of paper 002 that the
+The main example of rds. It runs, at a small default scale (minutes on a laptop), every figure of that paper the
 library reproduces, and writes netCDF files and PNG figures to ``--out``:
 
   trajectories  FA SGD trajectories from several initial conditions under one noise path: w1 − w2 and v1 − v2 over
@@ -47,7 +47,7 @@ def run_trajectories(out_dir, scale="small"):
     theta0 = np.random.default_rng(2022).uniform(-1, 1, (members, 4))
     times = np.unique(np.concatenate([[0], np.geomspace(1, steps, 400).astype(np.int64)]))
     ds = fa.trajectory(theta0, steps, seed=0, times=times)
-    ds.attrs["description"] = "FA SGD trajectories under one common noise path (paper 002, eqs. 12-16)"
+    ds.attrs["description"] = "FA SGD trajectories under one common noise path (Sato et al. 2022, eqs. 12-16)"
     rds.io.save(ds, os.path.join(out_dir, "fa_trajectories.nc"))
 
     s = ds.state

@@ -1,4 +1,7 @@
-"""The saddle–saddle–attractor scenario of GD on a fixed noisy dataset (Maleknia & Sato, papers 000/001, Fig. 4).
+"""The saddle–saddle–attractor scenario of GD on a fixed noisy dataset (Maleknia & Sato 2026, Fig. 4).
+
+Reference: Maleknia & Sato, "Plateaus, optima and overfitting in multi-layer perceptrons: a saddle–saddle–attractor
+scenario" (2026).
 
 Full-batch GD θ ← θ − η ∇E_tr on a dataset drawn once (x_k ~ N(0, 1), y_k = 2 tanh(x_k) + ε_k) is a quenched random
 map. From the authors' start w = (−0.13, 0.13), v = (0.16, −0.15), η = 0.01, the script records the learning curves
@@ -8,7 +11,7 @@ in (w1, w2) and (v1, v2) coloured by log10 t with O and the overfitting point, a
 starts modulo symmetry (Theorem 3.1).
 
     python examples/overfitting_scenario.py                      # generated dataset (σ_ε = 0.2, seed 0)
-    python examples/overfitting_scenario.py --data ../shared/data/overfitting_dataset.dat --out out/
+    python examples/overfitting_scenario.py --data PATH/TO/overfitting_dataset.dat --out out/   # the authors' data
 
 Outputs in --out: overfitting_curves_noisy.nc, overfitting_curves_clean.nc, overfitting_convergence.nc,
 overfitting_learning_curves.png, overfitting_trajectory_noisy.png, overfitting_trajectory_clean.png.
@@ -32,7 +35,6 @@ import numpy as np  # noqa: E402
 import analysis.overfitting as ov  # noqa: E402
 import rds  # noqa: E402
 
-AUTHORS_DATA = "/work/shared/data/overfitting_dataset.dat"
 START = np.array([-0.13, 0.13, 0.16, -0.15])
 ETA = 0.01
 SCALES = {"small": {"steps": 3_000_000, "starts": 8, "start_steps": 100_000},
@@ -121,9 +123,9 @@ def run(out_dir="out", scale="small", data=None, steps=None, noise_std=0.2, seed
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=f"The authors' dataset (100 rows 'x y') is at {AUTHORS_DATA}.")
+                                epilog="The authors' dataset is a text file of 100 rows 'x y'; pass it with --data.")
     p.add_argument("--data", default=None, metavar="PATH",
-                   help=f"two-column text file 'x y' (e.g. the authors' {AUTHORS_DATA}); default: generate one")
+                   help="two-column text file 'x y' (e.g. the authors' dataset); default: generate one")
     p.add_argument("--steps", type=float, default=None, help="GD steps for the learning curves (default 3e6)")
     p.add_argument("--scale", choices=sorted(SCALES), default="small",
                    help="small: 8 random starts for Theorem 3.1; paper: 32 starts, longer GD before polishing")

@@ -1,4 +1,4 @@
-"""Noise-induced synchronisation of phase oscillators (paper 002, App. D, eqs. D.1–D.6).
+"""Noise-induced synchronisation of phase oscillators (Sato et al. 2022, App. D, eqs. D.1–D.6).
 
 dφ = ω dt + sin φ ∘ dW (Stratonovich, stochastic Heun). The Lyapunov exponent is λ = −(σ²/2)⟨sin² φ⟩ (eq. D.5)
 ≈ −σ²/4 for small σ² (eq. D.6): two oscillators driven by the same noise converge. We compute λ(σ²) with

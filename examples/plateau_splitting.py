@@ -1,4 +1,4 @@
-"""Neuron splitting plateaus (paper 003): local minima and saddles over the splitting coefficients.
+"""Neuron splitting plateaus (the stationary-plateau paper): local minima and saddles over the splitting coefficients.
 
 A 1-neuron tanh net is fitted (BFGS + Newton polish, gradient ~1e-15) to n samples from a 2-neuron
 tanh teacher in d = 2. Its single neuron is split into 2 and 3 daughters and every point of the
@@ -112,7 +112,7 @@ def main(argv=None):
 
     cases = search_cases(args.activation) if args.search else dict(DEFAULT_CASES)
     maps, titles = [], []
-    print(f"paper 003 plateau splitting: 1-neuron {args.activation} student, 2-neuron teacher, d = 2")
+    print(f"stationary-plateau splitting: 1-neuron {args.activation} student, 2-neuron teacher, d = 2")
     print("loss L = (1/2n) sum (f - y)^2;  H_j = (1/n) sum r v sigma'' x x^T (eq. 11)")
     for name in ("PD", "ND", "ID"):
         if name not in cases:

@@ -1,4 +1,4 @@
-"""Finite-time pullback attractors of the Fukumizu–Amari SGD map (paper 002, Fig. 4 and App. C).
+"""Finite-time pullback attractors of the Fukumizu–Amari SGD map (Sato et al. 2022, Fig. 4 and App. C).
 
 The set B of initial conditions uniform in [−1, 1]⁴ is started at t − τ and evolved to t = 0 under one shared noise
 path (x_s ~ N(0, σ²), S = 1, η = 0.1), for τ ∈ {10³, 10⁴, 3·10⁴, 10⁵} and σ² ∈ {0.1, 1}. The paper reports

@@ -1,4 +1,4 @@
-"""Transverse Lyapunov exponents of M_wv against σ² for the FA model (paper 002, §3, Theorem 1 and App. D).
+"""Transverse Lyapunov exponents of M_wv against σ² for the FA model (Sato et al. 2022, §3, Theorem 1 and App. D).
 
 On the invariant subspace M_wv = {w1 = w2, v1 = v2} (eq. 18) the SGD step Jacobian splits into a block within
 M_wv (p, q) and a transverse block (r, s) (eqs. 19–24). The exponents of the transverse block along trajectories
@@ -85,7 +85,7 @@ def run(out_dir="out", scale="small", eta=0.1):
     cross = sign_change(sigma2, m1)
     print(f"  largest transverse exponent changes sign at sigma2 ~ {', '.join(f'{c:.3g}' for c in cross) or 'none'}"
           " (log-interpolated between grid points)")
-    print("  Paper 002: M_wv attracts for sigma2 = 1 (Fig. 4, Theorem 1 near M_w) and is a saddle for small sigma2 "
+    print("  the paper: M_wv attracts for sigma2 = 1 (Fig. 4, Theorem 1 near M_w) and is a saddle for small sigma2 "
           "(Fig. 3); it gives no exponent values.")
     return ds
 

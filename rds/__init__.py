@@ -12,3 +12,8 @@ from rds.system import DivergenceWarning, RandomDynamicalSystem  # noqa: E402
 
 __all__ = ["RandomDynamicalSystem", "DivergenceWarning", "noise", "models", "coords", "symmetry", "regions",
            "io", "engine", "__version__"]
+
+# shared helpers of the analyses: initial states and Box sampling, Gaussian quadrature rules, log-spaced time grids
+from rds import quadrature, sampling, timegrid  # noqa: E402, I001
+
+__all__ += ["quadrature", "sampling", "timegrid"]

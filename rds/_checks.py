@@ -53,3 +53,22 @@ def finite_array(value, name, ndim=None) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite (found NaN or inf)")
     return arr
+
+
+def real_array(value, name) -> np.ndarray:
+    """A float array of any shape with only finite entries (TypeError if not real, ValueError if not finite)."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be real numbers (array-like of float), got {value!r}") from exc
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (no NaN or inf), got {value!r}")
+    return arr
+
+
+def positive_array(value, name, meaning="") -> np.ndarray:
+    """A finite float array with every entry > 0; ``meaning`` (e.g. " (a variance)") is added to the error."""
+    arr = real_array(value, name)
+    if np.any(arr <= 0):
+        raise ValueError(f"{name} must be > 0{meaning}, got {value!r}")
+    return arr

@@ -10,12 +10,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from rds.models.fukumizu_amari import PQRS_MATRIX, PQRS_VARS, THETA_VARS
+
 __all__ = ["to_pqrs", "from_pqrs", "THETA_VARS", "PQRS_VARS", "PQRS_MATRIX"]
 
-THETA_VARS = ("w1", "w2", "v1", "v2")
-PQRS_VARS = ("p", "q", "r", "s")
-#: (p, q, r, s)ᵀ = PQRS_MATRIX @ (w1, w2, v1, v2)ᵀ; its inverse is 2 PQRS_MATRIXᵀ.
-PQRS_MATRIX = 0.5 * np.array([[1, 1, 0, 0], [0, 0, 1, 1], [1, -1, 0, 0], [0, 0, 1, -1]], dtype=float)
+# The basis is defined once, in the FA model: (p, q, r, s)ᵀ = PQRS_MATRIX @ (w1, w2, v1, v2)ᵀ; inverse 2 PQRS_MATRIXᵀ.
 
 
 def _convert(obj, matrix, src, dst, name):

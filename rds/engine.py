@@ -44,6 +44,7 @@ from concurrent.futures import Executor
 import numpy as np
 
 from rds._codegen import make_function, tuple_src
+from rds._complexstep import COMPLEX_STEP, complex_step_jacobian_source  # noqa: F401 (the automatic Jacobian's home)
 from rds.noise import NOISE_BLOCK
 
 try:  # numba is a hard dependency, but keep a clean error if its import fails on an odd platform
@@ -56,8 +57,6 @@ __all__ = ["BACKENDS", "run", "run_chunked", "kernels_for", "complex_step_jacobi
 BACKENDS = ("numpy", "numba", "jax")
 #: Members per block of the compiled member loop (a block's state stays in L1 cache).
 BLOCK = 256
-#: Complex-step size of the automatic Jacobian: J e_j = Im f(x + i h e_j) / h, exact to rounding for analytic maps.
-COMPLEX_STEP = 1e-20
 #: Below this many member-steps, ``backend=None`` uses NumPy unless the compiled kernels already exist.
 AUTO_NUMBA_THRESHOLD = 2_000_000
 
@@ -170,22 +169,6 @@ def mgs_source(nvar: int, k: int) -> str:
         for i in range(nvar):
             L.append(f"    V[{i}, {c}, m] = v{i}_{c}")
     return "\n".join(L) + "\n"
-
-
-def complex_step_jacobian_source(nvar: int) -> str:
-    """Source of the automatic Jacobian ``jac(s, xi, params)`` by complex-step differentiation.
-
-    ``J[i][j] = Im(step(s + i h e_j))_i / h`` with h = 1e-20: no subtractive cancellation, so it is exact to
-    rounding for maps analytic in the state (it is not valid for maps using ``abs``, comparisons or ``np.real``).
-    """
-    h = repr(COMPLEX_STEP)
-    lines = ["def jac(s, xi, params):"]
-    for j in range(nvar):
-        arg = tuple_src(f"s[{i}] + {h}j" if i == j else f"s[{i}] + 0j" for i in range(nvar))
-        lines.append(f"    c{j} = step({arg}, xi, params)")
-    rows = [tuple_src(f"c{j}[{i}].imag / {h}" for j in range(nvar)) for i in range(nvar)]
-    lines.append("    return " + tuple_src(rows))
-    return "\n".join(lines) + "\n"
 
 
 def mgs(V, logr, m):

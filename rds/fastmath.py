@@ -462,3 +462,49 @@ def _nvec_size(nv):
 @overload_attribute(NoiseVecType, "ndim", inline="always")
 def _nvec_ndim(nv):
     return lambda nv: 1
+
+
+# ------------------------------------------------------------------------------------------------ piecewise (scalars)
+# Maps written elementwise use np.where and np.clip on scalars under Numba, where np.where of scalars returns a 0-d
+# array and np.clip takes arrays only. These stand-ins give scalars for scalars (arrays: NumPy's). Their
+# complex-step versions, for the automatic Jacobian, are in rds._complexstep (helper F, issue 16 A1).
+def _where_scalar(condition, x=None, y=None):
+    return np.where(condition) if x is None and y is None else np.where(condition, x, y)
+
+
+def _clip_scalar(a, a_min=None, a_max=None):
+    return np.clip(a, a_min, a_max)
+
+
+def _is_scalar(*ts) -> bool:
+    return all(isinstance(t, (types.Number, types.Boolean)) for t in ts)
+
+
+def _is_none(t) -> bool:
+    return t is None or isinstance(t, (types.NoneType, types.Omitted))
+
+
+@overload(_where_scalar, inline="always")
+def _where_scalar_ol(condition, x=None, y=None):
+    if _is_scalar(condition, x, y):
+        return lambda condition, x=None, y=None: x if condition else y
+    return lambda condition, x=None, y=None: np.where(condition, x, y)
+
+
+@overload(_clip_scalar, inline="always")
+def _clip_scalar_ol(a, a_min=None, a_max=None):
+    if not isinstance(a, (types.Number, types.Boolean)):
+        return lambda a, a_min=None, a_max=None: np.clip(a, a_min, a_max)
+    if _is_none(a_max):
+        return lambda a, a_min=None, a_max=None: a if a >= a_min or a != a else a_min
+    if _is_none(a_min):
+        return lambda a, a_min=None, a_max=None: a if a <= a_max or a != a else a_max
+
+    def impl(a, a_min=None, a_max=None):
+        lo = a if a >= a_min or a != a else a_min
+        return lo if lo <= a_max or lo != lo else a_max
+    return impl
+
+
+fast_numpy.where = _where_scalar
+fast_numpy.clip = _clip_scalar

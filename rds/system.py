@@ -8,9 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from rds import engine
+from rds import _complexstep, _mapcheck, engine
 from rds._checks import integer, positive
-from rds._codegen import make_function
 from rds.noise import FixedDataset, NoiseSource, check_seed
 
 __all__ = ["RandomDynamicalSystem", "DivergenceWarning"]
@@ -58,8 +57,9 @@ class RandomDynamicalSystem:
         Parameters passed to ``step`` (a namedtuple gives them names in Dataset attrs).
     jacobian : callable or None
         Analytic Jacobian ``jacobian(state, xi, params)`` returning rows ``((∂f0/∂x0, ∂f0/∂x1, …), …)`` of the
-        whole step map. ``None``: computed automatically and exactly for analytic maps by complex-step
-        differentiation (``J e_j = Im φ(θ + i h e_j) / h``), never by finite differences.
+        whole step map. ``None``: computed automatically, exact to rounding, by complex-step differentiation
+        (``J e_j = Im φ(θ + i h e_j) / h``, never finite differences) of a clone of ``step`` in which piecewise
+        functions act on real parts, so piecewise-smooth maps are differentiated exactly too (see Notes).
     name : str
         Model name recorded in Dataset attrs.
     dt : float
@@ -70,6 +70,10 @@ class RandomDynamicalSystem:
         own noise (by absolute member index, independent of chunking).
     attrs : dict or None
         Extra attrs (equation references, …) copied into every Dataset this system produces.
+    recipe : tuple (factory, kwargs) or None
+        How to rebuild this system: ``factory(**kwargs)`` returns an equal system (models built by a function pass
+        it, so that the system pickles by recipe and :meth:`replace` of ``common_noise`` rebuilds it).
+
     form : {"elementwise", "vector"}
         ``"vector"``: ``step(theta, xi, params) -> theta_new`` advances *one* member, ``theta`` a 1-D array of
         length ``dim``, written with array operations (see :mod:`rds.vector`); it runs on the JAX backend
@@ -83,6 +87,28 @@ class RandomDynamicalSystem:
         Floating point type of the JAX backend (float64 by default, without changing JAX's global
         configuration; float32: ~1e-7 relative error per step). The NumPy and Numba backends are float64.
 
+    Notes
+    -----
+    The automatic Jacobian supports, besides arithmetic and the NumPy/math functions that are analytic
+    (``exp``, ``log``, ``sin``, ``tanh``, ``sqrt``, ``power``, ``erf`` …): ``np.abs``/``absolute``/``fabs`` and
+    ``abs()``; ``np.floor``, ``ceil``, ``trunc``, ``rint``, ``fix``, ``round``/``around`` and ``round()``;
+    ``np.mod``/``remainder``, ``fmod``, ``divmod``, ``modf``, ``floor_divide`` and the operators ``%``, ``//``;
+    ``np.where``, ``maximum``, ``minimum``, ``fmax``, ``fmin``, ``clip``, ``sign``, ``copysign``, ``heaviside``,
+    ``min()``/``max()`` of two or three values; comparisons (``<``, ``np.greater`` …), ``np.logical_*``,
+    ``isnan``/``isinf``/``isfinite``, ``signbit``; ``arctan2``, ``hypot``, ``cbrt``, ``logaddexp(2)``,
+    ``deg2rad``/``rad2deg``; the same functions of ``math``; helper functions the map calls. At a kink the
+    derivative is that of the branch the value selects (``abs`` at 0: +1). A NumPy function with no complex version
+    outside this list (``np.ldexp``, ``np.nextafter``, bitwise functions …) raises a ``TypeError`` naming it: pass
+    ``jacobian=`` then. The operators are rewritten from the map's source; a map whose source cannot be read (typed
+    at ``python -c``) should use the function forms (``np.mod``, ``np.greater`` …).
+
+    Before the first run the map (and the Jacobian or region predicate a service uses) is called once on a few
+    members with NumPy and checked: it must take ``(state, xi, params)`` and return a tuple of ``len(variables)``
+    real values, each a number or an array over the members; errors name the function, its file and line. A map
+    that only runs member by member (``if x > 0:``, ``math.sin``) runs on the compiled backend when
+    ``backend=None`` and is refused with ``backend="numpy"``; one the compiled backend cannot compile (a SciPy
+    function, an ``import`` inside it) runs on NumPy when ``backend=None`` and is refused with ``backend="numba"``.
+
     Examples
     --------
     A noisy logistic map x → r x (1 − x) + ξ:
@@ -95,12 +121,19 @@ class RandomDynamicalSystem:
     ...                                 params=(3.2,))
     >>> sys.evolve(np.array([[0.3], [0.6]]), 100, seed=1).shape
     (2, 1)
+
+    The tent map, whose Lyapunov exponent is ln 2:
+
+    >>> tent = rds.RandomDynamicalSystem(lambda s, xi, p: (1.0 - np.abs(1.0 - 2.0 * s[0]),), variables=("x",))
+    >>> out = tent.propagate_tangent(np.array([[0.1234]]), 40, backend="numpy")
+    >>> round(float(out["logr"][0, 0]) / 40, 6)
+    0.693147
     """
 
     def __init__(self, step: Callable, noise: NoiseSource | None = None, variables: Sequence[str] | None = None,
                  params=(), jacobian: Callable | None = None, name: str | None = None, dt: float = 1.0,
-                 common_noise: bool = True, attrs: dict | None = None, form: str = "elementwise",
-                 dim: int | None = None, precision: str = "float64"):
+                 common_noise: bool = True, attrs: dict | None = None, recipe: tuple | None = None,
+                 form: str = "elementwise", dim: int | None = None, precision: str = "float64"):
         if not callable(step):
             raise TypeError("step must be callable: step(state, xi, params) -> tuple")
         if noise is None:
@@ -144,7 +177,10 @@ class RandomDynamicalSystem:
         self.form = form
         self.precision = precision
         self._kernels = {}
-        self._spec = None  # (factory, kwargs) for models: pickles by recipe
+        if recipe is not None and not (isinstance(recipe, tuple) and len(recipe) == 2 and callable(recipe[0])
+                                       and isinstance(recipe[1], dict)):
+            raise TypeError("recipe must be None or a tuple (factory, kwargs) with factory(**kwargs) -> this system")
+        self._spec = recipe  # (factory, kwargs) for models: pickles by recipe
 
     # ------------------------------------------------------------------ basics
     @staticmethod
@@ -265,7 +301,7 @@ class RandomDynamicalSystem:
     def _jacobian_function(self):
         if self.jacobian is not None:
             return self.jacobian
-        return make_function(engine.complex_step_jacobian_source(self.nvar), "jac", {"step": self.step})
+        return _complexstep.jacobian_function(self.step, self.nvar)
 
     def _params_for_kernels(self):
         return self.params
@@ -276,11 +312,19 @@ class RandomDynamicalSystem:
         return self._kernels[backend]
 
     def _run(self, X2, t0, steps, seed, realization, backend, executor, chunk_size, progress, **kw):
-        backend = engine.choose_backend(self, backend, X2.shape[0] * max(steps, 1))
+        if self.form == "vector":  # one member's step on theta: checked by the vector kernels (rds.vector)
+            backend = engine.choose_backend(self, backend, X2.shape[0] * max(steps, 1))
+        else:
+            backend = _mapcheck.check_run(self, X2, steps, backend, kw)  # the map checked once; picks the backend
         bar = _progress_bar(progress, X2.shape[0], steps, chunk_size)
         try:
             out = engine.run_chunked(self, X2, t0, steps, seed=seed, realization=realization, backend=backend,
                                      executor=executor, chunk_size=chunk_size, progress=bar, **kw)
+        except Exception as e:  # a compiled backend's error, in the user's terms (Numba's message chained)
+            err = _mapcheck.compile_error(self, e, kw) if backend == "numba" else None
+            if err is None:
+                raise
+            raise err from e
         finally:
             if bar is not None:
                 bar.close()
@@ -546,6 +590,7 @@ class RandomDynamicalSystem:
             return vector.apply(self, X, xi)
         cols = tuple(np.moveaxis(X, -1, 0))
         out = self.step(cols, xi, self.params)
+        _mapcheck.check_step_output(self, out, X.shape[:-1])
         return np.stack(np.broadcast_arrays(*[np.asarray(o, dtype=float) for o in out]), axis=-1)
 
     def jacobian_matrix(self, state, xi=None) -> np.ndarray:
@@ -575,6 +620,8 @@ class RandomDynamicalSystem:
             return vector.jacobian_matrix(self, X, xi)
         cols = tuple(np.moveaxis(X, -1, 0))
         J = self._jacobian_function()(cols, xi, self.params)
+        if self.jacobian is not None:
+            _mapcheck.check_jacobian_output(self, J, X.shape[:-1])
         rows = [np.stack(np.broadcast_arrays(*[np.asarray(e, dtype=float) for e in row],
                                              np.empty(X.shape[:-1])), axis=-1)[..., :-1] for row in J]
         return np.stack(rows, axis=-2)

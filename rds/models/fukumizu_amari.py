@@ -1,4 +1,4 @@
-"""The Fukumizu–Amari (FA) network trained by SGD, as a random dynamical system (paper 002, eqs. 4–16).
+"""The Fukumizu–Amari (FA) network trained by SGD, as a random dynamical system (Sato et al. 2022, eqs. 4–16).
 
 Network f(x; θ) = v1 tanh(w1 x) + v2 tanh(w2 x), target T(x) = 2 tanh(x) − tanh(4x) (eq. 8), inputs
 x ~ N(0, σ²) i.i.d. (S per step), loss l = ½ (f − T)². One SGD step with learning rate η (eqs. 12–15, 16):
@@ -20,7 +20,8 @@ from rds._checks import positive
 from rds.noise import Gaussian
 from rds.system import RandomDynamicalSystem
 
-__all__ = ["fukumizu_amari", "fa_step", "fa_jacobian", "target", "OPTIMA", "FAParams"]
+__all__ = ["fukumizu_amari", "fa_step", "fa_jacobian", "target", "OPTIMA", "FAParams", "THETA_VARS", "PQRS_VARS",
+           "PQRS_MATRIX", "PQRS_BASIS"]
 
 FAParams = namedtuple("FAParams", ["eta"])
 
@@ -29,8 +30,20 @@ OPTIMA = np.array([[1, 4, 2, -1], [-1, 4, -2, -1], [1, -4, 2, 1], [-1, -4, -2, 1
                    [4, 1, -1, 2], [4, -1, -1, -2], [-4, 1, 1, 2], [-4, -1, 1, -2]], dtype=float)
 
 
+THETA_VARS = ("w1", "w2", "v1", "v2")
+PQRS_VARS = ("p", "q", "r", "s")
+#: The (p, q, r, s) basis of eq. 19: (p, q, r, s)ᵀ = PQRS_MATRIX @ (w1, w2, v1, v2)ᵀ, i.e. p = (w1 + w2)/2,
+#: q = (v1 + v2)/2, r = (w1 − w2)/2, s = (v1 − v2)/2; the inverse is 2 PQRS_MATRIXᵀ (w1 = p + r, w2 = p − r,
+#: v1 = q + s, v2 = q − s). M_w = {r = 0} (eq. 17), M_wv = {r = s = 0} (eq. 18). Used by :mod:`rds.coords`.
+PQRS_MATRIX = 0.5 * np.array([[1, 1, 0, 0], [0, 0, 1, 1], [1, -1, 0, 0], [0, 0, 1, -1]], dtype=float)
+_SQ = 1.0 / np.sqrt(2.0)
+#: Unit directions of p, q, r, s in (w1, w2, v1, v2) coordinates, as the columns (e_p, e_q, e_r, e_s):
+#: an orthonormal matrix whose columns are the rows of PQRS_MATRIX normalised.
+PQRS_BASIS = np.array([[_SQ, 0.0, _SQ, 0.0], [_SQ, 0.0, -_SQ, 0.0], [0.0, _SQ, 0.0, _SQ], [0.0, _SQ, 0.0, -_SQ]])
+
+
 def target(x):
-    """The teacher T(x) = 2 tanh(x) − tanh(4x) (paper 002, eq. 8).
+    """The teacher T(x) = 2 tanh(x) − tanh(4x) (Sato et al. 2022, eq. 8).
 
     Parameters
     ----------
@@ -62,7 +75,7 @@ def fa_step(state, xi, params):
         x = xi[k]
         t1 = np.tanh(w1 * x)
         t2 = np.tanh(w2 * x)
-        h = v1 * t1 + v2 * t2 - (2.0 * np.tanh(x) - np.tanh(4.0 * x))
+        h = v1 * t1 + v2 * t2 - target(x)
         gw1 = gw1 + x * v1 * h * (1.0 - t1 * t1)
         gw2 = gw2 + x * v2 * h * (1.0 - t2 * t2)
         gv1 = gv1 + t1 * h
@@ -92,7 +105,7 @@ def fa_jacobian(state, xi, params):
         t2 = np.tanh(w2 * x)
         s1 = 1.0 - t1 * t1
         s2 = 1.0 - t2 * t2
-        h = v1 * t1 + v2 * t2 - (2.0 * np.tanh(x) - np.tanh(4.0 * x))
+        h = v1 * t1 + v2 * t2 - target(x)
         f1 = v1 * x * s1  # ∂f/∂w1
         f2 = v2 * x * s2  # ∂f/∂w2
         a11 = a11 + f1 * f1 - 2.0 * h * v1 * x * x * s1 * t1
@@ -113,7 +126,7 @@ def fa_jacobian(state, xi, params):
 
 
 def fukumizu_amari(eta: float = 0.1, sigma2: float = 1.0, batch: int = 1, common_noise: bool = True):
-    """The FA model under SGD as a random dynamical system (paper 002, eqs. 4–16).
+    """The FA model under SGD as a random dynamical system (Sato et al. 2022, eqs. 4–16).
 
     Parameters
     ----------
@@ -147,6 +160,6 @@ def fukumizu_amari(eta: float = 0.1, sigma2: float = 1.0, batch: int = 1, common
         fa_step, noise=Gaussian(sigma2=sigma2, batch=batch), variables=("w1", "w2", "v1", "v2"),
         params=FAParams(eta), jacobian=fa_jacobian, name="fukumizu_amari", common_noise=common_noise,
         attrs={"reference": "Sato, Tsutsui, Fujiwara, Physica D 430 (2022) 133095",
-               "equations": "eqs. 4-16 (SGD map), eq. 8 (target T(x) = 2 tanh(x) - tanh(4x))"})
-    system._spec = (fukumizu_amari, {"eta": eta, "sigma2": float(sigma2), "batch": int(batch)})
+               "equations": "eqs. 4-16 (SGD map), eq. 8 (target T(x) = 2 tanh(x) - tanh(4x))"},
+        recipe=(fukumizu_amari, {"eta": eta, "sigma2": float(sigma2), "batch": int(batch)}))
     return system

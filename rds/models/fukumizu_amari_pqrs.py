@@ -1,4 +1,4 @@
-"""The FA SGD map in the (p, q, r, s) coordinates of paper 002 (eqs. 19–24).
+"""The FA SGD map in the (p, q, r, s) coordinates of Sato et al. 2022 (eqs. 19–24).
 
 p = (w1 + w2)/2, q = (v1 + v2)/2, r = (w1 − w2)/2, s = (v1 − v2)/2 (eq. 19). The map is written here directly from
 eqs. 20–24, independently of :mod:`rds.models.fukumizu_amari`, so that the conjugacy
@@ -12,6 +12,7 @@ from collections import namedtuple
 import numpy as np
 
 from rds._checks import positive
+from rds.models.fukumizu_amari import target
 from rds.noise import Gaussian
 from rds.system import RandomDynamicalSystem
 
@@ -34,7 +35,7 @@ def pqrs_step(state, xi, params):
         tm = np.tanh((p - r) * x)
         cp = np.cosh((p + r) * x)
         cm = np.cosh((p - r) * x)
-        h = (q + s) * tp + (q - s) * tm - (2.0 * np.tanh(x) - np.tanh(4.0 * x))  # eq. 24
+        h = (q + s) * tp + (q - s) * tm - target(x)  # eq. 24
         dp = dp - x * h / 2.0 * ((q + s) / (cp * cp) + (q - s) / (cm * cm))  # eq. 20
         dq = dq - h / 2.0 * (tp + tm)  # eq. 21
         dr = dr - x * h / 2.0 * ((q + s) / (cp * cp) - (q - s) / (cm * cm))  # eq. 22
@@ -44,7 +45,7 @@ def pqrs_step(state, xi, params):
 
 
 def fukumizu_amari_pqrs(eta: float = 0.1, sigma2: float = 1.0, batch: int = 1, common_noise: bool = True):
-    """The FA SGD map in (p, q, r, s) coordinates (paper 002, eqs. 20–24), variables ``("p","q","r","s")``.
+    """The FA SGD map in (p, q, r, s) coordinates (Sato et al. 2022, eqs. 20–24), variables ``("p","q","r","s")``.
 
     Parameters
     ----------
@@ -70,6 +71,6 @@ def fukumizu_amari_pqrs(eta: float = 0.1, sigma2: float = 1.0, batch: int = 1, c
         pqrs_step, noise=Gaussian(sigma2=sigma2, batch=batch), variables=("p", "q", "r", "s"),
         params=PQRSParams(eta), name="fukumizu_amari_pqrs", common_noise=common_noise,
         attrs={"reference": "Sato, Tsutsui, Fujiwara, Physica D 430 (2022) 133095",
-               "equations": "eq. 19 (coordinates), eqs. 20-24 (map)"})
-    system._spec = (fukumizu_amari_pqrs, {"eta": eta, "sigma2": float(sigma2), "batch": int(batch)})
+               "equations": "eq. 19 (coordinates), eqs. 20-24 (map)"},
+        recipe=(fukumizu_amari_pqrs, {"eta": eta, "sigma2": float(sigma2), "batch": int(batch)}))
     return system

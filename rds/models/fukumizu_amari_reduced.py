@@ -1,4 +1,4 @@
-"""The FA SGD map restricted to the doubly degenerate subspace M_wv (paper 002, eqs. 31–35).
+"""The FA SGD map restricted to the doubly degenerate subspace M_wv (Sato et al. 2022, eqs. 31–35).
 
 On M_wv = {w1 = w2 = w, v1 = v2 = v} the network is f = 2 v tanh(w x) and the SGD step reads (eqs. 31–34)
 
@@ -15,6 +15,7 @@ from collections import namedtuple
 import numpy as np
 
 from rds._checks import positive
+from rds.models.fukumizu_amari import target
 from rds.noise import Gaussian
 from rds.system import RandomDynamicalSystem
 
@@ -32,7 +33,7 @@ def reduced_step(state, xi, params):
     for k in range(xi.shape[0]):
         x = xi[k]
         th = np.tanh(w * x)
-        e = 2.0 * v * th - (2.0 * np.tanh(x) - np.tanh(4.0 * x))
+        e = 2.0 * v * th - target(x)
         gw = gw - e * v * x * (1.0 - th * th)
         gv = gv - e * th
     c = eta / xi.shape[0]
@@ -40,18 +41,35 @@ def reduced_step(state, xi, params):
 
 
 def g_jacobian(x, w, v):
-    """The Jacobian J(x; w, v) of g (paper 002, eq. 35; the extraction's "vq" is "4v"). Elementwise.
+    """The Jacobian J(x; w, v) = ∂g/∂(w, v) of the step direction on M_wv (Sato et al. 2022, eq. 35). Elementwise.
+
+    The one home of this formula (:func:`analysis.jacobian_wv` stacks it into matrices). J is symmetric because
+    g = −∇(e²/4); the Jacobian of the step map is I + η J. With th = tanh(wx), sech = 1/cosh(wx) (computed from
+    e^{−|wx|}, so nothing overflows and sech keeps full relative accuracy where tanh rounds to ±1), T = T(x):
+
+    Parameters
+    ----------
+    x, w, v : float or array_like
+        Input and point (w, v) of M_wv (broadcast together).
 
     Returns
     -------
     (J11, J12, J22)
-        J11 = −2 v x² (T th − 3 v th² + v) / cosh², J12 = J21 = x (T − 4 v th) / cosh², J22 = −2 th².
+        J11 = −2 v x² (T th − 3 v th² + v) sech², J12 = J21 = x (T − 4 v th) sech², J22 = −2 th².
+
+    Examples
+    --------
+    >>> from rds.models.fukumizu_amari_reduced import g_jacobian
+    >>> [round(float(j), 6) for j in g_jacobian(1.0, 0.5, 0.5)]
+    [-0.331689, -0.314874, -0.427105]
     """
     th = np.tanh(w * x)
-    s = 1.0 - th * th
-    T = 2.0 * np.tanh(x) - np.tanh(4.0 * x)
-    j11 = -2.0 * v * x * x * (T * th - 3.0 * v * th * th + v) * s
-    j12 = x * (T - 4.0 * v * th) * s
+    ez = np.exp(-np.abs(w * x))
+    sech = 2.0 * ez / (1.0 + ez * ez)
+    T = target(x)
+    xs = x * sech
+    j11 = -2.0 * v * xs * xs * (T * th - 3.0 * v * th * th + v)
+    j12 = xs * sech * (T - 4.0 * v * th)
     j22 = -2.0 * th * th
     return j11, j12, j22
 
@@ -73,7 +91,7 @@ def reduced_jacobian(state, xi, params):
 
 
 def fukumizu_amari_reduced(eta: float = 0.1, sigma2: float = 1.0, batch: int = 1, common_noise: bool = True):
-    """The SGD map on M_wv, variables ``("w", "v")`` (paper 002, eqs. 31–32).
+    """The SGD map on M_wv, variables ``("w", "v")`` (Sato et al. 2022, eqs. 31–32).
 
     Parameters
     ----------
@@ -104,6 +122,6 @@ def fukumizu_amari_reduced(eta: float = 0.1, sigma2: float = 1.0, batch: int = 1
         reduced_step, noise=Gaussian(sigma2=sigma2, batch=batch), variables=("w", "v"), params=ReducedParams(eta),
         jacobian=reduced_jacobian, name="fukumizu_amari_reduced", common_noise=common_noise,
         attrs={"reference": "Sato, Tsutsui, Fujiwara, Physica D 430 (2022) 133095",
-               "equations": "eqs. 31-34 (map on M_wv), eq. 35 (Jacobian of g)"})
-    system._spec = (fukumizu_amari_reduced, {"eta": eta, "sigma2": float(sigma2), "batch": int(batch)})
+               "equations": "eqs. 31-34 (map on M_wv), eq. 35 (Jacobian of g)"},
+        recipe=(fukumizu_amari_reduced, {"eta": eta, "sigma2": float(sigma2), "batch": int(batch)}))
     return system

@@ -1,4 +1,4 @@
-"""The phase oscillator with common multiplicative noise (paper 002, App. D).
+"""The phase oscillator with common multiplicative noise (Sato et al. 2022, App. D).
 
 dφ = ω dt + sin φ ∘ dW (Stratonovich), dW ~ N(0, σ² dt). Discretised with the stochastic Heun scheme, which
 converges to the Stratonovich solution:
@@ -44,7 +44,7 @@ def heun_jacobian(state, xi, params):
 
 
 def phase_oscillator(omega: float = 1.0, sigma2: float = 0.1, dt: float = 0.01, common_noise: bool = True):
-    """The stochastic phase oscillator of paper 002, App. D (Stratonovich, Heun scheme).
+    """The stochastic phase oscillator of Sato et al. 2022, App. D (Stratonovich, Heun scheme).
 
     Parameters
     ----------
@@ -77,6 +77,6 @@ def phase_oscillator(omega: float = 1.0, sigma2: float = 0.1, dt: float = 0.01, 
         heun_step, noise=Wiener(sigma2=sigma2, dt=dt), variables=("phi",), params=OscParams(omega, dt),
         jacobian=heun_jacobian, name="phase_oscillator", dt=dt, common_noise=common_noise,
         attrs={"reference": "Sato, Tsutsui, Fujiwara, Physica D 430 (2022) 133095, App. D",
-               "equations": "dphi = omega dt + sin(phi) o dW (Stratonovich), stochastic Heun; eq. D.6"})
-    system._spec = (phase_oscillator, {"omega": omega, "sigma2": float(sigma2), "dt": dt})
+               "equations": "dphi = omega dt + sin(phi) o dW (Stratonovich), stochastic Heun; eq. D.6"},
+        recipe=(phase_oscillator, {"omega": omega, "sigma2": float(sigma2), "dt": dt}))
     return system

@@ -1,15 +1,18 @@
-"""Full-batch gradient descent on a fixed noisy dataset: a quenched random map (papers 000/001).
+"""Full-batch gradient descent on a fixed noisy dataset: a quenched random map.
 
-Student f(x; θ) = Σ_j v_j tanh(w_j x) with N hidden neurons and no bias (the FA network for N = 2), trained on
-a dataset (x_k, y_k), k = 1…n, drawn once. Training error (paper 000, eq. 1)
+The model of Maleknia & Sato, "Plateaus, optima and overfitting in multi-layer perceptrons: a
+saddle–saddle–attractor scenario" (2026). Student f(x; θ) = Σ_j v_j tanh(w_j · x) with N hidden neurons and no
+bias (the FA network for N = 2 and one input), from :mod:`rds.models.two_layer`, trained on a dataset
+(x_k, y_k), k = 1…n, drawn once. Training error (eq. 1; ``normalization="mean"`` of the two-layer module)
 
     E_tr(θ) = (1/n) Σ_k (f(x_k; θ) − y_k)²,
 
 and one GD step θ ← θ − η ∇E_tr(θ). The noise is frozen in the data, so the map is deterministic; the dataset
 is the system's :class:`rds.noise.FixedDataset` (ξ_t = (x, y) for every t).
 
-The map is generated for each N from one template (a tuple of 2N scalars per member, so that it runs vectorised
-under NumPy and compiled under Numba), with its analytic Jacobian I − η ∇²E_tr.
+The map is generated for each (N, d) from one template (a tuple of N·d + N scalars per member, so that it runs
+vectorised under NumPy and compiled under Numba), with its analytic Jacobian I − η ∇²E_tr; it is the elementwise
+form of :func:`rds.models.two_layer.gradient` and :func:`rds.models.two_layer.hessian`, checked against them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 
 from rds._checks import finite_array, integer, positive
 from rds._codegen import make_function, tuple_src
+from rds.models import two_layer
 from rds.noise import FixedDataset
 from rds.system import RandomDynamicalSystem
 
@@ -30,7 +34,7 @@ GDParams = namedtuple("GDParams", ["eta"])
 
 
 def student_variables(hidden: int) -> tuple:
-    """Variable names ``("w1", …, "wN", "v1", …, "vN")`` of a student with ``hidden`` neurons.
+    """Variable names ``("w1", …, "wN", "v1", …, "vN")`` of a student with ``hidden`` neurons and one input.
 
     Parameters
     ----------
@@ -46,45 +50,57 @@ def student_variables(hidden: int) -> tuple:
     >>> student_variables(2)
     ('w1', 'w2', 'v1', 'v2')
     """
-    return tuple(f"w{j + 1}" for j in range(hidden)) + tuple(f"v{j + 1}" for j in range(hidden))
+    return two_layer.variables(hidden, 1)
 
 
 @functools.cache
-def _gd_functions(hidden: int):
-    """Generate the elementwise GD step and its analytic Jacobian for ``hidden`` neurons (cached per N)."""
-    N = hidden
-    W = [f"w{j}" for j in range(N)]
+def _gd_functions(hidden: int, inputs: int = 1):
+    """Generate the elementwise GD step and its analytic Jacobian for ``hidden`` neurons, ``inputs`` inputs.
+
+    The generated code is the elementwise (per-member scalar) form of :func:`rds.models.two_layer.gradient` and
+    :func:`rds.models.two_layer.hessian` for tanh and the ``"mean"`` normalisation, parameters in the packed
+    order of :func:`rds.models.two_layer.pack`; the tests check it against those functions.
+    """
+    N, d = hidden, inputs
+    W = [[f"w{j}" if d == 1 else f"w{j}_{a}" for a in range(d)] for j in range(N)]
+    Wf = [name for row in W for name in row]
     V = [f"v{j}" for j in range(N)]
-    head = [f"    {', '.join(W + V)}, = state", "    eta = params[0]", "    n = xi.shape[1]",
-            "    z = 0.0 * (" + " + ".join(W + V) + ")"]
-    loop = ["    for k in range(n):", "        x = xi[0, k]", "        y = xi[1, k]"]
-    loop += [f"        t{j} = np.tanh(w{j} * x)" for j in range(N)]
+    xs = ["x"] if d == 1 else [f"x{a}" for a in range(d)]
+    head = [f"    {', '.join(Wf + V)}, = state", "    eta = params[0]", "    n = xi.shape[1]",
+            "    z = 0.0 * (" + " + ".join(Wf + V) + ")"]
+    loop = ["    for k in range(n):"] + [f"        {xs[a]} = xi[{a}, k]" for a in range(d)]
+    loop += [f"        y = xi[{d}, k]"]
+    loop += [f"        t{j} = np.tanh(" + " + ".join(f"{W[j][a]} * {xs[a]}" for a in range(d)) + ")"
+             for j in range(N)]
     loop += [f"        s{j} = 1.0 - t{j} * t{j}" for j in range(N)]
     loop.append("        r = " + " + ".join(f"v{j} * t{j}" for j in range(N)) + " - y")
 
     # step: θ ← θ − (2η/n) Σ r ∇f
     step = ["def gd_step(state, xi, params):"] + head
-    step += [f"    gw{j} = z" for j in range(N)] + [f"    gv{j} = z" for j in range(N)]
+    step += [f"    g{w} = z" for w in Wf] + [f"    gv{j} = z" for j in range(N)]
     step += loop
-    step += [f"        gw{j} = gw{j} + r * v{j} * x * s{j}" for j in range(N)]
+    step += [f"        g{W[j][a]} = g{W[j][a]} + r * v{j} * {xs[a]} * s{j}" for j in range(N) for a in range(d)]
     step += [f"        gv{j} = gv{j} + r * t{j}" for j in range(N)]
     step.append("    c = 2.0 * eta / n")
-    step.append("    return " + tuple_src([f"w{j} - c * gw{j}" for j in range(N)] +
-                                          [f"v{j} - c * gv{j}" for j in range(N)]))
+    step.append("    return " + tuple_src([f"{w} - c * g{w}" for w in Wf] + [f"v{j} - c * gv{j}" for j in range(N)]))
 
-    # Jacobian: I − (2η/n) Σ (∇f ∇fᵀ + r ∇²f); ∇f = (v_j x s_j, t_j); ∇²f: ww_jj = −2 v_j x² s_j t_j, wv_jj = x s_j
-    grad = [f"v{j} * x * s{j}" for j in range(N)] + [f"t{j}" for j in range(N)]
-    P = 2 * N
+    # Jacobian: I − (2η/n) Σ (∇f ∇fᵀ + r ∇²f); ∇f = (v_j x_a s_j, t_j);
+    # ∇²f: (w_ja, w_jb) = −2 v_j x_a x_b s_j t_j, (w_ja, v_j) = x_a s_j
+    grad = [f"v{j} * {xs[a]} * s{j}" for j in range(N) for a in range(d)] + [f"t{j}" for j in range(N)]
+    P = N * d + N
+    neuron = [p // d for p in range(N * d)] + list(range(N))    # the neuron of each parameter
+    comp = [p % d for p in range(N * d)]                         # the input of each w parameter
     jac = ["def gd_jacobian(state, xi, params):"] + head
     jac += [f"    a{a}_{b} = z" for a in range(P) for b in range(a, P)]
     jac += loop
     for a in range(P):
         for b in range(a, P):
             extra = ""
-            if a == b and a < N:
-                extra = f" - 2.0 * r * v{a} * x * x * s{a} * t{a}"
-            elif a < N and b == a + N:
-                extra = f" + r * x * s{a}"
+            j = neuron[a]
+            if a < N * d and b < N * d and neuron[b] == j:
+                extra = f" - 2.0 * r * v{j} * {xs[comp[a]]} * {xs[comp[b]]} * s{j} * t{j}"
+            elif a < N * d and b == N * d + j:
+                extra = f" + r * {xs[comp[a]]} * s{j}"
             jac.append(f"        a{a}_{b} = a{a}_{b} + ({grad[a]}) * ({grad[b]}){extra}")
     jac.append("    c = 2.0 * eta / n")
     rows = []
@@ -98,14 +114,32 @@ def _gd_functions(hidden: int):
     return (make_function("\n".join(step) + "\n", "gd_step"), make_function("\n".join(jac) + "\n", "gd_jacobian"))
 
 
+def _as_inputs(x):
+    """x of shape (n,) (d = 1) or (n, d) -> X (n, d)."""
+    x = np.asarray(x, dtype=float)
+    return x[:, None] if x.ndim == 1 else x
+
+
+def _split_theta(theta, x):
+    """θ (..., N·d + N) and inputs x (n,) or (n, d) -> (W (..., N, d), v (..., N), X (n, d))."""
+    theta = np.asarray(theta, dtype=float)
+    X = _as_inputs(x)
+    d = X.shape[1]
+    if theta.ndim == 0 or theta.shape[-1] == 0 or theta.shape[-1] % (d + 1):
+        raise ValueError(f"theta must have a last axis of N*(d + 1) entries for d = {d} inputs, got shape "
+                         f"{theta.shape}")
+    W, v = two_layer.unpack(theta, theta.shape[-1] // (d + 1), d)
+    return W, v, X
+
+
 def network_output(theta, x):
-    """Student output f(x; θ) = Σ_j v_j tanh(w_j x).
+    """Student output f(x; θ) = Σ_j v_j tanh(w_j · x) (:func:`rds.models.two_layer.forward`).
 
     Parameters
     ----------
-    theta : array_like, shape (..., 2N)
-        Parameters ordered (w1…wN, v1…vN).
-    x : array_like, shape (n,)
+    theta : array_like, shape (..., N·d + N)
+        Parameters ordered as :func:`rds.models.two_layer.pack`: (w1…wN, v1…vN) for d = 1.
+    x : array_like, shape (n,) or (n, d)
 
     Returns
     -------
@@ -118,19 +152,20 @@ def network_output(theta, x):
     >>> network_output([1.0, 1.0, 1.0, 1.0], np.array([0.0, 1.0])).round(4).tolist()
     [0.0, 1.5232]
     """
-    theta = np.asarray(theta, dtype=float)
-    N = theta.shape[-1] // 2
-    w, v = theta[..., :N], theta[..., N:]
-    return np.einsum("...j,...jk->...k", v, np.tanh(w[..., :, None] * np.asarray(x, dtype=float)))
+    W, v, X = _split_theta(theta, x)
+    return two_layer.forward(W, v, X)
 
 
 def training_error(theta, x, y):
-    """Training error E_tr(θ) = (1/n) Σ_k (f(x_k; θ) − y_k)² (paper 000, eq. 1).
+    """Training error E_tr(θ) = (1/n) Σ_k (f(x_k; θ) − y_k)² (Maleknia & Sato 2026, eq. 1).
+
+    :func:`rds.models.two_layer.loss` with ``normalization="mean"``.
 
     Parameters
     ----------
-    theta : array_like, shape (..., 2N)
-    x, y : array_like, shape (n,)
+    theta : array_like, shape (..., N·d + N)
+    x : array_like, shape (n,) or (n, d)
+    y : array_like, shape (n,)
 
     Returns
     -------
@@ -144,8 +179,8 @@ def training_error(theta, x, y):
     >>> float(training_error([1.0, 1.0, 1.0, 1.0], x, 2 * np.tanh(x)))   # on the optimal set O
     0.0
     """
-    r = network_output(theta, x) - np.asarray(y, dtype=float)
-    return np.mean(r * r, axis=-1)
+    W, v, X = _split_theta(theta, x)
+    return two_layer.loss(W, v, X, y, normalization="mean")
 
 
 def check_dataset(x, y):
@@ -178,12 +213,18 @@ def check_dataset(x, y):
 
 
 def teacher_student(x, y, hidden: int = 2, eta: float = 0.01):
-    """Full-batch GD on E_tr for a tanh student with ``hidden`` neurons on a fixed dataset (papers 000/001).
+    """Full-batch GD on E_tr for a tanh student with ``hidden`` neurons on a fixed dataset.
+
+    The model of Maleknia & Sato, "Plateaus, optima and overfitting in multi-layer perceptrons: a
+    saddle–saddle–attractor scenario" (2026): θ ← θ − η ∇E_tr(θ) with E_tr = (1/n) Σ_k (f(x_k; θ) − y_k)² (eq. 1),
+    f from :mod:`rds.models.two_layer` (tanh, ``normalization="mean"``), here also for d > 1 inputs.
 
     Parameters
     ----------
-    x, y : array_like, shape (n,)
-        The dataset, drawn once (e.g. x_k ~ N(0, 1), y_k = 2 tanh(x_k) + ε_k). Finite, equal lengths, n ≥ 1.
+    x : array_like, shape (n,) or (n, d)
+        The inputs, drawn once (e.g. x_k ~ N(0, 1)). Finite, n ≥ 1.
+    y : array_like, shape (n,)
+        The targets (e.g. y_k = 2 tanh(x_k) + ε_k). Finite.
     hidden : int
         Number of hidden neurons N ≥ 1.
     eta : float
@@ -192,8 +233,9 @@ def teacher_student(x, y, hidden: int = 2, eta: float = 0.01):
     Returns
     -------
     RandomDynamicalSystem
-        Variables ``("w1", …, "wN", "v1", …, "vN")``; quenched noise (the dataset); analytic Jacobian
-        I − η ∇²E_tr, so ``(I − J) / η`` is the Hessian of E_tr.
+        Variables ``("w1", …, "wN", "v1", …, "vN")`` for d = 1 (:func:`rds.models.two_layer.variables`: the order
+        of :func:`rds.models.two_layer.pack`); quenched noise (the dataset, ξ_t of shape (d + 1, n): the d input
+        rows then y); analytic Jacobian I − η ∇²E_tr, so ``(I − J) / η`` is the Hessian of E_tr.
 
     Examples
     --------
@@ -204,16 +246,26 @@ def teacher_student(x, y, hidden: int = 2, eta: float = 0.01):
     >>> gd.variables
     ('w1', 'w2', 'v1', 'v2')
     >>> theta = gd.evolve(np.array([-0.13, 0.13, 0.16, -0.15]), 1000)
+    >>> rds.models.teacher_student(rng.standard_normal((50, 3)), y[:50], hidden=1).variables
+    ('w1_1', 'w1_2', 'w1_3', 'v1')
     """
-    x, y = check_dataset(x, y)
+    if np.ndim(x) == 2:
+        y = finite_array(y, "y", ndim=1)
+        x = finite_array(x, "x", ndim=2)
+        X, y = two_layer.check_data(x, y, x.shape[1])
+    else:
+        x, y = check_dataset(x, y)
+        X = x[:, None]
+    d = X.shape[1]
     hidden = integer(hidden, "hidden", 1)
     eta = positive(eta, "eta")
-    step, jac = _gd_functions(hidden)
+    step, jac = _gd_functions(hidden, d)
     system = RandomDynamicalSystem(
-        step, noise=FixedDataset(np.stack([x, y])), variables=student_variables(hidden), params=GDParams(eta),
-        jacobian=jac, name="teacher_student",
-        attrs={"reference": "Maleknia, Sato, Plateaus, optima and overfitting in MLPs (2026)",
-               "equations": "E_tr = (1/n) sum_k (f(x_k) - y_k)^2; theta <- theta - eta grad E_tr",
-               "hidden": hidden, "n_data": int(x.size)})
-    system._spec = (teacher_student, {"x": x, "y": y, "hidden": hidden, "eta": eta})
+        step, noise=FixedDataset(np.vstack([X.T, y[None, :]])), variables=two_layer.variables(hidden, d),
+        params=GDParams(eta), jacobian=jac, name="teacher_student",
+        attrs={"reference": "Maleknia, Sato, Plateaus, optima and overfitting in multi-layer perceptrons: "
+                            "a saddle-saddle-attractor scenario (2026)",
+               "equations": "E_tr = (1/n) sum_k (f(x_k) - y_k)^2 (eq. 1); theta <- theta - eta grad E_tr",
+               "normalization": "mean", "hidden": hidden, "inputs": d, "n_data": int(y.size)},
+        recipe=(teacher_student, {"x": x, "y": y, "hidden": hidden, "eta": eta}))
     return system

@@ -1,0 +1,414 @@
+"""Checks of the user's functions — maps, Jacobians, region predicates — before they run or compile.
+
+A broken map otherwise fails deep inside generated code (``<rds-generated update …>`` line 6), as a raw Numba
+typing error, or not at all: a map that returns a bare value instead of a 1-tuple silently gives every member the
+value of member 0 on the NumPy backend. So each function is called once, on a few members with NumPy, before the
+first run of a system, and what it returns is checked against what the engine expects; before compiling, its code
+is checked for what the compiled backend cannot do. Errors name the function, its file and line, what was expected
+and what to do instead; the original error (NumPy's or Numba's) is chained for experts.
+
+The checks are reusable for any elementwise user function: :func:`check_callable`, :func:`call_members`,
+:func:`check_values`, :func:`check_compilable` and :func:`compile_error` take the function and a role ("map",
+"Jacobian", "region predicate", …).
+"""
+
+from __future__ import annotations
+
+import builtins
+import dis
+import inspect
+import os
+import re
+import types as pytypes
+import warnings
+
+import numpy as np
+
+__all__ = ["check_run", "check_step_output", "check_jacobian_output", "describe", "check_callable",
+           "call_members", "check_values", "check_compilable", "compile_error", "COMPILED_SUPPORT"]
+
+#: What the compiled backend supports, for error messages.
+COMPILED_SUPPORT = ("the compiled backend (Numba) compiles a plain Python function (def or lambda) of scalars: "
+                    "arithmetic, comparisons, if/for/while, tuples, NumPy and math functions (np.tanh, np.exp, "
+                    "np.where, np.floor, math.erf, …) and other plain Python functions, which it compiles too (a "
+                    "helper is passed by calling it from the map: define it with def at module level); not: "
+                    "imports inside the function, SciPy functions, Python objects, exceptions with f-strings")
+
+_CHECKED: dict = {}
+
+
+def describe(func, role: str = "map") -> str:
+    """``map 'tent' (file.py, line 12)``: how errors name a user function."""
+    py = getattr(func, "__func__", func)
+    py = getattr(py, "py_func", py)
+    name = getattr(py, "__name__", None) or type(func).__name__
+    code = getattr(py, "__code__", None)
+    if code is None:
+        return f"{role} {name!r}"
+    return f"{role} {name!r} ({code.co_filename}, line {code.co_firstlineno})"
+
+
+def check_callable(func, nargs: int, role: str, signature: str):
+    """Raise a TypeError in the user's terms unless ``func`` can be called with ``nargs`` positional arguments."""
+    if not callable(func):
+        raise TypeError(f"the {role} must be callable as {signature}, got {type(func).__name__}")
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(*range(nargs))
+    except TypeError:
+        raise TypeError(f"{describe(func, role)} must accept {nargs} positional arguments, {signature}; it is "
+                        f"defined as {getattr(func, '__name__', role)}{sig}") from None
+
+
+def _sample(system, X2):
+    """A few members (never as many as there are variables, so a bare value is told from a tuple) and one noise
+    sample of the layout the NumPy kernels pass: ``(states (M, var), xi)``."""
+    M = 3 if system.nvar != 3 else 4
+    X = np.resize(np.asarray(X2, dtype=float), (M, system.nvar)) if X2.shape[0] else np.full((M, system.nvar), 0.5)
+    if system.noise.quenched:
+        xi = system.noise.block(0, 0, 0, 1, (0, M) if system.independent_noise else None)[0]
+    else:
+        xi = np.zeros(tuple(system.noise.shape) + ((M,) if system.independent_noise else ()))
+    return X, xi
+
+
+def _member_xi(system, xi, m):
+    return xi[..., m] if system.independent_noise else xi
+
+
+def call_members(func, args_of, M: int, role: str, vector_hint: str):
+    """Call ``func(*args_of(None))`` on all members at once (NumPy arrays); if that raises, member by member
+    (``args_of(m)``, scalars). Returns ``(output, scalar_only, vector_error)``; ``output`` is the list of the
+    per-member outputs when ``scalar_only``. A function failing both ways raises its error in the user's terms.
+    """
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            return func(*args_of(None)), False, None
+        except Exception as e:  # the user's code: anything
+            vec_error = e
+        try:
+            outs = [func(*args_of(m)) for m in range(M)]
+        except Exception:
+            raise _user_error(vec_error, f"{describe(func, role)} raised {type(vec_error).__name__}: {vec_error} "
+                                         f"(called on {M} members at once, and on each alone)") from vec_error
+    return outs, True, vec_error
+
+
+def _user_error(e, msg):
+    try:
+        return type(e)(msg)
+    except Exception:  # an exception class with another constructor
+        return TypeError(msg)
+
+
+def check_values(values, count, M, func, role, what, scalar):
+    """Check a returned sequence of ``count`` real values, each a scalar or an array over the members.
+
+    ``M`` is the number of members (or the shape of the member axes); ``scalar``: called for one member."""
+    shape = (M,) if isinstance(M, (int, np.integer)) else tuple(M)
+    where = describe(func, role)
+    if values is None:
+        raise TypeError(f"{where} returned None; it must return {what} (is a 'return' missing?)")
+    if isinstance(values, np.ndarray) and values.ndim >= 1 and len(values) == count and not scalar:
+        values = list(values)
+    if not isinstance(values, (tuple, list)):
+        shape = f" of shape {np.shape(values)}" if np.ndim(values) else ""
+        hint = " (for one value write (value,) with the trailing comma)" if count == 1 else ""
+        raise TypeError(f"{where} returned {_a(type(values).__name__)}{shape}; it must return {what}{hint}")
+    if len(values) != count:
+        raise ValueError(f"{where} returned {len(values)} values; it must return {what}")
+    for k, v in enumerate(values):
+        a = np.asarray(v) if not isinstance(v, (str, bytes)) else None
+        if a is None or a.dtype.kind not in "biuf":
+            kind = "complex" if a is not None and a.dtype.kind == "c" else type(v).__name__
+            raise TypeError(f"{where} returned {_a(kind)} as value {k}; it must return {what}, of real numbers")
+        if scalar and a.ndim:
+            raise ValueError(f"{where} returned an array of shape {a.shape} as value {k} for one member; it must "
+                             f"return {what}, each a number")
+        if not scalar and not _broadcasts(a.shape, shape):
+            raise ValueError(f"{where} returned an array of shape {a.shape} as value {k} for members of shape "
+                             f"{shape}; each value must be a number or an array over the members, shape {shape}")
+
+
+def _broadcasts(a, shape) -> bool:
+    try:
+        return np.broadcast_shapes(a, shape) == shape
+    except ValueError:
+        return False
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" or noun.startswith("nd") else "a ") + noun
+
+
+def _what_step(system):
+    n = system.nvar
+    return f"a tuple of {n} value{'s' if n > 1 else ''}, one per variable {system.variables}"
+
+
+def check_step_output(system, out, M):
+    """Check what ``system.step`` returned for ``M`` members (NumPy arrays)."""
+    check_values(out, system.nvar, M, system.step, "map", _what_step(system), scalar=False)
+
+
+def check_jacobian_output(system, J, M, scalar=False):
+    """Check what an analytic Jacobian returned: ``nvar`` rows of ``nvar`` entries."""
+    what = (f"{system.nvar} rows ((∂f0/∂x0, ∂f0/∂x1, …), …) of {system.nvar} entries, for the variables "
+            f"{system.variables}")
+    if not isinstance(J, (tuple, list, np.ndarray)) or len(J) != system.nvar:
+        size = f" of length {len(J)}" if hasattr(J, "__len__") else ""
+        raise TypeError(f"{describe(system.jacobian, 'Jacobian')} returned {type(J).__name__}{size}; it must return "
+                        f"{what}")
+    for row in J:
+        check_values(row, system.nvar, M, system.jacobian, "Jacobian", what, scalar=scalar)
+
+
+_VECTOR_HINT = ("on the NumPy backend each variable is an array over the members; write the function elementwise: "
+                "np.where(x > 0, a, b) instead of 'if x > 0:', np.maximum instead of max, np.sin instead of math.sin, "
+                "np.logical_and instead of 'and'")
+
+
+def _step_args(system, X, xi, params):
+    def args_of(m):
+        if m is None:
+            return tuple(np.ascontiguousarray(X.T)), xi, params
+        return tuple(float(v) for v in X[m]), _member_xi(system, xi, m), params
+    return args_of
+
+
+def _check_step(system, X2):
+    key = ("step", system.step, system.nvar, tuple(system.noise.shape), system.independent_noise)
+    if key in _CHECKED:
+        return _CHECKED[key]
+    check_callable(system.step, 3, "map", "step(state, xi, params) -> tuple")
+    X, xi = _sample(system, X2)
+    params = system._params_for_kernels()
+    out, scalar_only, vec_error = call_members(system.step, _step_args(system, X, xi, params), len(X), "map",
+                                               _VECTOR_HINT)
+    if scalar_only:
+        for o in out:
+            check_values(o, system.nvar, 1, system.step, "map", _what_step(system), scalar=True)
+    else:
+        check_step_output(system, out, len(X))
+    _CHECKED[key] = (scalar_only, vec_error)
+    return _CHECKED[key]
+
+
+def _check_jacobian(system, X2, scalar_only):
+    jac = system._jacobian_function()
+    key = ("jac", system.step, jac, system.nvar, tuple(system.noise.shape), system.independent_noise)
+    if key in _CHECKED:
+        return
+    X, xi = _sample(system, X2)
+    params = system._params_for_kernels()
+    args_of = _step_args(system, X, xi, params)
+    role = "Jacobian" if system.jacobian is not None else "map"
+    func = system.jacobian if system.jacobian is not None else system.step
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+            outs = [jac(*args_of(m)) for m in range(len(X))] if scalar_only else [jac(*args_of(None))]
+    except np.exceptions.ComplexWarning as e:
+        raise TypeError(f"the automatic (complex-step) Jacobian of {describe(func, role)} cannot differentiate it: "
+                        f"the map drops the imaginary part of the state somewhere (float(x), np.float64(x), .real, "
+                        f"or storing into a float array); keep values as they are, or pass an analytic jacobian="
+                        ) from e
+    except Exception as e:
+        if system.jacobian is not None:
+            raise _user_error(e, f"{describe(func, role)} raised {type(e).__name__}: {e}") from e
+        from rds._complexstep import unsafe_operators
+        m = re.search(r"ufunc '(\w+)' not supported", str(e))
+        detail = (f"it applies {m.group(1)}, which has no complex version" if m else f"{type(e).__name__}: {e}")
+        ops = unsafe_operators(system.step)
+        if ops:
+            detail += (f" (its source could not be read, so the operators {', '.join(ops)} could not be made "
+                       f"complex-step safe: write np.mod, np.floor_divide, np.greater … instead)")
+        raise TypeError(f"the automatic (complex-step) Jacobian of {describe(func, role)} failed: {detail}. The "
+                        f"functions it supports are listed in RandomDynamicalSystem's docstring; pass an analytic "
+                        f"jacobian= for others") from e
+    if system.jacobian is not None:
+        for J in outs:
+            check_jacobian_output(system, J, 1 if scalar_only else len(X), scalar=scalar_only)
+    _CHECKED[key] = True
+
+
+def _check_region(system, inside, X2):
+    key = ("region", inside, system.nvar)
+    if key in _CHECKED:
+        return
+    check_callable(inside, 1, "region predicate", "inside(state) -> bool")
+    X, _ = _sample(system, X2)
+    where = describe(inside, "region predicate")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            r = inside(tuple(np.ascontiguousarray(X.T)))
+        except Exception as e:
+            raise _user_error(e, f"{where} raised {type(e).__name__}: {e} ({_VECTOR_HINT}; a region predicate is "
+                                 f"always called on all members at once)") from e
+    a = np.asarray(r) if not isinstance(r, (str, bytes, tuple, list)) else None
+    if a is None or a.dtype.kind not in "biu":
+        raise TypeError(f"{where} returned {type(r).__name__}; it must return a bool (or an array of bools over the "
+                        f"members), e.g. np.logical_and(s[0] > 0, s[1] < 1)")
+    if a.shape not in ((), (1,), (len(X),)):
+        raise ValueError(f"{where} returned an array of shape {a.shape} for {len(X)} members; it must return one "
+                         f"bool per member")
+    _CHECKED[key] = True
+
+
+def check_run(system, X2, steps, backend, kw):
+    """Check the system's functions for a run (once per map), pick the backend; returns the backend.
+
+    A map that runs only member by member (it branches on the state with ``if``, or calls ``math.sin``) runs on the
+    compiled backend when ``backend`` is None — whatever ran before — and is refused with ``backend='numpy'``; a
+    map the compiled backend cannot compile (a SciPy function, an import inside it) runs on NumPy when ``backend``
+    is None, and is refused with ``backend='numba'``.
+    """
+    from rds import engine
+    if X2.shape[0] == 0:
+        return engine.choose_backend(system, backend, 0)
+    scalar_only, vec_error = _check_step(system, X2)
+    if kw.get("tangent") is not None:
+        _check_jacobian(system, X2, scalar_only)
+    if kw.get("region") is not None:
+        _check_region(system, kw["region"], X2)
+    if scalar_only:
+        if backend is None:
+            backend = "numba"
+        elif backend == "numpy":
+            raise TypeError(f"{describe(system.step)} runs only one member at a time: on all members at once it "
+                            f"raised {type(vec_error).__name__}: {vec_error}. {_VECTOR_HINT[0].upper()}"
+                            f"{_VECTOR_HINT[1:]}; or use backend='numba' (or None), which calls it per member"
+                            ) from vec_error
+    chosen = engine.choose_backend(system, backend, X2.shape[0] * max(steps, 1))
+    if chosen == "numba":
+        try:
+            check_compilable(system.step, "map")
+            if system.jacobian is not None and kw.get("tangent") is not None:
+                check_compilable(system.jacobian, "Jacobian")
+            if kw.get("region") is not None:
+                check_compilable(kw["region"], "region predicate")
+        except (TypeError, NameError):
+            if backend is not None or scalar_only:
+                raise
+            return "numpy"  # backend=None and a map the compiled backend cannot take: NumPy, every time
+    return chosen
+
+
+# ------------------------------------------------------------------------------------------------ compiled backend
+_SAFE_MODULES = ("numpy", "math", "cmath", "builtins", "operator", "_operator", "numba", "rds")
+
+
+def check_compilable(func, role, _seen=None):
+    """Raise in the user's terms if ``func`` (or a helper it calls) uses what the compiled backend cannot compile:
+    imports inside the function, undefined names, SciPy (non-NumPy) ufuncs, non-function callables."""
+    key = ("compilable", func, role)
+    if key in _CHECKED:
+        return
+    _seen = set() if _seen is None else _seen
+    if func in _seen:
+        return
+    _seen.add(func)
+    py = getattr(func, "py_func", func)
+    if not isinstance(py, pytypes.FunctionType):
+        if hasattr(func, "py_func"):
+            return  # already a Numba dispatcher
+        raise TypeError(f"{describe(func, role)} is a {type(func).__name__}; {COMPILED_SUPPORT}. Use backend='numpy', "
+                        f"or write it as a def")
+    where = describe(func, role)
+    for code in _codes(py.__code__):
+        for ins in dis.get_instructions(code):
+            line = ins.positions.lineno if ins.positions else None
+            at = f" (line {line})" if line else ""
+            if ins.opname in ("IMPORT_NAME", "IMPORT_FROM"):
+                raise TypeError(f"{where} imports {ins.argval!r} inside the function{at}; the compiled backend cannot "
+                                f"import: import it at module level")
+            if ins.opname != "LOAD_GLOBAL":
+                continue
+            name = ins.argval
+            if name in py.__globals__:
+                _check_global(py.__globals__[name], name, where, at, _seen)
+            elif not hasattr(builtins, name):
+                raise NameError(f"{where} uses the name {name!r}{at}, which is not defined (in the function's module "
+                                f"{py.__module__!r} nor a builtin)")
+    _CHECKED[key] = True
+
+
+def _codes(code):
+    yield code
+    for c in code.co_consts:
+        if isinstance(c, pytypes.CodeType):
+            yield from _codes(c)
+
+
+def _check_global(obj, name, where, at, seen):
+    if isinstance(obj, pytypes.ModuleType):
+        return
+    if isinstance(obj, pytypes.FunctionType):
+        check_compilable(obj, f"helper of the {where}", seen)
+        return
+    if isinstance(obj, np.ufunc):
+        if getattr(np, obj.__name__, None) is not obj:
+            raise TypeError(f"{where} calls {name} ({_origin(obj)}){at}, a ufunc the compiled backend cannot "
+                            f"compile; use backend='numpy', or a math/NumPy function (e.g. math.erf for scipy's "
+                            f"erf, in a helper function). {COMPILED_SUPPORT}")
+        return
+    module = getattr(obj, "__module__", None) or ""
+    if callable(obj) and not isinstance(obj, type) and module.split(".")[0] not in _SAFE_MODULES \
+            and not hasattr(obj, "py_func") and not _numba_knows(obj):
+        raise TypeError(f"{where} calls {name} ({_origin(obj)}){at}, which the compiled backend cannot compile; use "
+                        f"backend='numpy'. {COMPILED_SUPPORT}")
+
+
+def _numba_knows(obj) -> bool:
+    try:
+        from numba.core.typing import typeof
+        typeof.typeof(obj, typeof.Purpose.constant)
+        return True
+    except Exception:
+        return False
+
+
+def _origin(obj) -> str:
+    mod = getattr(obj, "__module__", None)
+    name = getattr(obj, "__name__", type(obj).__name__)
+    return f"{mod}.{name}" if mod else name
+
+
+_FILE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def compile_error(system, exc, kw):
+    """The error to raise, in the user's terms, for an exception ``exc`` of the compiled backend (or None to
+    re-raise it as is). The Numba message is chained by the caller."""
+    import numba
+    if isinstance(exc, SystemError) and "exception set" in str(exc):
+        return RuntimeError(f"the compiled code of {describe(system.step)} raised an exception inside the parallel "
+                            f"loop over members, which Numba cannot report; run it with backend='numpy' to see it")
+    if not isinstance(exc, numba.core.errors.NumbaError):
+        return None
+    funcs = [(system.step, "map")]
+    if kw.get("tangent") is not None:
+        funcs.append((system.jacobian, "Jacobian") if system.jacobian is not None else (system.step, "map"))
+    if kw.get("region") is not None:
+        funcs.append((kw["region"], "region predicate"))
+    msg = str(exc)
+    culprit, at = funcs[0], ""
+    for fname, line in _FILE_LINE.findall(msg):
+        if fname.startswith("<rds-generated") or "/rds/" in fname or "numba" in fname:
+            continue
+        fname = fname if fname.startswith("<") else os.path.abspath(fname)
+        at = f" at {fname}, line {line}"
+        for f, role in funcs:
+            code = getattr(getattr(f, "py_func", f), "__code__", None)
+            if code is not None and code.co_filename in (fname, os.path.relpath(fname)):
+                culprit = (f, role)
+        break
+    first = next((ln.strip() for ln in msg.splitlines() if ln.strip() and not ln.startswith("Failed in")), "")
+    return TypeError(f"the compiled backend could not compile {describe(*culprit)}{at}: {first}. {COMPILED_SUPPORT}. "
+                     f"Use backend='numpy' to run it without compiling; Numba's full message is chained above")
