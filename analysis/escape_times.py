@@ -40,7 +40,7 @@ from scipy import stats
 import rds
 from rds._checks import check_memory, integer, real, real_array
 from rds.noise import check_seed
-from rds.regions import Box, Region, as_predicate
+from rds.regions import Box, Region
 from rds.sampling import initial_states, sample_box
 from rds.timegrid import log_times
 
@@ -384,7 +384,7 @@ def _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t
         raise ValueError(f"bootstrap must be one of {_BOOTSTRAP}, got {bootstrap!r}")
     check_memory(8 * realizations * X.shape[0] * (system.nvar + 3), f"realizations={realizations} x "
                  f"members={X.shape[0]} runs", "use fewer realizations or members")
-    inside = np.broadcast_to(np.asarray(as_predicate(region, system.variables)(tuple(X.T)), dtype=bool),
+    inside = np.broadcast_to(np.asarray(system.predicate(region)(tuple(X.T)), dtype=bool),
                              (X.shape[0],))
     if not np.any(inside):
         raise ValueError(f"initial: all {X.shape[0]} initial states lie outside the region {region!r} "

@@ -9,7 +9,10 @@ the Lyapunov exponents (σ_i the singular values, J = ∂φ/∂θ the Jacobian o
 are computed here by the QR method (Benettin et al. 1980; Shimada & Nagashima 1979): k tangent vectors are
 propagated with the exact Jacobian, V ← J V, and re-orthonormalised every ``qr_every`` steps by V = Q R; the
 exponents are the time averages of log R_cc. The propagation is done by the engine service
-:meth:`rds.RandomDynamicalSystem.propagate_tangent` (NumPy or compiled Numba, the same numbers).
+:meth:`rds.RandomDynamicalSystem.propagate_tangent` (NumPy, compiled Numba or JAX, the same numbers). For a vector
+map (a network with D parameters, :mod:`rds.vector`) ``k`` ≪ D tangent vectors are propagated by exact
+Jacobian-vector products (``jax.jvp``), never forming the D × D Jacobian: the top-k exponents, e.g. the top
+exponent of linearised SGD at a minimum, negative exactly when the minimum is stable under SGD.
 
 A negative top exponent along a common noise path is noise-induced synchronisation (paper 002, Theorem 1 and
 App. D; for the phase oscillator λ ≈ −σ²/4, eq. D.6).
@@ -99,7 +102,7 @@ def _check_system(system):
             raise TypeError(f"system must be an rds.RandomDynamicalSystem, got {type(system).__name__}")
 
 
-def lyapunov_spectrum(system, initial, steps, seed=0, transient=0, qr_every=1, realizations=1, k=None,
+def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1, realizations=1, k=None,
                       num_history=50, backend=None, executor=None, chunk_size=None, t0=0, tangent=None,
                       progress=None, members=None, sample_seed=None) -> xr.Dataset:
     """Lyapunov spectrum along random trajectories by the QR (Benettin) method.
@@ -138,8 +141,8 @@ def lyapunov_spectrum(system, initial, steps, seed=0, transient=0, qr_every=1, r
         identity (or of ``tangent``).
     num_history : int
         Number of log-spaced times (≥ 1) at which the finite-time exponents are recorded.
-    backend : {"numpy", "numba"} or None
-        Engine backend (None: automatic). The two agree to rounding.
+    backend : {"numpy", "numba", "jax"} or None
+        Engine backend (None: automatic; JAX for vector maps). They agree to rounding.
     executor : concurrent.futures.Executor or None
         Run chunks of members on it.
     chunk_size : int or None
@@ -185,7 +188,25 @@ def lyapunov_spectrum(system, initial, steps, seed=0, transient=0, qr_every=1, r
     True
     """
     _check_system(system)
-    nvar = len(system.variables)
+    steps, transient, qr_every, realizations, num_history, t0 = _check_options(
+        system, steps, transient, qr_every, realizations, num_history, t0, seed)
+    X, _ = initial_states(initial, system.variables, members=members,
+                          sample_seed=seed if sample_seed is None else sample_seed)
+    V0 = _initial_tangents(system.nvar, X.shape[0], k, tangent)
+    n = steps - transient
+    dur = history_times(n, num_history)
+    if backend is None:  # one choice for all realisations, by their total work (rds.engine.choose_backend)
+        backend = engine.choose_backend(system, None, X.shape[0] * steps, steps=steps, service="tangent",
+                                        k=V0.shape[2], repeats=realizations)
+    run = dict(seed=seed, backend=backend, executor=executor, chunk_size=chunk_size, progress=progress)
+    res = _run_realizations(system, X, V0, realizations=realizations, t0=t0, transient=transient, n=n,
+                            dur=dur, qr_every=qr_every, run=run)
+    return _spectrum_dataset(system, res, dur=dur, seed=seed, t0=t0, steps=steps, transient=transient,
+                             qr_every=qr_every, realizations=realizations, given_tangent=tangent is not None)
+
+
+def _check_options(system, steps, transient, qr_every, realizations, num_history, t0, seed):
+    """Validated (steps, transient, qr_every, realizations, num_history, t0)."""
     steps = integer(steps, "steps", 1)
     transient = integer(transient, "transient", 0)
     if steps <= transient:
@@ -204,89 +225,84 @@ def lyapunov_spectrum(system, initial, steps, seed=0, transient=0, qr_every=1, r
         kind = "quenched (fixed-dataset)" if system.noise.quenched else "no"
         raise ValueError(f"realizations must be 1 for a system with {kind} noise: it has a single noise path, "
                          f"got realizations={realizations}")
-    X, _ = initial_states(initial, system.variables, members=members,
-                          sample_seed=seed if sample_seed is None else sample_seed)
-    M = X.shape[0]
+    return steps, transient, int(qr_every), realizations, num_history, t0
 
-    # tangent vectors
+
+def _check_k(k, kmax, what):
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k must be an integer or None, got {k!r}")
+    if not 1 <= k <= kmax:
+        raise ValueError(f"k must satisfy 1 <= k <= {kmax} ({what}), got {k}")
+    return int(k)
+
+
+def _initial_tangents(nvar, M, k, tangent):
+    """Orthonormal initial tangent vectors (member, var, k): the first k columns of the identity, or ``tangent``."""
     if tangent is None:
-        kk = nvar if k is None else k
-        if isinstance(kk, bool) or not isinstance(kk, (int, np.integer)):
-            raise TypeError(f"k must be an integer or None, got {k!r}")
-        if not 1 <= kk <= nvar:
-            raise ValueError(f"k must satisfy 1 <= k <= {nvar} (the number of variables), got {k}")
-        V0 = np.broadcast_to(np.eye(nvar)[:, :kk], (M, nvar, int(kk)))
-    else:
-        V0 = np.asarray(tangent, dtype=float)
-        if V0.ndim == 2:
-            V0 = np.broadcast_to(V0, (M,) + V0.shape)
-        if V0.ndim != 3 or V0.shape[:2] != (M, nvar) or not 1 <= V0.shape[2] <= nvar:
-            raise ValueError(f"tangent must have shape (var, k) or (member, var, k) with var = {nvar}, "
-                             f"member = {M}, 1 <= k <= {nvar}; got {np.shape(tangent)}")
-        if not np.all(np.isfinite(V0)):
-            raise ValueError("tangent must be finite")
-        if k is not None:
-            if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-                raise TypeError(f"k must be an integer or None, got {k!r}")
-            if not 1 <= k <= V0.shape[2]:
-                raise ValueError(f"k must satisfy 1 <= k <= {V0.shape[2]} (the number of tangent vectors), "
-                                 f"got {k}")
-            V0 = V0[:, :, :k]
-        Q, R = np.linalg.qr(V0)
-        if np.any(np.abs(np.diagonal(R, axis1=-2, axis2=-1)) < 1e-12):
-            raise ValueError("tangent must have linearly independent columns")
-        V0 = Q * np.sign(np.diagonal(R, axis1=-2, axis2=-1))[:, None, :]
-    kk = V0.shape[2]
-    V0 = np.array(V0, dtype=float, order="C")  # a writable copy (the engine updates tangents in place)
+        kk = nvar if k is None else _check_k(k, nvar, "the number of variables")
+        E = np.zeros((nvar, kk))
+        E[np.arange(kk), np.arange(kk)] = 1.0  # (never the whole identity: nvar may be thousands)
+        return np.array(np.broadcast_to(E, (M, nvar, kk)), dtype=float, order="C")
+    V0 = np.asarray(tangent, dtype=float)
+    if V0.ndim == 2:
+        V0 = np.broadcast_to(V0, (M,) + V0.shape)
+    if V0.ndim != 3 or V0.shape[:2] != (M, nvar) or not 1 <= V0.shape[2] <= nvar:
+        raise ValueError(f"tangent must have shape (var, k) or (member, var, k) with var = {nvar}, "
+                         f"member = {M}, 1 <= k <= {nvar}; got {np.shape(tangent)}")
+    if not np.all(np.isfinite(V0)):
+        raise ValueError("tangent must be finite")
+    if k is not None:
+        V0 = V0[:, :, :_check_k(k, V0.shape[2], "the number of tangent vectors")]
+    Q, R = np.linalg.qr(V0)
+    if np.any(np.abs(np.diagonal(R, axis1=-2, axis2=-1)) < 1e-12):
+        raise ValueError("tangent must have linearly independent columns")
+    V0 = Q * np.sign(np.diagonal(R, axis1=-2, axis2=-1))[:, None, :]
+    return np.array(V0, dtype=float, order="C")  # a writable copy (the engine updates tangents in place)
 
-    n = steps - transient
+
+def _run_realizations(system, X, V0, *, realizations, t0, transient, n, dur, qr_every, run):
+    """The loop: per realisation, a transient (evolve) then the tangent propagation. NaN where diverged."""
+    M, nvar, kk = V0.shape
+    scale = 1.0 / system.dt
     t_start = t0 + transient
-    t_end = t0 + steps
-    dur = history_times(n, num_history)
-    rec = t_start + dur
-    scale = 1.0 / (system.dt)
-
-    exps = np.empty((realizations, M, kk))
-    hist = np.empty((realizations, M, dur.size, kk))
-    vecs = np.empty((realizations, M, nvar, kk))
-    final = np.empty((realizations, M, nvar))
-    div = np.zeros((realizations, M), dtype=bool)
-    if backend is None:  # one choice for all realisations, by their total work (rds.engine.choose_backend)
-        backend = engine.choose_backend(system, None, M * steps, steps=steps, service="tangent", k=kk,
-                                        repeats=realizations)
-    used_backend = None
+    out_arrays = {"exps": np.empty((realizations, M, kk)), "hist": np.empty((realizations, M, dur.size, kk)),
+                  "vecs": np.empty((realizations, M, nvar, kk)), "final": np.empty((realizations, M, nvar)),
+                  "div": np.zeros((realizations, M), dtype=bool), "backend": None}
     for r in range(realizations):  # independent noise paths (a handful): the member and time loops are compiled
-        common = dict(seed=seed, realization=r, backend=backend, executor=executor, chunk_size=chunk_size,
-                      progress=progress)
+        common = dict(run, realization=r)
         Xs = system.evolve(X, transient, t0=t0, **common) if transient else X
         bad0 = ~np.all(np.isfinite(Xs), axis=-1)
         Xs = np.where(bad0[:, None], 0.0, Xs)  # diverged in the transient: run from 0 and mark NaN below
-        out = system.propagate_tangent(Xs, n, tangent=V0.copy(), t0=t_start, qr_every=int(qr_every), times=rec,
-                                       **common)
-        used_backend = out["backend"]
+        out = system.propagate_tangent(Xs, n, tangent=V0.copy(), t0=t_start, qr_every=qr_every,
+                                       times=t_start + dur, **common)
         d = out["diverged"] | bad0
-        div[r] = d
-        exps[r] = out["logr"] * (scale / n)
-        hist[r] = out["logr_records"] * (scale / dur)[None, :, None]
-        vecs[r] = out["V"]
-        final[r] = out["state"]
-        exps[r][d] = np.nan
-        hist[r][d] = np.nan
-        vecs[r][d] = np.nan
-        final[r][d] = np.nan
+        out_arrays["backend"] = out["backend"]
+        out_arrays["div"][r] = d
+        for key, val in (("exps", out["logr"] * (scale / n)),
+                         ("hist", out["logr_records"] * (scale / dur)[None, :, None]),
+                         ("vecs", out["V"]), ("final", out["state"])):
+            val = np.array(val, dtype=float)
+            val[d] = np.nan
+            out_arrays[key][r] = val
+    return out_arrays
 
+
+def _spectrum_dataset(system, res, *, dur, seed, t0, steps, transient, qr_every, realizations, given_tangent):
+    exps = res["exps"]
+    M, kk = exps.shape[1], exps.shape[2]
+    t_start = t0 + transient
     mean, se, nsamp, method = standard_error(exps, system.independent_noise)
     ds = xr.Dataset(
         {"exponents": (("realization", "member", "exponent"), exps),
-         "history": (("realization", "member", "time", "exponent"), hist),
+         "history": (("realization", "member", "time", "exponent"), res["hist"]),
          "mean_exponents": (("exponent",), mean),
          "stderr": (("exponent",), se),
          "sum": (("realization", "member"), exps.sum(axis=-1)),
-         "vectors": (("realization", "member", "var", "exponent"), vecs),
-         "state": (("realization", "member", "var"), final),
-         "diverged": (("realization", "member"), div)},
+         "vectors": (("realization", "member", "var", "exponent"), res["vecs"]),
+         "state": (("realization", "member", "var"), res["final"]),
+         "diverged": (("realization", "member"), res["div"])},
         coords={"realization": np.arange(realizations), "member": np.arange(M), "exponent": np.arange(1, kk + 1),
-                "time": rec, "elapsed": ("time", dur * float(system.dt)), "var": list(system.variables)},
+                "time": t_start + dur, "elapsed": ("time", dur * float(system.dt)), "var": list(system.variables)},
     )
     units = "per unit time (sum of log R_cc divided by (steps - transient) * dt)"
     ds["exponents"].attrs.update(long_name="Lyapunov exponents", units=units)
@@ -297,12 +313,15 @@ def lyapunov_spectrum(system, initial, steps, seed=0, transient=0, qr_every=1, r
     ds["elapsed"].attrs["long_name"] = "time since the tangent vectors started, (t - t_start) * dt"
     ds["vectors"].attrs["long_name"] = "final orthonormalised tangent vectors (columns)"
     ds.attrs.update(system.describe())
+    householder = getattr(system, "form", "elementwise") == "vector" or res["backend"] == "jax"
+    method_name = ("QR (Benettin) method, Householder QR of jvp-propagated vectors" if householder
+                   else "QR (Benettin) method, twice-iterated modified Gram-Schmidt")
     ds.attrs.update({
-        "analysis": "lyapunov_spectrum", "method": "QR (Benettin) method, twice-iterated modified Gram-Schmidt",
+        "analysis": "lyapunov_spectrum", "method": method_name,
         "units": units, "seed": int(seed), "t0": int(t0), "steps": int(steps), "transient": int(transient),
-        "t_start": int(t_start), "t_end": int(t_end), "qr_every": int(qr_every), "k": int(kk),
-        "realizations": int(realizations), "tangent_start": "identity" if tangent is None else "given",
-        "n_samples": int(nsamp), "stderr_method": method, "n_diverged": int(div.sum()),
-        "backend": str(used_backend), "reference": ds.attrs.get("reference", "") + "; Benettin et al. (1980)",
+        "t_start": int(t_start), "t_end": int(t0 + steps), "qr_every": int(qr_every), "k": int(kk),
+        "realizations": int(realizations), "tangent_start": "given" if given_tangent else "identity",
+        "n_samples": int(nsamp), "stderr_method": method, "n_diverged": int(res["div"].sum()),
+        "backend": str(res["backend"]), "reference": ds.attrs.get("reference", "") + "; Benettin et al. (1980)",
     })
     return annotate(ds)  # long_name / units from rds.labels

@@ -38,7 +38,7 @@ from rds.sampling import initial_states
 from rds.symmetry import canonical, orbit
 
 __all__ = ["pullback_attractor", "pullback_diagnostics", "hausdorff_distance", "sample_initial",
-           "plot_pullback_attractors"]
+           "plot_pullback_attractors", "network_distance"]
 
 _THETA = ("w1", "w2", "v1", "v2")
 _PQRS = ("p", "q", "r", "s")
@@ -70,7 +70,7 @@ _EQUATIONS = ("Sato, Tsutsui & Fujiwara, Physica D 430 (2022) 133095, eq. C.2: "
               "A_tau(t, omega) = phi(tau, theta_{t-tau} omega) B; Fig. 4")
 
 
-def sample_initial(sampler, variables, members, sample_seed=0):
+def sample_initial(sampler, variables, members, *, sample_seed=0):
     """Draw the initial set B from a sampler.
 
     Parameters
@@ -112,7 +112,7 @@ def _initial_set(system, initial, members, sample_seed):
 # ---------------------------------------------------------------------------------------------------------------
 # the analysis
 
-def pullback_attractor(system, initial, taus, t=0, seed=0, realization=0, members=None, sample_seed=None,
+def pullback_attractor(system, initial, taus, *, t=0, seed=0, realization=0, members=None, sample_seed=None,
                        backend=None, executor=None, chunk_size=None, progress=None) -> xr.Dataset:
     """Finite-time pullback attractors Ã_τ(t, ω) = φ(τ, θ_{t−τ}ω) B for several pullback times τ (eq. C.2).
 
@@ -174,15 +174,9 @@ def pullback_attractor(system, initial, taus, t=0, seed=0, realization=0, member
     seed = integer(seed, "seed", 0)
     realization = integer(realization, "realization", 0)
     M = B.shape[0]
-    states = np.empty((taus.size, M, system.nvar))
-    backends = set()
-    for k, tau in enumerate(taus):
-        if tau == 0:
-            states[k] = B
-            continue
-        backends.add(engine.choose_backend(system, backend, M * int(tau), steps=int(tau)))  # as evolve will
-        states[k] = system.evolve(B, int(tau), seed=seed, t0=int(t - tau), realization=realization, backend=backend,
-                                  executor=executor, chunk_size=chunk_size, progress=progress)
+    states, backends = _pullback_runs(system, B, taus, t, dict(seed=seed, realization=realization, backend=backend,
+                                                                executor=executor, chunk_size=chunk_size,
+                                                                progress=progress))
     diverged = ~np.all(np.isfinite(states), axis=-1)
     ds = xr.Dataset(
         {"state": (("tau", "member", "var"), states),
@@ -214,10 +208,24 @@ def pullback_attractor(system, initial, taus, t=0, seed=0, realization=0, member
     return annotate(ds)  # long_name / units from rds.labels
 
 
+def _pullback_runs(system, B, taus, t, run):
+    """One run of B per τ, from t − τ to t on the same noise path: states (tau, member, var), backends used."""
+    states = np.empty((taus.size, B.shape[0], system.nvar))
+    backends = set()
+    for k, tau in enumerate(taus):
+        if tau == 0:
+            states[k] = B
+            continue
+        # the backend evolve will pick
+        backends.add(engine.choose_backend(system, run["backend"], B.shape[0] * int(tau), steps=int(tau)))
+        states[k] = system.evolve(B, int(tau), t0=int(t - tau), **run)
+    return states, backends
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # diagnostics
 
-def hausdorff_distance(a, b, modulo_symmetry=False):
+def hausdorff_distance(a, b, *, modulo_symmetry=False):
     """Hausdorff distance d_H(A, B) = max(sup_a inf_b |a − b|, sup_b inf_a |a − b|) between two finite sets.
 
     Uses ``scipy.spatial.cKDTree`` (O(M log M); fine for 10⁵ points). Non-finite rows are dropped.
@@ -274,7 +282,7 @@ def _theta(state: xr.DataArray) -> np.ndarray | None:
     return None
 
 
-def pullback_diagnostics(ds, threshold=0.05, optimum_threshold=0.05, symmetry=True) -> xr.Dataset:
+def pullback_diagnostics(ds, *, threshold=0.05, optimum_threshold=0.05, symmetry=True) -> xr.Dataset:
     """Where the finite-time pullback attractors lie: degenerate subspaces, the optimal set, spread, convergence.
 
     For the Fukumizu–Amari network (variables (w1, w2, v1, v2), or (p, q, r, s), converted by eq. 19):
@@ -288,9 +296,13 @@ def pullback_diagnostics(ds, threshold=0.05, optimum_threshold=0.05, symmetry=Tr
     * the Euclidean distance to the optimal set θ* (eq. 9, ``rds.models.OPTIMA``, closed under the symmetries)
       modulo symmetry, and the fraction within ``optimum_threshold``.
 
-    For any system: the spread of the set (RMS distance to its centroid; also of the canonical representatives
-    modulo symmetry for 2N-variable networks) and the Hausdorff distance between the sets of successive τ
-    (eq. C.1: it tends to 0 as Ã_τ approaches the random attractor A(t, ω)).
+    For any system (elementwise or vector maps): the spread of the set (RMS distance to its centroid; also of the
+    canonical representatives modulo symmetry for 2N-variable networks), the mean pairwise distance and the
+    diameter of the set (both → 0 when the ensemble synchronises on one random point), and the Hausdorff distance
+    between the sets of successive τ (eq. C.1: it tends to 0 as Ã_τ approaches the random attractor A(t, ω)). For
+    two-layer networks that declare their symmetry (attrs ``network_symmetry``, ``hidden``, ``inputs``, as
+    :func:`rds.models.soft_committee` and :func:`rds.models.dataset_sgd` do), also the pairwise distances modulo
+    neuron permutations and sign flips (:func:`network_distance`).
 
     Parameters
     ----------
@@ -311,7 +323,9 @@ def pullback_diagnostics(ds, threshold=0.05, optimum_threshold=0.05, symmetry=Tr
         ``frac_Mwv_positive``, ``frac_Mw_sym``, ``frac_Mwv_sym``, ``frac_optimum``, ``median_abs_dw``,
         ``median_abs_dv``, ``median_dist_optimum`` (FA only);
         ``frac_diverged``, ``n_finite``, ``spread``, ``spread_canonical`` (2N networks), ``hausdorff``
-        (distance to the set of the previous τ; NaN for the first) and ``hausdorff_symmetric``. Per (tau, var):
+        (distance to the set of the previous τ; NaN for the first) and ``hausdorff_symmetric``; ``pairwise_mean``,
+        ``diameter`` and, for networks with a declared symmetry, ``pairwise_mean_symmetric``,
+        ``diameter_symmetric``. Per (tau, var):
         ``mean``, ``std``. Coordinate ``previous_tau`` (tau). Fractions are over all members (diverged ones are
         counted as nowhere). Attrs: those of ``ds`` plus the thresholds.
 
@@ -336,56 +350,84 @@ def pullback_diagnostics(ds, threshold=0.05, optimum_threshold=0.05, symmetry=Tr
     T, M, d = X.shape
     finite = np.all(np.isfinite(X), axis=-1)  # (tau, member)
     tau = state["tau"].values
-    out = {}
-
     theta = _theta(state)
+    out = {}
     if theta is not None:
-        w1, w2, v1, v2 = (theta[..., i] for i in range(4))
-        dw, dv = np.abs(w1 - w2), np.abs(v1 - v2)
-        sw, sv = np.abs(w1 + w2), np.abs(v1 + v2)
-        from rds.models import OPTIMA
-        opt = np.unique(orbit(OPTIMA).reshape(-1, 4), axis=0)
-        dist_opt = np.full((T, M), np.nan)
-        dist_opt[finite] = cKDTree(opt).query(theta[finite])[0]
-        with np.errstate(invalid="ignore"):
-            on_w, on_wv = dw < threshold, (dw < threshold) & (dv < threshold)
-            on_w_sym = on_w | (sw < threshold)
-            on_wv_sym = on_wv | ((sw < threshold) & (sv < threshold))
-            at_opt = dist_opt < optimum_threshold
-            on_wv_pos = on_wv & (w1 + w2 > 0) & (v1 + v2 > 0)
-        pm = ("tau", "member")
-        out.update({
-            "abs_dw": (pm, dw, {"long_name": "|w1 - w2| (distance to M_w, eq. 17, times sqrt 2)"}),
-            "abs_dv": (pm, dv, {"long_name": "|v1 - v2|"}),
-            "abs_sw": (pm, sw, {"long_name": "|w1 + w2| (the flipped image of M_w)"}),
-            "abs_sv": (pm, sv, {"long_name": "|v1 + v2|"}),
-            "dist_optimum": (pm, dist_opt, {"long_name": "distance to the optimal set (eq. 9) modulo symmetry"}),
-            "frac_Mw": (("tau",), on_w.mean(axis=1), {"long_name": "fraction with |w1-w2| < threshold"}),
-            "frac_Mwv": (("tau",), on_wv.mean(axis=1),
-                         {"long_name": "fraction with |w1-w2| < threshold and |v1-v2| < threshold"}),
-            "frac_Mwv_positive": (("tau",), on_wv_pos.mean(axis=1),
-                                  {"long_name": "fraction on M_wv with w > 0 and v > 0 (the region of Figs. 4-5)"}),
-            "frac_Mw_sym": (("tau",), on_w_sym.mean(axis=1),
-                            {"long_name": "fraction on M_w or its flipped image w1 = -w2"}),
-            "frac_Mwv_sym": (("tau",), on_wv_sym.mean(axis=1),
-                             {"long_name": "fraction on M_wv or its flipped image (w1, v1) = -(w2, v2)"}),
-            "frac_optimum": (("tau",), at_opt.mean(axis=1),
-                             {"long_name": "fraction within optimum_threshold of theta* modulo symmetry"}),
-            "median_abs_dw": (("tau",), _nanmedian(dw), {"long_name": "median |w1 - w2| over finite members"}),
-            "median_abs_dv": (("tau",), _nanmedian(dv), {"long_name": "median |v1 - v2| over finite members"}),
-            "median_dist_optimum": (("tau",), _nanmedian(dist_opt),
-                                    {"long_name": "median distance to theta* modulo symmetry (finite members)"}),
-        })
+        out.update(_fa_diagnostics(theta, finite, threshold, optimum_threshold))
+    is_net = theta is not None or (d % 2 == 0 and _is_network(state))
+    out.update(_set_diagnostics(X, finite, theta if theta is not None else X, is_net, symmetry))
+    out.update(_network_symmetry_diagnostics(X, finite, ds.attrs))
+    coords = {"tau": tau, "member": state["member"].values if "member" in state.coords else np.arange(M),
+              "var": state["var"].values,
+              "previous_tau": ("tau", np.concatenate([[-1], tau[:-1]]).astype(np.int64))}
+    res = xr.Dataset({k: xr.Variable(v[0], v[1], v[2]) for k, v in out.items()}, coords=coords)
+    if "start_time" in ds.coords:
+        res = res.assign_coords(start_time=ds["start_time"])
+    res["previous_tau"].attrs["long_name"] = "tau of the set the Hausdorff distance is measured to (-1: none)"
+    res.attrs.update(ds.attrs)
+    res.attrs.update({"diagnostics": "pullback_diagnostics", "threshold": float(threshold),
+                      "optimum_threshold": float(optimum_threshold), "symmetry": int(bool(symmetry)),
+                      "diagnostics_equations": "M_w eq. 17, M_wv eq. 18, theta* eq. 9, Hausdorff eq. C.1"})
+    return annotate(res)  # long_name / units from rds.labels
 
+
+def _fa_diagnostics(theta, finite, threshold, optimum_threshold):
+    """Fukumizu–Amari diagnostics per (tau, member) and per tau: distances to M_w, M_wv (eqs. 17–18) and θ*."""
+    T, M = finite.shape
+    out = {}
+    w1, w2, v1, v2 = (theta[..., i] for i in range(4))
+    dw, dv = np.abs(w1 - w2), np.abs(v1 - v2)
+    sw, sv = np.abs(w1 + w2), np.abs(v1 + v2)
+    from rds.models import OPTIMA
+    opt = np.unique(orbit(OPTIMA).reshape(-1, 4), axis=0)
+    dist_opt = np.full((T, M), np.nan)
+    dist_opt[finite] = cKDTree(opt).query(theta[finite])[0]
+    with np.errstate(invalid="ignore"):
+        on_w, on_wv = dw < threshold, (dw < threshold) & (dv < threshold)
+        on_w_sym = on_w | (sw < threshold)
+        on_wv_sym = on_wv | ((sw < threshold) & (sv < threshold))
+        at_opt = dist_opt < optimum_threshold
+        on_wv_pos = on_wv & (w1 + w2 > 0) & (v1 + v2 > 0)
+    pm = ("tau", "member")
+    out.update({
+        "abs_dw": (pm, dw, {"long_name": "|w1 - w2| (distance to M_w, eq. 17, times sqrt 2)"}),
+        "abs_dv": (pm, dv, {"long_name": "|v1 - v2|"}),
+        "abs_sw": (pm, sw, {"long_name": "|w1 + w2| (the flipped image of M_w)"}),
+        "abs_sv": (pm, sv, {"long_name": "|v1 + v2|"}),
+        "dist_optimum": (pm, dist_opt, {"long_name": "distance to the optimal set (eq. 9) modulo symmetry"}),
+        "frac_Mw": (("tau",), on_w.mean(axis=1), {"long_name": "fraction with |w1-w2| < threshold"}),
+        "frac_Mwv": (("tau",), on_wv.mean(axis=1),
+                     {"long_name": "fraction with |w1-w2| < threshold and |v1-v2| < threshold"}),
+        "frac_Mwv_positive": (("tau",), on_wv_pos.mean(axis=1),
+                              {"long_name": "fraction on M_wv with w > 0 and v > 0 (the region of Figs. 4-5)"}),
+        "frac_Mw_sym": (("tau",), on_w_sym.mean(axis=1),
+                        {"long_name": "fraction on M_w or its flipped image w1 = -w2"}),
+        "frac_Mwv_sym": (("tau",), on_wv_sym.mean(axis=1),
+                         {"long_name": "fraction on M_wv or its flipped image (w1, v1) = -(w2, v2)"}),
+        "frac_optimum": (("tau",), at_opt.mean(axis=1),
+                         {"long_name": "fraction within optimum_threshold of theta* modulo symmetry"}),
+        "median_abs_dw": (("tau",), _nanmedian(dw), {"long_name": "median |w1 - w2| over finite members"}),
+        "median_abs_dv": (("tau",), _nanmedian(dv), {"long_name": "median |v1 - v2| over finite members"}),
+        "median_dist_optimum": (("tau",), _nanmedian(dist_opt),
+                                {"long_name": "median distance to theta* modulo symmetry (finite members)"}),
+    })
+    return out
+
+
+def _set_diagnostics(X, finite, net, is_net, symmetry):
+    """Generic diagnostics of the sets Ã_τ: centroid, spread, pairwise distances, Hausdorff distance to the previous τ.
+
+    ``net`` is X in network coordinates (w1…wN, v1…vN) for the symmetry-reduced spread and Hausdorff distance.
+    """
+    T, M, d = X.shape
+    out = {}
     n_finite = finite.sum(axis=1)
     mean = np.full((T, d), np.nan)
     std = np.full((T, d), np.nan)
     spread = np.full(T, np.nan)
     spread_can = np.full(T, np.nan)
-    is_net = theta is not None or (d % 2 == 0 and _is_network(state))
     haus = np.full(T, np.nan)
     haus_sym = np.full(T, np.nan)
-    net = theta if theta is not None else X
     for k in range(T):
         Y = X[k][finite[k]]
         if Y.shape[0] == 0:
@@ -414,18 +456,94 @@ def pullback_diagnostics(ds, threshold=0.05, optimum_threshold=0.05, symmetry=Tr
         if symmetry:
             out["hausdorff_symmetric"] = (("tau",), haus_sym,
                                           {"long_name": "Hausdorff distance to the previous tau modulo symmetry"})
-    coords = {"tau": tau, "member": state["member"].values if "member" in state.coords else np.arange(M),
-              "var": state["var"].values,
-              "previous_tau": ("tau", np.concatenate([[-1], tau[:-1]]).astype(np.int64))}
-    res = xr.Dataset({k: xr.Variable(v[0], v[1], v[2]) for k, v in out.items()}, coords=coords)
-    if "start_time" in ds.coords:
-        res = res.assign_coords(start_time=ds["start_time"])
-    res["previous_tau"].attrs["long_name"] = "tau of the set the Hausdorff distance is measured to (-1: none)"
-    res.attrs.update(ds.attrs)
-    res.attrs.update({"diagnostics": "pullback_diagnostics", "threshold": float(threshold),
-                      "optimum_threshold": float(optimum_threshold), "symmetry": int(bool(symmetry)),
-                      "diagnostics_equations": "M_w eq. 17, M_wv eq. 18, theta* eq. 9, Hausdorff eq. C.1"})
-    return annotate(res)  # long_name / units from rds.labels
+    out.update(_pairwise(X, finite))
+    return out
+
+
+def _pairwise(X, finite):
+    """Mean pairwise distance and diameter of the finite members of each set (synchronisation: both → 0)."""
+    T = X.shape[0]
+    mean_d, diam = np.full(T, np.nan), np.full(T, np.nan)
+    from scipy.spatial.distance import pdist
+    for k in range(T):
+        Y = X[k][finite[k]]
+        if Y.shape[0] >= 2:
+            dist = pdist(Y)
+            mean_d[k], diam[k] = dist.mean(), dist.max()
+        elif Y.shape[0] == 1:
+            mean_d[k] = diam[k] = 0.0
+    return {"pairwise_mean": (("tau",), mean_d, {"long_name": "mean Euclidean distance between pairs of members"}),
+            "diameter": (("tau",), diam, {"long_name": "largest distance between two members (0: synchronised)"})}
+
+
+def network_distance(a, b, hidden, inputs, signs=True):
+    """Distance between two-layer networks modulo neuron permutations (and sign flips for odd activations).
+
+    For θ = (W.ravel(), v) (:func:`rds.models.two_layer.pack`) the network is unchanged by permuting the hidden
+    neurons (rows (w_j, v_j)) and, for odd σ (tanh, erf), by (w_j, v_j) → −(w_j, v_j). The quotient distance
+
+        d([a], [b]) = min_{π, s} ( Σ_j |a_j − s_j b_{π(j)}|² )^{1/2}
+
+    is exact: the cost decomposes over neuron pairs, so the optimal permutation is a linear assignment
+    (``scipy.optimize.linear_sum_assignment``) on the pair costs min_s |a_j − s b_i|².
+
+    Parameters
+    ----------
+    a, b : array_like, shape (N·d + N,)
+    hidden, inputs : int
+        N and d.
+    signs : bool
+        Also quotient by the sign flips.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([1.0, 2.0, 3.0, 4.0])            # d = 1: (w1, w2, v1, v2)
+    >>> network_distance(a, np.array([-2.0, 1.0, -4.0, 3.0]), 2, 1)   # swap + flip of neuron 2
+    0.0
+    """
+    from scipy.optimize import linear_sum_assignment
+    N, d = int(hidden), int(inputs)
+    A = _neurons(np.asarray(a, dtype=float), N, d)
+    B = _neurons(np.asarray(b, dtype=float), N, d)
+    C = np.sum((A[:, None, :] - B[None, :, :]) ** 2, axis=-1)
+    if signs:
+        C = np.minimum(C, np.sum((A[:, None, :] + B[None, :, :]) ** 2, axis=-1))
+    r, c = linear_sum_assignment(C)
+    return float(np.sqrt(C[r, c].sum()))
+
+
+def _neurons(theta, N, d):
+    """Rows (w_j, v_j) of a packed network, shape (N, d + 1)."""
+    return np.concatenate([theta[:N * d].reshape(N, d), theta[N * d:N * d + N, None]], axis=1)
+
+
+def _network_symmetry_diagnostics(X, finite, attrs):
+    """Pairwise distances modulo the symmetry a model declares (attrs ``network_symmetry``, ``hidden``, ``inputs``)."""
+    sym = str(attrs.get("network_symmetry", ""))
+    if not sym.startswith("neuron_permutation") or "hidden" not in attrs or "inputs" not in attrs:
+        return {}
+    N, d = int(attrs["hidden"]), int(attrs["inputs"])
+    if X.shape[-1] != N * d + N:
+        return {}
+    signs = sym == "neuron_permutation_sign"
+    T = X.shape[0]
+    mean_d, diam = np.full(T, np.nan), np.full(T, np.nan)
+    for k in range(T):
+        Y = X[k][finite[k]]
+        dist = [network_distance(Y[i], Y[j], N, d, signs) for i in range(len(Y)) for j in range(i + 1, len(Y))]
+        if dist:
+            mean_d[k], diam[k] = float(np.mean(dist)), float(np.max(dist))
+        elif len(Y) == 1:
+            mean_d[k] = diam[k] = 0.0
+    what = "neuron permutations and sign flips" if signs else "neuron permutations"
+    return {"pairwise_mean_symmetric": (("tau",), mean_d,
+                                        {"long_name": f"mean pairwise distance modulo {what}"}),
+            "diameter_symmetric": (("tau",), diam, {"long_name": f"largest pairwise distance modulo {what}"})}
 
 
 def _is_network(state) -> bool:

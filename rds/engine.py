@@ -71,7 +71,7 @@ except Exception:  # pragma: no cover
 __all__ = ["BACKENDS", "run", "run_chunked", "kernels_for", "choose_backend", "estimated_seconds",
            "complex_step_jacobian_source"]
 
-BACKENDS = ("numpy", "numba")
+BACKENDS = ("numpy", "numba", "jax")
 #: Members per block of the compiled member loop (a block's state stays in L1 cache).
 BLOCK = 256
 
@@ -749,6 +749,9 @@ def kernels_for(system, backend):
     disk (:mod:`rds._kernel_cache`, folder ``$RDS_CACHE_DIR``): the first call of a service compiles it once per
     machine; later processes load it.
     """
+    if backend == "jax" or getattr(system, "form", "elementwise") == "vector":  # rds.vector / rds.jax_backend
+        from rds import vector
+        return vector.kernels_for(system, backend)
     key = _kernel_key(system, backend)
     if key not in _KERNELS:
         cls = _NumbaKernels if backend == "numba" else _NumpyKernels
@@ -808,8 +811,12 @@ def choose_backend(system, backend, member_steps, *, steps=None, service="evolve
     ``member_steps`` member-steps over ``steps`` steps of ``service`` (``"evolve"``, ``"tangent"`` with ``k``
     vectors, ``"exit"`` for the region ``inside``), and whether the compiled kernel is already in memory, in the
     on-disk cache or still to be compiled. Short runs stay on NumPy; long ones (many steps even with few members:
-    NumPy pays a Python loop per step) go to Numba.
+    NumPy pays a Python loop per step) go to Numba. ``None`` never picks JAX for an elementwise map; for a vector
+    map it picks JAX (see :mod:`rds.vector`).
     """
+    if getattr(system, "form", "elementwise") == "vector":
+        from rds import vector
+        return vector.choose_backend(system, backend)
     if backend is None:
         if nb is None:  # pragma: no cover
             return "numpy"

@@ -284,3 +284,93 @@ class FixedDataset(NoiseSource):
 
     def __repr__(self):
         return f"FixedDataset(shape={self.shape})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sources for vector maps (networks with d inputs; minibatches of a fixed dataset)
+
+class GaussianInputs(NoiseSource):
+    """A batch of S i.i.d. Gaussian input vectors x ~ N(0, σ² I_d) per step; ξ_t has shape (S, d).
+
+    The inputs of online SGD for a network with d inputs (the soft committee machine of the statistical mechanics
+    of learning). With ``d = 1`` the numbers are those of :class:`Gaussian` with the same ``sigma2`` and ``batch``.
+
+    Parameters
+    ----------
+    sigma2 : float
+        Variance σ² ≥ 0 of each input component.
+    batch : int
+        Batch size S ≥ 1.
+    dim : int
+        Input dimension d ≥ 1.
+
+    Examples
+    --------
+    >>> from rds.noise import GaussianInputs, Gaussian
+    >>> import numpy as np
+    >>> GaussianInputs(sigma2=1.0, batch=4, dim=3).block(0, 0, 0, 5).shape
+    (5, 4, 3)
+    >>> a = GaussianInputs(0.5, 2, 1).block(1, 0, -3, 3)[..., 0]
+    >>> bool(np.array_equal(a, Gaussian(0.5, 2).block(1, 0, -3, 3)))
+    True
+    """
+
+    def __init__(self, sigma2: float = 1.0, batch: int = 1, dim: int = 1):
+        self.sigma2 = nonnegative(sigma2, "sigma2")
+        for name, v in (("batch", batch), ("dim", dim)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        self.batch, self.dim = int(batch), int(dim)
+        self.shape = (self.batch, self.dim)
+
+    def _draw(self, rng, size):
+        return np.sqrt(self.sigma2) * rng.standard_normal(size)
+
+    def describe(self):
+        return {"noise": "GaussianInputs", "noise_sigma2": self.sigma2, "noise_batch": self.batch,
+                "noise_dim": self.dim}
+
+    def __repr__(self):
+        return f"GaussianInputs(sigma2={self.sigma2!r}, batch={self.batch}, dim={self.dim})"
+
+
+class Minibatches(NoiseSource):
+    """Replayable minibatch indices into a fixed dataset of n points: ξ_t = S indices drawn uniformly (i.i.d.).
+
+    Indices are drawn with replacement, independently at every step (the i.i.d. minibatch model of SGD), and are
+    stored as exact float64 integers (a map converts them with ``xi.astype(np.int64)``). Full-batch GD on the same
+    dataset is the quenched ``FixedDataset(np.arange(n))``, whose sample is every index.
+
+    Parameters
+    ----------
+    n_data : int
+        Number n ≥ 1 of data points.
+    batch : int
+        Batch size S ≥ 1; ξ_t has shape ``(S,)``.
+
+    Examples
+    --------
+    >>> from rds.noise import Minibatches
+    >>> xi = Minibatches(n_data=150, batch=8).block(0, 0, 0, 3)
+    >>> xi.shape, bool(((xi >= 0) & (xi < 150) & (xi == xi.round())).all())
+    ((3, 8), True)
+    """
+
+    def __init__(self, n_data: int, batch: int = 1):
+        for name, v in (("n_data", n_data), ("batch", batch)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        self.n_data, self.batch = int(n_data), int(batch)
+        self.shape = (self.batch,)
+
+    def _draw(self, rng, size):
+        return rng.integers(0, self.n_data, size).astype(float)
+
+    def describe(self):
+        return {"noise": "Minibatches", "noise_n_data": self.n_data, "noise_batch": self.batch}
+
+    def __repr__(self):
+        return f"Minibatches(n_data={self.n_data}, batch={self.batch})"
+
+
+__all__ += ["GaussianInputs", "Minibatches"]

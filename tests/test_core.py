@@ -106,7 +106,7 @@ def test_first_exit_backends_agree_and_censor():
 
 def test_unknown_backend_raises():
     with pytest.raises(ValueError, match="backend"):
-        fukumizu_amari().evolve(np.zeros(4), 3, backend="jax")
+        fukumizu_amari().evolve(np.zeros(4), 3, backend="cuda")
 
 
 # ------------------------------------------------------------------------------------------------ cocycle

@@ -26,6 +26,15 @@ def test_custom_map_example_runs_and_saves(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "circle_map.png").exists()
 
 
+def test_sgd_stability_example_runs_and_saves(tmp_path, monkeypatch, capsys):
+    run_example("sgd_stability.py", ["--out", str(tmp_path), "--scale", "tiny"], monkeypatch)
+    out = capsys.readouterr().out
+    assert "GD sharpness bound" in out and "pullback" in out
+    ds = rds.io.load(tmp_path / "sgd_stability_grid.nc")
+    assert ds.exponents.dims == ("batch", "eta", "exponent")
+    assert (tmp_path / "sgd_stability.png").exists()
+
+
 @pytest.mark.parametrize("scale", ["bogus"])
 def test_umbrella_example_rejects_unknown_scale(scale, monkeypatch):
     with pytest.raises(SystemExit):
