@@ -16,9 +16,11 @@ Safety of the file on disk:
   permission bits; a new file gets those of the umask (like ``open``).
 * Every variable (data and coordinates) is stored with a SHA-256 checksum of its values (attr ``rds_checksums``);
   :func:`load` verifies them and refuses a file whose numbers changed (``verify=False`` reads it anyway).
-* Ctrl-C during a save or a load stops it at once. (Writing through xarray's default locks can deadlock when
-  ``KeyboardInterrupt`` lands between the acquisition of two of them; rds holds only locks that cannot be left
-  acquired by an interrupt.)
+* Ctrl-C during a save stops it at once: the file is written by a helper thread while the calling thread waits,
+  so ``KeyboardInterrupt`` is raised within a fraction of a second even during a long HDF5 call, and the helper
+  removes the temporary file when that call returns (the process exits after it). Writing through xarray's
+  default locks could also deadlock when ``KeyboardInterrupt`` landed between the acquisition of two of them;
+  rds holds only locks that cannot be left acquired by an interrupt.
 """
 
 from __future__ import annotations
@@ -415,26 +417,72 @@ def save(ds: xr.Dataset, path) -> str:
     remove_stale_temp_files(folder)
     tmp = os.path.join(folder, f".rds-{os.getpid()}-{secrets.token_hex(6)}.nc.tmp")
     _ACTIVE.add(tmp)
-    try:
-        with _signals_clean_up():
-            try:
-                with _hdf5_lock():
-                    store = _open_store(tmp, "w")
-                    try:
-                        xr.backends.writers.dump_to_store(enc, store)
-                    finally:
-                        store.close()
-                os.chmod(tmp, mode)
-                _fsync(tmp)
-                os.replace(tmp, target)
-                _fsync(folder, directory=True)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.remove(tmp)
-                raise
-    finally:
-        _ACTIVE.discard(tmp)
+    writer = _Writer(enc, tmp, mode)
+    if threading.current_thread() is not threading.main_thread():
+        writer.run()  # no signals reach this thread: write here
+    with _signals_clean_up():
+        try:
+            if threading.current_thread() is threading.main_thread():
+                writer.start()
+                # an Event, not Thread.join: an interrupted join can mark a live thread as stopped (CPython
+                # bpo-45274's fix), and then neither this save nor the interpreter's exit would wait for it
+                while not writer.finished.wait(0.05):  # a wait with a timeout lets Ctrl-C through at once
+                    pass
+            if writer.error is not None:
+                raise writer.error
+            os.replace(tmp, target)
+            _ACTIVE.discard(tmp)
+            _fsync(folder, directory=True)
+        except BaseException as e:
+            writer.cancel()  # the temp file goes now, or when the writer's current call returns
+            if isinstance(e, _Terminated) and writer.ident is not None:
+                writer.finished.wait()  # finish the clean-up before the signal ends the process
+            raise
     return given
+
+
+class _Writer(threading.Thread):
+    """Writes the temporary file. HDF5 calls cannot be interrupted, so the main thread waits for this one and
+    stays responsive to Ctrl-C; a cancelled writer removes its temporary file as soon as its call returns."""
+
+    def __init__(self, enc, tmp, mode):
+        super().__init__(name="rds.io.save", daemon=False)
+        self.enc, self.tmp, self.mode = enc, tmp, mode
+        self.error = None
+        self._state = threading.Lock()
+        self._done = self._cancelled = False
+        self.finished = threading.Event()
+
+    def run(self):
+        try:
+            with _hdf5_lock():
+                store = _open_store(self.tmp, "w")
+                try:
+                    xr.backends.writers.dump_to_store(self.enc, store)
+                finally:
+                    store.close()
+            os.chmod(self.tmp, self.mode)
+            _fsync(self.tmp)
+        except BaseException as e:  # re-raised by save() in the calling thread
+            self.error = e
+        finally:
+            self.enc = None
+            with self._state:
+                self._done = True
+                if self._cancelled or self.error is not None:
+                    self._remove()
+            self.finished.set()
+
+    def cancel(self):
+        with self._state:
+            self._cancelled = True
+            if self._done:
+                self._remove()
+
+    def _remove(self):
+        with contextlib.suppress(OSError):
+            os.remove(self.tmp)
+        _ACTIVE.discard(self.tmp)
 
 
 def load(path, verify: bool = True) -> xr.Dataset:
