@@ -41,6 +41,7 @@ from scipy.special import erf, erfc
 
 from rds import quadrature
 from rds._checks import positive, positive_array, real_array
+from rds.labels import annotate
 from rds.models.fukumizu_amari import PQRS_MATRIX, target
 from rds.models.fukumizu_amari_reduced import g_jacobian
 
@@ -79,7 +80,8 @@ _GOLDEN_ITERS = 90
 
 
 # ----------------------------------------------------------------------------------------------- validation
-_finite = real_array   # validators live in rds._checks
+def _finite(value, name):  # validators live in rds._checks
+    return real_array(value, name, finite=True)
 
 
 def _sigma2(value, name="sigma2"):
@@ -220,7 +222,12 @@ def mu_eigenvalues(x, w, v, closed_form=False):
     """
     if not isinstance(closed_form, (bool, np.bool_)):
         raise TypeError(f"closed_form must be a bool, got {closed_form!r}")
-    x, w, v = np.broadcast_arrays(_finite(x, "x"), _finite(w, "w"), _finite(v, "v"))
+    x, w, v = _finite(x, "x"), _finite(w, "w"), _finite(v, "v")
+    try:
+        x, w, v = np.broadcast_arrays(x, w, v)
+    except ValueError as e:
+        raise ValueError(f"x, w and v must broadcast together, got shapes {np.shape(x)}, {np.shape(w)}, "
+                         f"{np.shape(v)}") from e
     if not closed_form:
         ev = np.linalg.eigvalsh(jacobian_wv(x, w, v))
         return ev[..., 0], ev[..., 1]
@@ -886,7 +893,7 @@ def compare_random_averaged(system, w, v, sigma2, x=None, eta=None):
             "eta": eta,
         },
     )
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels
 
 
 # ----------------------------------------------------------------------------------------------- Dataset
@@ -987,4 +994,4 @@ def degenerate_stability(sigma2, w, v, x=None, points=((0.5, 0.5),), eta=0.1):
                        ("averaged_potential", "L*(w, v) erf network, eq. A.5 with constant"),
                        ("avg_mu", "eigenvalues of E_x[J]")]:
         ds[name].attrs["long_name"] = text
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels

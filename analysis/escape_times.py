@@ -38,7 +38,8 @@ import xarray as xr
 from scipy import stats
 
 import rds
-from rds._checks import integer, real
+from rds._checks import check_memory, integer, real, real_array
+from rds.noise import check_seed
 from rds.regions import Box, Region
 from rds.sampling import initial_states, sample_box
 from rds.timegrid import log_times
@@ -77,6 +78,17 @@ def sample_uniform(box: Box, members: int, variables, seed=0) -> np.ndarray:
     >>> X.shape, bool((X > 0).all() and (X <= 2).all())
     ((5, 2), True)
     """
+    if not isinstance(box, Box):
+        raise TypeError(f"box must be an rds.regions.Box, got {type(box).__name__}")
+    seed = check_seed(seed)
+    if isinstance(variables, str):
+        raise ValueError(f"variables must be a sequence of names such as ({variables!r},), not a string")
+    try:
+        variables = tuple(variables)
+    except TypeError:
+        raise TypeError(f"variables must be a sequence of names, got {variables!r}") from None
+    if not all(isinstance(v, str) for v in variables):
+        raise TypeError(f"variables must be names (strings), got {variables!r}")
     return sample_box(box, variables, members, seed)  # the one Box sampler, rds.sampling
 
 
@@ -152,18 +164,32 @@ def survival_summary(T, censored, max_steps, realization=None, member=None, n_bo
     >>> float(ds["restricted_mean"]), float(ds["median"]), float(ds["exp_mean"])
     (3.3333333333333335, 2.0, 5.0)
     """
-    T = np.asarray(T, dtype=float)
-    d = ~np.asarray(censored, dtype=bool)
+    T = real_array(T, "T", "a 1-D array of observed times")
+    try:
+        d = ~np.asarray(censored, dtype=bool)
+    except (TypeError, ValueError):
+        raise TypeError("censored must be a 1-D array of bools") from None
     max_steps = integer(max_steps, "max_steps", 1)
     n_boot = integer(n_boot, "n_boot", 0)
     confidence = real(confidence, "confidence")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if bootstrap not in _BOOTSTRAP:
+    if not isinstance(bootstrap, str) or bootstrap not in _BOOTSTRAP:
         raise ValueError(f"bootstrap must be one of {_BOOTSTRAP}, got {bootstrap!r}")
     tail_from = integer(tail_from, "tail_from", 0)
     if T.ndim != 1 or T.size == 0 or d.shape != T.shape:
         raise ValueError("T and censored must be non-empty 1-D arrays of the same length")
+    if not np.all(np.isfinite(T)):
+        raise ValueError("T must be finite (found NaN or inf): censored runs have T == max_steps")
+    for name, idx in (("realization", realization), ("member", member)):
+        try:
+            shape = None if idx is None else np.shape(idx)
+        except ValueError:
+            raise ValueError(f"{name} must be a 1-D array of indices, got a ragged sequence") from None
+        if idx is not None and np.asarray(idx).dtype.kind not in "iub":
+            raise TypeError(f"{name} must be integer indices, got {idx!r}"[:200])
+        if idx is not None and shape != T.shape:
+            raise ValueError(f"{name} must give one index per run: shape {T.shape} like T, got {np.shape(idx)}")
     if np.any(T[~d] != max_steps) or np.any(T > max_steps) or np.any(T < 0):
         raise ValueError("censored runs must have T == max_steps and all T in [0, max_steps]")
     grid = _t_grid(max_steps) if t_grid is None else np.asarray(t_grid, dtype=np.int64)
@@ -200,7 +226,7 @@ def survival_summary(T, censored, max_steps, realization=None, member=None, n_bo
         idx_r = np.unique(np.arange(N) if realization is None else np.asarray(realization), return_inverse=True)[1]
         idx_m = np.unique(np.arange(N) if member is None else np.asarray(member), return_inverse=True)[1]
         nr, nm = int(idx_r.max()) + 1, int(idx_m.max()) + 1
-        draws = {k: [] for k in _SCALARS}
+        draws: dict[str, list] = {k: [] for k in _SCALARS}
         batch = max(1, int(2_000_000 // N))
         done = 0
         while done < n_boot:
@@ -233,7 +259,7 @@ def survival_summary(T, censored, max_steps, realization=None, member=None, n_bo
     ds["survival"] = ("t", S)
     ds["survival_ci"] = (("t", "ci"), S_ci)
     _describe_summaries(ds, max_steps, tail_from, confidence, bootstrap, n_boot)
-    return ds
+    return rds.labels.annotate(ds)  # long_name / units from rds.labels
 
 
 def _describe_summaries(ds, max_steps, tail_from, confidence, bootstrap, n_boot):
@@ -354,8 +380,10 @@ def _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t
                   tail_from, backend, executor, chunk_size, progress, keep_members, boot_seed=None):
     if not isinstance(region, Region) and not callable(region):
         raise TypeError(f"region must be an rds.regions.Region or a callable inside(state) -> bool, got {region!r}")
-    if bootstrap not in _BOOTSTRAP:
+    if not isinstance(bootstrap, str) or bootstrap not in _BOOTSTRAP:
         raise ValueError(f"bootstrap must be one of {_BOOTSTRAP}, got {bootstrap!r}")
+    check_memory(8 * realizations * X.shape[0] * (system.nvar + 3), f"realizations={realizations} x "
+                 f"members={X.shape[0]} runs", "use fewer realizations or members")
     inside = np.broadcast_to(np.asarray(system.predicate(region)(tuple(X.T)), dtype=bool),
                              (X.shape[0],))
     if not np.any(inside):
@@ -413,7 +441,7 @@ def _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t
         "tau_star": "exp_mean (censored ML exponential/geometric tail); restricted_mean is a lower bound",
     })
     ds.attrs.update(attrs)
-    return ds
+    return rds.labels.annotate(ds)  # long_name / units from rds.labels
 
 
 def _region_attrs(region):
@@ -423,7 +451,7 @@ def _region_attrs(region):
 
 
 # ---------------------------------------------------------------------------------------------- scan over σ²
-def escape_time_scan(make_system: Callable, sigma2, initial, region, max_steps, seed=0, store=None, progress=True,
+def escape_time_scan(make_system: Callable, sigma2, initial, region, max_steps, seed=0, store=None, progress=None,
                      realizations=1, members=None, t0=0, n_boot=1000, confidence=0.95, bootstrap="both",
                      tail_from=0, backend=None, executor=None, chunk_size=None, keep_members=True,
                      protocol="") -> xr.Dataset:
@@ -445,9 +473,12 @@ def escape_time_scan(make_system: Callable, sigma2, initial, region, max_steps, 
     store : str or os.PathLike or None
         netCDF file. After each σ² the rows done so far are saved atomically (:func:`rds.io.save`); if the file
         exists, the scan resumes after its finished rows — provided it was made with the same settings (model,
-        grid, region, initial states, seeds, method settings; stored in attrs ``scan_settings``), else ValueError.
-    progress : bool
-        A tqdm bar over σ².
+        grid, region, initial states, seeds, method settings and the ``backend`` argument; stored in attrs
+        ``scan_settings``), else ValueError. Each stored row carries a checksum (attr ``row_checksums``) and
+        its σ² must be the grid's: a store whose rows or σ² coordinates were edited is refused (ValueError), as
+        is resuming with another ``backend`` (the backend each row used is the variable ``backend_used``).
+    progress : bool or None
+        A tqdm bar over σ²; ``None`` (default) shows it for scans above 10⁹ member-steps in all.
     protocol : str
         Free-text description of the protocol, recorded in attrs.
 
@@ -468,7 +499,7 @@ def escape_time_scan(make_system: Callable, sigma2, initial, region, max_steps, 
     >>> ds.exp_mean.dims
     ('sigma2',)
     """
-    from tqdm.auto import tqdm
+    from rds.system import PROGRESS_THRESHOLD, safe_tqdm
 
     if not callable(make_system):
         raise TypeError("make_system must be callable: make_system(sigma2) -> RandomDynamicalSystem")
@@ -492,6 +523,7 @@ def escape_time_scan(make_system: Callable, sigma2, initial, region, max_steps, 
         "initial_states": init_desc, "max_steps": max_steps, "seed": seed, "realizations": realizations,
         "t0": int(t0), "n_boot": int(n_boot), "confidence": float(confidence), "bootstrap": bootstrap,
         "tail_from": int(tail_from), "keep_members": bool(keep_members), "protocol": protocol,
+        "backend": "auto" if backend is None else str(backend),
     }
     settings = json.loads(json.dumps(settings, default=_jsonable))  # the form it takes after a save/load
     rows = []
@@ -501,15 +533,23 @@ def escape_time_scan(make_system: Callable, sigma2, initial, region, max_steps, 
             diff = _diff(old.attrs.get("scan_settings"), settings)
             raise ValueError(f"store: {store!r} was made with other settings ({diff}); refusing to resume — "
                              "use another file or delete it")
+        _check_stored_rows(old, s2, store)
         rows = [old.isel(sigma2=[i]) for i in range(old.sizes["sigma2"])]
     done = len(rows)
-    bar = tqdm(total=s2.size, initial=done, desc="escape-time scan (sigma2)", disable=not progress, unit="sigma2")
+    if progress is None:
+        progress = s2.size * X.shape[0] * realizations * max_steps >= PROGRESS_THRESHOLD
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+    bar = safe_tqdm(total=s2.size, initial=done, desc="escape-time scan (sigma2)", disable=not progress,
+                    unit="sigma2")
     try:
         for i in range(done, s2.size):
             system = first if i == 0 else make_system(float(s2[i]))
             row = _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t0, n_boot,
                                 confidence, bootstrap, tail_from, backend, executor, chunk_size, False,
                                 keep_members)
+            row["backend_used"] = row.attrs.get("backend", "")
+            row["backend_used"].attrs["long_name"] = "backend this row ran on"
             rows.append(row.expand_dims(sigma2=[float(s2[i])]))
             bar.update(1)
             if store is not None:
@@ -531,7 +571,35 @@ def _combine(rows, settings):
     ds.attrs["analysis"] = "escape_time_scan"
     ds.attrs["scan_settings"] = settings
     ds.attrs["protocol"] = settings["protocol"]
-    return ds
+    ds.attrs["row_checksums"] = [_row_checksum(ds, i) for i in range(ds.sizes["sigma2"])]
+    return rds.labels.annotate(ds)  # long_name / units from rds.labels
+
+
+def _row_checksum(ds, i):
+    """SHA-256 of row i of a scan: its σ² and every variable along sigma2 (as stored and as loaded)."""
+    parts = [rds.io.checksum(ds["sigma2"].values[i])]
+    for name in sorted(str(n) for n in ds.data_vars):
+        if "sigma2" in ds[name].dims:
+            parts.append(name + ":" + rds.io.checksum(ds[name].isel(sigma2=i).values))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _check_stored_rows(old, s2, store):
+    """Refuse a store whose σ² coordinates are not the grid's first rows, or whose rows do not match their sums."""
+    n = old.sizes.get("sigma2", 0)
+    got = np.asarray(old["sigma2"].values, dtype=float) if "sigma2" in old.coords else np.array([])
+    if n > s2.size or not np.array_equal(got, s2[:n]):
+        raise ValueError(f"store: {store!r} holds rows for sigma2 = {got.tolist()}, which are not the first rows "
+                         f"of the grid {s2.tolist()} (edited coordinates?); refusing to resume — use another file "
+                         "or delete it")
+    sums = old.attrs.get("row_checksums")
+    if not isinstance(sums, list) or len(sums) != n:
+        raise ValueError(f"store: {store!r} has no checksum for each of its {n} rows (attr row_checksums); "
+                         "refusing to resume — use another file or delete it")
+    bad = [float(s2[i]) for i in range(n) if _row_checksum(old, i) != sums[i]]
+    if bad:
+        raise ValueError(f"store: {store!r}: the stored rows for sigma2 = {bad} do not match their checksums "
+                         "(edited after the scan wrote them); refusing to resume — use another file or delete it")
 
 
 def _jsonable(v):

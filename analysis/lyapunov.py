@@ -25,7 +25,9 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from rds import engine
 from rds._checks import integer
+from rds.labels import annotate
 from rds.noise import check_seed
 from rds.sampling import initial_states
 from rds.timegrid import log_times
@@ -193,6 +195,9 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
     V0 = _initial_tangents(system.nvar, X.shape[0], k, tangent)
     n = steps - transient
     dur = history_times(n, num_history)
+    if backend is None:  # one choice for all realisations, by their total work (rds.engine.choose_backend)
+        backend = engine.choose_backend(system, None, X.shape[0] * steps, steps=steps, service="tangent",
+                                        k=V0.shape[2], repeats=realizations)
     run = dict(seed=seed, backend=backend, executor=executor, chunk_size=chunk_size, progress=progress)
     res = _run_realizations(system, X, V0, realizations=realizations, t0=t0, transient=transient, n=n,
                             dur=dur, qr_every=qr_every, run=run)
@@ -319,4 +324,4 @@ def _spectrum_dataset(system, res, *, dur, seed, t0, steps, transient, qr_every,
         "n_samples": int(nsamp), "stderr_method": method, "n_diverged": int(res["div"].sum()),
         "backend": str(res["backend"]), "reference": ds.attrs.get("reference", "") + "; Benettin et al. (1980)",
     })
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels

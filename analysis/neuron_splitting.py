@@ -60,6 +60,7 @@ import xarray as xr
 from scipy import optimize
 
 import rds
+from rds.labels import annotate
 from rds.models import two_layer
 from rds.models.two_layer import ACTIVATIONS
 
@@ -1100,7 +1101,7 @@ def _plateau_dataset(scan, W, v, X, y, j, grid, activation, tol):
             "rds_version": rds.__version__,
         },
     )
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels
 
 
 def plot_plateau_map(ds, ax=None, title=None):

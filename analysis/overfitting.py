@@ -39,6 +39,7 @@ import xarray as xr
 import rds
 from rds import quadrature
 from rds._checks import finite_array, integer, nonnegative, positive
+from rds.labels import annotate
 from rds.models import two_layer
 from rds.models.teacher_student import check_dataset
 from rds.sampling import initial_states
@@ -250,7 +251,10 @@ def count_unstable(hessian, rtol: float = 1e-9):
     >>> int(count_unstable(training_hessian(np.zeros(4), x, y))[0])
     2
     """
-    lam = np.linalg.eigvalsh(np.asarray(hessian, dtype=float))
+    hessian = np.asarray(hessian, dtype=float)
+    if hessian.ndim < 2 or hessian.shape[-1] != hessian.shape[-2]:
+        raise ValueError(f"hessian must be square matrices, shape (..., P, P), got shape {hessian.shape}")
+    lam = np.linalg.eigvalsh(hessian)
     scale = np.maximum(1.0, np.max(np.abs(lam), axis=-1, keepdims=True))
     return np.sum(lam < -rtol * scale, axis=-1), lam
 
@@ -402,14 +406,14 @@ def overfitting_point(x, y, start, tol: float = 1e-12, max_iter: int = 200):
         The dataset.
     start : array_like, shape (2N,)
     tol : float
-        Stop when |∇E_tr|_∞ ≤ tol.
+        Stop when ‖∇E_tr‖_∞ ≤ tol.
     max_iter : int
 
     Returns
     -------
     dict
         ``theta`` (2N,), ``canonical`` (2N,), ``grad_norm`` (Euclidean), ``eigenvalues`` (2N,) of ∇²E_tr,
-        ``n_unstable``, ``E_tr``, ``E_gen``, ``iterations``, ``converged`` (bool: |∇E_tr|_∞ ≤ tol).
+        ``n_unstable``, ``E_tr``, ``E_gen``, ``iterations``, ``converged`` (bool: ‖∇E_tr‖_∞ ≤ tol).
 
     Examples
     --------
@@ -473,7 +477,7 @@ def learning_curves(gd, initial, steps, *, num: int = 200, backend=None, unstabl
 
     Phases (defined without the Hessian, so that the Hessian counts can be compared with them). Three landmark
     functions: S (f ≡ 0, the singular region next to which the plateau is spent), O (f = f*), and the overfitting
-    function f(·; θ_ovf), θ_ovf = Newton polish of the end point; squared L²(N(0,1)) distances ``d_singular`` = |f|²,
+    function f(·; θ_ovf), θ_ovf = Newton polish of the end point; squared L²(N(0,1)) distances ``d_singular`` = ‖f‖²,
     ``E_gen``, ``d_overfit``. A record is *plateau* if f(·; θ_t) is nearer to S than to O; otherwise *overfitting*
     if it comes after the step of minimal E_gen (``t_min_gen``, the usual onset of overfitting: E_gen rises while
     E_tr still falls) and is nearer to f(·; θ_ovf) than to O; otherwise *near_optimal*. With noise-free labels
@@ -540,7 +544,7 @@ def learning_curves(gd, initial, steps, *, num: int = 200, backend=None, unstabl
         "unstable_ranges": _ranges([str(int(k)) for k in rec["n_unst"]], times, rec["finite"]),
         "quadrature": "composite Gauss-Legendre vs N(0,1) density, graded panels, |x| <= 10",
         "equations": "Maleknia & Sato (2026): eq. 1 (E_tr), eq. GD, eq. 2 (E_gen); Hessian = (I - J)/eta"})
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels
 
 
 def _is_sampler(initial):
@@ -719,7 +723,7 @@ def convergence_modulo_symmetry(gd, initial, steps, backend=None, polish: bool =
                      "critical_tol": critical_tol, "n_strict_min": int(strict.sum()),
                      "n_degenerate_min": int((kind == 1).sum()), "steps": steps, "polish": int(polish),
                      "n_diverged": int((~finite).sum()), "reference": "Maleknia & Sato 2026, Theorem 3.1"})
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels
 
 
 # --------------------------------------------------------------------------------------------------- plots

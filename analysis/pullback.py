@@ -32,6 +32,7 @@ from scipy.spatial import cKDTree
 
 from rds import engine
 from rds._checks import integer, nonnegative
+from rds.labels import annotate
 from rds.regions import Box
 from rds.sampling import initial_states
 from rds.symmetry import canonical, orbit
@@ -168,6 +169,8 @@ def pullback_attractor(system, initial, taus, *, t=0, seed=0, realization=0, mem
     B, desc = _initial_set(system, initial, members, sample_seed)
     taus = _check_taus(taus)
     t = integer(t, "t")
+    from rds._checks import time_window
+    time_window(t - int(taus[-1]), int(taus[-1]), "t - taus[-1]", "taus[-1]")  # start times stay int64
     seed = integer(seed, "seed", 0)
     realization = integer(realization, "realization", 0)
     M = B.shape[0]
@@ -202,7 +205,7 @@ def pullback_attractor(system, initial, taus, *, t=0, seed=0, realization=0, mem
     ds["initial"].attrs["long_name"] = "initial set B"
     ds["tau"].attrs["long_name"] = "pullback time tau (steps)"
     ds["start_time"].attrs["long_name"] = "absolute start time t - tau"
-    return ds
+    return annotate(ds)  # long_name / units from rds.labels
 
 
 def _pullback_runs(system, B, taus, t, run):
@@ -213,7 +216,8 @@ def _pullback_runs(system, B, taus, t, run):
         if tau == 0:
             states[k] = B
             continue
-        backends.add(engine.choose_backend(system, run["backend"], B.shape[0] * int(tau)))
+        # the backend evolve will pick
+        backends.add(engine.choose_backend(system, run["backend"], B.shape[0] * int(tau), steps=int(tau)))
         states[k] = system.evolve(B, int(tau), t0=int(t - tau), **run)
     return states, backends
 
@@ -364,7 +368,7 @@ def pullback_diagnostics(ds, *, threshold=0.05, optimum_threshold=0.05, symmetry
     res.attrs.update({"diagnostics": "pullback_diagnostics", "threshold": float(threshold),
                       "optimum_threshold": float(optimum_threshold), "symmetry": int(bool(symmetry)),
                       "diagnostics_equations": "M_w eq. 17, M_wv eq. 18, theta* eq. 9, Hausdorff eq. C.1"})
-    return res
+    return annotate(res)  # long_name / units from rds.labels
 
 
 def _fa_diagnostics(theta, finite, threshold, optimum_threshold):

@@ -39,6 +39,7 @@ import xarray as xr
 from analysis.lyapunov import lyapunov_spectrum, standard_error
 from rds._checks import integer
 from rds.coords import from_pqrs, to_pqrs
+from rds.labels import annotate
 from rds.models import PQRS_BASIS, conditional_r_system, pqrs_system  # derived systems: homes in rds.models
 
 __all__ = ["transverse_exponents", "subspace_tangents", "conditional_r_system", "pqrs_system"]
@@ -269,4 +270,4 @@ def _transverse_dataset(data, s2, system0, ds0, *, subspace, coordinates, proj):
         "equations": "Sato et al. 2022: eqs. 17-24 (M_w, M_wv, pqrs map), 31-35 (map on M_wv); Theorem 1, App. D",
     })
     out.attrs.update(attrs)
-    return out
+    return annotate(out)  # long_name / units from rds.labels

@@ -39,10 +39,11 @@ def make_system(sigma2=0.01, omega=0.25, k=0.8):
 
 
 def main(argv=None):
+    from rds._checks import positive_int_arg  # --members 0 / -5: a usage error, not a traceback
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="out", help="output folder (default: out/)")
-    ap.add_argument("--members", type=int, default=2000, help="ensemble size (default 2000)")
-    ap.add_argument("--steps", type=int, default=20000, help="steps per run (default 20000)")
+    ap.add_argument("--members", type=positive_int_arg, default=2000, help="ensemble size (default 2000)")
+    ap.add_argument("--steps", type=positive_int_arg, default=20000, help="steps per run (default 20000)")
     ap.add_argument("--sigma2", type=float, default=0.01, help="noise variance σ² (default 0.01)")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)

@@ -51,7 +51,7 @@ def run(out_dir="out", scale="small"):
     out.attrs.update({"steps": cfg["steps"], "realizations": cfg["realizations"], "members": cfg["members"],
                       "units": "per unit time", "scale": scale,
                       "eq_D5": "-(sigma2/2) <sin^2 phi> with <.> the time average along the simulated path"})
-    rds.io.save(out, os.path.join(out_dir, "phase_oscillator_exponents.nc"))
+    rds.io.save(rds.labels.annotate(out), os.path.join(out_dir, "phase_oscillator_exponents.nc"))
     fig = plot_exponent_vs_sigma2(sigma2, lam, se, reference=-sigma2 / 4, reference_label="−σ²/4 (eq. D.6)")
     fig.axes[0].plot(sigma2, d5, "s", mfc="none", label="−(σ²/2)⟨sin²φ⟩ (eq. D.5)")
     fig.axes[0].legend(fontsize=8)

@@ -102,7 +102,7 @@ def realization_spread(seeds, sigma2=SIGMA2, taus=TAUS, members=500, sample_seed
                      coords={"sigma2": list(sigma2), "seed": seeds, "tau": list(taus)})
     out.attrs.update({"members": int(members), "sample_seed": int(sample_seed), "eta": ETA, "batch": 1,
                       "threshold": 0.05, "description": "pullback-attractor fractions over noise paths (seeds)"})
-    return out
+    return rds.labels.annotate(out)  # long_name / units from rds.labels
 
 
 def realization_summary(sp) -> str:
@@ -147,14 +147,15 @@ def summary(results, times=None) -> str:
 
 
 def main(argv=None):
+    from rds._checks import positive_int_arg  # --members 0 / -5: a usage error, not a traceback
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", choices=tuple(MEMBERS), default="small")
     p.add_argument("--out", default="out/")
-    p.add_argument("--members", type=int, default=None, help="override the number of members")
+    p.add_argument("--members", type=positive_int_arg, default=None, help="override the number of members")
     p.add_argument("--seed", type=int, default=0, help="noise path seed")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the initial set")
     p.add_argument("--backend", choices=("numba", "numpy"), default="numba")
-    p.add_argument("--realizations", type=int, default=1,
+    p.add_argument("--realizations", type=positive_int_arg, default=1,
                    help="also run this many - 1 further noise paths (500 members each) and print the spread")
     a = p.parse_args(argv)
     t0 = time.perf_counter()

@@ -55,20 +55,108 @@ def finite_array(value, name, ndim=None) -> np.ndarray:
     return arr
 
 
-def real_array(value, name) -> np.ndarray:
-    """A float array of any shape with only finite entries (TypeError if not real, ValueError if not finite)."""
+# ---------------------------------------------------------------------------------------------- times and sizes
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+
+
+def time_window(t0, steps, t0_name="t0", steps_name="steps"):
+    """Absolute times t0 … t0 + steps must be int64 (the engine's clock; ξ_t is keyed by t)."""
+    if not INT64_MIN <= t0 <= INT64_MAX:
+        raise ValueError(f"{t0_name} must be an int64 time in [-2**63, 2**63 - 1], got {t0}")
+    if t0 + steps > INT64_MAX:
+        raise ValueError(f"{t0_name} + {steps_name} = {t0 + steps} exceeds the largest int64 time 2**63 - 1 "
+                         f"({t0_name}={t0}, {steps_name}={steps})")
+
+
+def integer_times(times, name="times") -> np.ndarray:
+    """Sorted distinct int64 times from integers (or whole floats); floats with a fraction are refused."""
     try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be real numbers (array-like of float), got {value!r}") from exc
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite (no NaN or inf), got {value!r}")
+        arr = np.asarray(times)
+    except ValueError:
+        raise ValueError(f"{name} must be a 1-D sequence of integer times (got a ragged sequence)") from None
+    if arr.ndim > 1:
+        raise ValueError(f"{name} must be a 1-D sequence of integer times, got shape {arr.shape}")
+    arr = arr.ravel()
+    kind = arr.dtype.kind
+    if kind == "O" and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr):
+        big = [int(v) for v in arr if not INT64_MIN <= int(v) <= INT64_MAX]
+        if big:
+            raise ValueError(f"{name} must be int64 times, got {big[0]}")
+        arr = arr.astype(np.int64)
+        kind = "i"
+    if kind == "b" or kind not in "iuf":
+        raise TypeError(f"{name} must be integer times (absolute steps), got {times!r}"[:200])
+    if kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite integer times (found NaN or inf)")
+        if not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name} must be whole numbers (absolute steps), got {arr[arr != np.round(arr)][:3]}")
+        if np.any(np.abs(arr) >= 2.0**63):
+            raise ValueError(f"{name} must be int64 times")
+    if kind == "u" and arr.size and arr.max() > INT64_MAX:
+        raise ValueError(f"{name} must be int64 times, got {arr.max()}")
+    return np.unique(arr.astype(np.int64))
+
+
+def memory_available() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable on Linux; else physical memory)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 2**62
+
+
+def check_memory(nbytes, what, hint=""):
+    """ValueError before allocating ``nbytes`` when that is more than the memory available."""
+    avail = memory_available()
+    if nbytes > avail:
+        raise ValueError(f"{what} needs {nbytes / 1e9:.3g} GB, more than the {avail / 1e9:.3g} GB of memory "
+                         f"available" + (f"; {hint}" if hint else ""))
+
+
+def positive_int_arg(text) -> int:
+    """``argparse`` type: an integer >= 1 (``--members 0`` or ``-5`` is a usage error, not a traceback)."""
+    import argparse
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (>= 1), got {value}")
+    return value
+
+
+def real_array(value, name, what="a real array", finite=False) -> np.ndarray:
+    """A float array; complex values (whose imaginary part a cast would drop) and non-numbers are a TypeError.
+
+    With ``finite=True`` NaN or inf entries are a ValueError too.
+    """
+    try:
+        arr = np.asarray(value)
+    except ValueError:
+        raise ValueError(f"{name} must be {what}: got a ragged nested sequence") from None
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real: got complex values (the imaginary part would be dropped)")
+    try:
+        arr = arr.astype(float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be {what} of numbers, got {value!r}"[:200]) from None
+    if finite and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (no NaN or inf), got {value!r}"[:200])
     return arr
 
 
 def positive_array(value, name, meaning="") -> np.ndarray:
     """A finite float array with every entry > 0; ``meaning`` (e.g. " (a variance)") is added to the error."""
-    arr = real_array(value, name)
+    arr = real_array(value, name, finite=True)
     if np.any(arr <= 0):
         raise ValueError(f"{name} must be > 0{meaning}, got {value!r}")
     return arr

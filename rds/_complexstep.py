@@ -177,7 +177,7 @@ def _dual(name, real, cplx, nargs):
         def stub(x):
             return cplx(x) if _is_complex(x) else real(x)
     else:
-        def stub(x, y):
+        def stub(x, y):  # type: ignore[misc]
             return cplx(x, y) if _any_complex(x, y) else real(x, y)
     stub.__name__ = stub.__qualname__ = name
     stub.__doc__ = f"Complex-step-safe ``{name}`` (see :mod:`rds._complexstep`)."
@@ -441,7 +441,7 @@ def _denied(name, ufunc):
                 raise TypeError(msg)
             return ufunc(x)
     else:
-        def stub(x, y):
+        def stub(x, y):  # type: ignore[misc]
             if _any_complex(x, y):
                 raise TypeError(msg)
             return ufunc(x, y)
@@ -637,8 +637,8 @@ def _floordiv_op_ol(a, b):
 ops = pytypes.ModuleType("rds._complex_ops", "Operators on real parts, for the complex-step clone of a map.")
 for _name, _f in (("lt", _lt), ("le", _le), ("gt", _gt), ("ge", _ge), ("eq", _eq), ("ne", _ne)):
     ops.__dict__[_name] = _same(_f, 2)
-ops.mod = _mod_op
-ops.floordiv = _floordiv_op
+ops.mod = _mod_op  # type: ignore[attr-defined]
+ops.floordiv = _floordiv_op  # type: ignore[attr-defined]
 
 _OPS_NAME = "_rds_complex_ops"
 _CMP = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}

@@ -285,7 +285,8 @@ def check_run(system, X2, steps, backend, kw):
                             f"raised {type(vec_error).__name__}: {vec_error}. {_VECTOR_HINT[0].upper()}"
                             f"{_VECTOR_HINT[1:]}; or use backend='numba' (or None), which calls it per member"
                             ) from vec_error
-    chosen = engine.choose_backend(system, backend, X2.shape[0] * max(steps, 1))
+    chosen = engine.choose_backend(system, backend, X2.shape[0] * max(steps, 1), steps=steps,
+                                   **engine.service_of(kw))
     if chosen == "numba":
         try:
             check_compilable(system.step, "map")

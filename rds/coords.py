@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from rds._checks import real_array
 from rds.models.fukumizu_amari import PQRS_MATRIX, PQRS_VARS, THETA_VARS
 
 __all__ = ["to_pqrs", "from_pqrs", "THETA_VARS", "PQRS_VARS", "PQRS_MATRIX"]
@@ -30,7 +31,7 @@ def _convert(obj, matrix, src, dst, name):
         arr = np.moveaxis(obj.values, obj.dims.index("var"), -1) @ matrix.T
         out = obj.copy(data=np.moveaxis(arr, -1, obj.dims.index("var")))
         return out.assign_coords(var=list(dst))
-    arr = np.asarray(obj, dtype=float)
+    arr = real_array(obj, name, "a real array (..., 4) or an xarray object")
     if arr.ndim == 0 or arr.shape[-1] != 4:
         raise ValueError(f"{name}: the last axis must have length 4 {src}, got shape {arr.shape}")
     return arr @ matrix.T

@@ -30,19 +30,35 @@ replaces ``np.tanh``, ``np.exp``, ``np.log``, ``np.sin`` … in the compiled clo
 1-D noise sample is a fixed-length vector (the map's batch loop unrolls), common noise is read once per step outside
 the member loop (noise-only terms such as the FA target T(x) are hoisted), the tangent update and the QR are
 unrolled into scalars and run on block-local buffers, and everything uses NumPy's error model. Results do not depend
-on the block, chunk or thread a member lands in. Kernels are generated code: Numba's on-disk cache does not apply;
-the first call of a service compiles it (≈3–7 s for evolve/exit, ≈10–20 s for a 4-variable tangent service on this
-2-core machine), and kernels are then reused for every system with the same map and noise layout.
+on the block, chunk or thread a member lands in; an ensemble of a single block runs in a serial twin of the kernel.
+Tangent services with ``nvar * k > TANGENT_UNROLL_MAX`` use loops instead of unrolled scalars.
+
+Kernel cache: each compiled kernel is a generated module written to a cache folder and imported from there, so
+Numba's on-disk cache applies (:mod:`rds._kernel_cache`). The first call of a service on a machine compiles it
+(≈3–7 s for evolve/exit, ≈10–20 s for a 4-variable tangent service on a 2-core machine); later processes load it
+(≈0.05–0.15 s, plus Numba's one-time start-up of ≈0.5 s in a process's first call). The module's name is a hash of
+its source, of the map's (and Jacobian's, region's) code, constants, closures and helpers, of the library versions
+and of the CPU: a changed map compiles anew. Folder: ``$RDS_CACHE_DIR`` (``off`` disables the cache), else
+``$XDG_CACHE_HOME/rds/kernels`` or ``~/.cache/rds/kernels``; an unwritable folder means in-memory compilation,
+without error. Maps that close over objects the fingerprint cannot describe are compiled in memory
+(``kernels_for(system, "numba").uncacheable`` says why). Kernels are reused for every system with the same map and
+noise layout.
+
+Backend choice (``backend=None``): :func:`choose_backend` compares the estimated time of the whole run on each
+backend (:func:`estimated_seconds`: NumPy's per-step Python overhead and per-member-step cost against Numba's
+per-member-step cost plus compiling, or loading from the cache, the service).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from concurrent.futures import Executor
 
 import numpy as np
 
+from rds import _kernel_cache
 from rds._codegen import make_function, tuple_src
 from rds._complexstep import COMPLEX_STEP, complex_step_jacobian_source  # noqa: F401 (the automatic Jacobian's home)
 from rds.noise import NOISE_BLOCK
@@ -52,13 +68,12 @@ try:  # numba is a hard dependency, but keep a clean error if its import fails o
 except Exception:  # pragma: no cover
     nb = None
 
-__all__ = ["BACKENDS", "run", "run_chunked", "kernels_for", "complex_step_jacobian_source"]
+__all__ = ["BACKENDS", "run", "run_chunked", "kernels_for", "choose_backend", "estimated_seconds",
+           "complex_step_jacobian_source"]
 
 BACKENDS = ("numpy", "numba", "jax")
 #: Members per block of the compiled member loop (a block's state stays in L1 cache).
 BLOCK = 256
-#: Below this many member-steps, ``backend=None`` uses NumPy unless the compiled kernels already exist.
-AUTO_NUMBA_THRESHOLD = 2_000_000
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -145,6 +160,7 @@ def update(X, exit_step, m, nt, t, params, count):
 {_store_src(nvar)}
     out = np.logical_and(alive, np.logical_not(inside({_load_src(nvar)})))
     exit_step[m] = pick(out, count, exit_step[m])
+    return np.logical_and(alive, np.logical_not(out))
 """
 
 
@@ -276,6 +292,9 @@ _JITTED: dict = {}
 NB_OPTS = {"error_model": "numpy"}
 #: Longest 1-D noise sample passed to compiled maps as a fixed-length vector (longer: an array view).
 MAX_VEC_NOISE = 16
+#: Tangent services with ``nvar * k`` up to this are unrolled into scalars (fast to run, slow to compile); larger
+#: ones use loops over variables and vectors around a vectorised member loop (compile time nearly flat in k, nvar).
+TANGENT_UNROLL_MAX = 16
 
 
 def jit_map_function(func):
@@ -304,13 +323,283 @@ def jit_map_function(func):
     return _JITTED[func]
 
 
+# Kernel modules. Each compiled kernel is one generated module: inlined helpers (the member updates, the noise
+# access, the QR), a serial ``block`` (steps outside, the member loop of one block innermost: what LLVM
+# vectorises; its bounds are unsigned so ``X[i, m]`` needs no negative-index wrap-around) and the parallel
+# ``kernel`` that hands blocks to threads. ``step``, ``jac``, ``inside``, ``sel``, ``pick``, ``isfinite``,
+# ``nvec``, ``np`` (rds.fastmath.fast_numpy), ``nb`` and ``CACHE`` are injected (rds._kernel_cache).
+
+_INLINE = '@nb.njit(inline="always", error_model="numpy")\n'
+_SERIAL = '@nb.njit(error_model="numpy")\n'
+_PARALLEL = '@nb.njit(parallel=True, cache=CACHE, error_model="numpy")\n'
+
+
+def _inline(src: str) -> str:
+    return _INLINE + src.strip("\n") + "\n\n\n"
+
+
+def _parallel_kernel_src(args: str, blk: int) -> str:
+    """``kernel`` (blocks in parallel) and ``kernel1`` (the same blocks in order, for a single block: starting a
+    parallel region costs more than a small ensemble's work, and far more on a busy machine)."""
+    return _PARALLEL + f"""def kernel({args}):
+    M = X.shape[1]
+    for b in nb.prange((M + {blk} - 1) // {blk}):
+        block({args}, np.uint64(b * {blk}), np.uint64(min(b * {blk} + {blk}, M)))
+
+
+""" + _PARALLEL.replace("parallel=True, ", "") + f"""def kernel1({args}):
+    M = X.shape[1]
+    for b in range((M + {blk} - 1) // {blk}):
+        block({args}, np.uint64(b * {blk}), np.uint64(min(b * {blk} + {blk}, M)))
+"""
+
+
+def evolve_module_source(nvar, noise_ndim, independent, vec_len=None) -> str:
+    """Source of the compiled evolve kernel module (see :func:`_parallel_kernel_src`)."""
+    return ("# rds generated kernel: evolve\n" + _inline(xi_of_source(independent, vec_len))
+            + _inline(evolve_source(nvar, noise_ndim, independent, vec_len)) + _SERIAL + """\
+def block(X, noise, params, nsteps, lo, hi):
+    for t in range(nsteps):
+        nt = xi_of(noise, t)
+        for m in range(lo, hi):
+            update(X, m, nt, t, params)
+
+
+""" + _parallel_kernel_src("X, noise, params, nsteps", BLOCK))
+
+
+def exit_module_source(nvar, noise_ndim, independent, vec_len=None) -> str:
+    """Source of the compiled first-exit kernel module.
+
+    The block retires: it stops as soon as all its members have left (each member's region test is part of
+    the vectorised member update, a member that left is frozen by a select).
+    """
+    return ("# rds generated kernel: exit\n" + _inline(xi_of_source(independent, vec_len))
+            + _inline(exit_source(nvar, noise_ndim, independent, vec_len)) + _SERIAL + """\
+def block(X, exit_step, noise, params, nsteps, n0, lo, hi):
+    alive = 0
+    for m in range(lo, hi):
+        alive += exit_step[m] < 0
+    for t in range(nsteps):
+        if alive == 0:
+            break
+        nt = xi_of(noise, t)
+        count = n0 + t + 1
+        alive = 0
+        for m in range(lo, hi):
+            alive += update(X, exit_step, m, nt, t, params, count)
+
+
+""" + _parallel_kernel_src("X, exit_step, noise, params, nsteps, n0", BLOCK))
+
+
+def _tangent_block_size(nvar: int) -> int:
+    """Members per block of the looped tangent kernel: the block's Jacobians (nvar² × block) stay in L2 cache."""
+    b = BLOCK
+    while b > 16 and nvar * nvar * b > 32768:
+        b //= 2
+    return b
+
+
+def tangent_unrolled(nvar: int, k: int) -> bool:
+    """Whether the compiled tangent service of ``nvar`` variables and ``k`` vectors is unrolled into scalars."""
+    return nvar * k <= TANGENT_UNROLL_MAX
+
+
+def jac_step_source(nvar, noise_ndim, independent, vec_len=None):
+    """Source of ``jstep``: the member's Jacobian into ``Jb[:, :, m]`` and its state step (looped tangent)."""
+    stores = "\n".join(f"    Jb[{i}, {j}, m] = J[{i}][{j}]" for i in range(nvar) for j in range(nvar))
+    return f"""
+def jstep(X, Jb, m, nt, t, params):
+    xi = {_xi_src(noise_ndim, independent, vec_len)}
+    s = {_load_src(nvar)}
+    J = jac(s, xi, params)
+    n = step(s, xi, params)
+{stores}
+{_store_src(nvar)}
+"""
+
+
+_TANGENT_COPY_IN = """\
+    n = hi - lo
+    Xb = np.empty((NVAR, TB))
+    Vb = np.empty((NVAR, K, TB))
+    Lb = np.empty((K, TB))
+    for i in range(NVAR):
+        for m in range(n):
+            Xb[i, m] = X[i, lo + m]
+        for c in range(K):
+            for m in range(n):
+                Vb[i, c, m] = V[i, c, lo + m]
+    for c in range(K):
+        for m in range(n):
+            Lb[c, m] = logr[c, lo + m]
+    nz = noise_slice(noise, lo, hi)
+"""
+_TANGENT_COPY_OUT = """\
+    for i in range(NVAR):
+        for m in range(n):
+            X[i, lo + m] = Xb[i, m]
+        for c in range(K):
+            for m in range(n):
+                V[i, c, lo + m] = Vb[i, c, m]
+    for c in range(K):
+        for m in range(n):
+            logr[c, lo + m] = Lb[c, m]
+"""
+
+# The looped QR: the same arithmetic as :func:`mgs` (sums from 0.0 in variable order), member loop innermost.
+_MGS_LOOPED = _SERIAL + """\
+def mgs_block(V, logr, D, n):
+    for c in range(K):
+        for _ in range(2):
+            for d in range(c):
+                for m in range(n):
+                    D[m] = 0.0
+                for i in range(NVAR):
+                    for m in range(n):
+                        D[m] = D[m] + V[i, d, m] * V[i, c, m]
+                for i in range(NVAR):
+                    for m in range(n):
+                        V[i, c, m] = V[i, c, m] - D[m] * V[i, d, m]
+        for m in range(n):
+            D[m] = 0.0
+        for i in range(NVAR):
+            for m in range(n):
+                D[m] = D[m] + V[i, c, m] * V[i, c, m]
+        for m in range(n):
+            D[m] = np.sqrt(D[m])
+            logr[c, m] = logr[c, m] + np.log(D[m])
+        for i in range(NVAR):
+            for m in range(n):
+                V[i, c, m] = V[i, c, m] / D[m]
+
+
+"""
+
+
+def tangent_module_source(nvar, noise_ndim, independent, k, vec_len=None) -> str:
+    """Source of the compiled tangent kernel module.
+
+    Small cases (``nvar * k <= TANGENT_UNROLL_MAX``): the tangent update ``V <- J V`` and the QR are unrolled in
+    scalars inside the member update. Larger ones: the member update stores its Jacobian in a block buffer and the
+    product and the QR are loops over vectors and variables around vectorised member loops, so the generated code
+    grows like nvar² (the Jacobian itself), not nvar² k + nvar k².
+
+    The block works on local copies with compile-time shapes: with the strides known, LLVM sees that members do
+    not overlap and vectorises (on the caller's arrays it would need too many run-time alias checks).
+    """
+    head = ("# rds generated kernel: tangent\n" + _inline(xi_of_source(independent, vec_len))
+            + _inline(noise_slice_source(noise_ndim, independent)))
+    args = "X, V, logr, noise, params, nsteps, n0, qr_every, qr_final"
+    if tangent_unrolled(nvar, k):
+        tb = BLOCK
+        gen = _inline(tangent_source(nvar, noise_ndim, independent, k, vec_len)) + _inline(mgs_source(nvar, k))
+        loop = """\
+    for t in range(nsteps):
+        nt = xi_of(nz, t)
+        for m in range(n):
+            update(Xb, Vb, m, nt, t, params)
+        s = n0 + t + 1
+        if s % qr_every == 0 or (t == nsteps - 1 and qr_final):
+            for m in range(n):
+                mgs(Vb, Lb, m)
+"""
+    else:
+        tb = _tangent_block_size(nvar)
+        # jstep is a function of its own (not inlined into the block): Numba's front end is superlinear in the
+        # size of a function with many loops, and the Jacobian is the big part
+        gen = _SERIAL + jac_step_source(nvar, noise_ndim, independent, vec_len).strip("\n") + "\n\n\n" + _MGS_LOOPED
+        loop = """\
+    Jb = np.empty((NVAR, NVAR, TB))
+    W = np.empty((NVAR, TB))
+    D = np.empty(TB)
+    for t in range(nsteps):
+        nt = xi_of(nz, t)
+        for m in range(n):
+            jstep(Xb, Jb, m, nt, t, params)
+        for c in range(K):
+            for i in range(NVAR):
+                for m in range(n):
+                    W[i, m] = 0.0
+                for j in range(NVAR):
+                    for m in range(n):
+                        W[i, m] = W[i, m] + Jb[i, j, m] * Vb[j, c, m]
+            for i in range(NVAR):
+                for m in range(n):
+                    Vb[i, c, m] = W[i, m]
+        s = n0 + t + 1
+        if s % qr_every == 0 or (t == nsteps - 1 and qr_final):
+            mgs_block(Vb, Lb, D, n)
+"""
+    blk = _SERIAL + f"def block({args}, lo, hi):\n" + _TANGENT_COPY_IN + loop + _TANGENT_COPY_OUT + "\n\n"
+    return _substitute(head + gen, NVAR=nvar, K=k) + _substitute(blk, NVAR=nvar, TB=tb, K=k) \
+        + _parallel_kernel_src(args, tb)
+
+
+def _substitute(src: str, **consts) -> str:
+    """Replace the whole-word names ``consts`` in the template ``src`` by their integer values."""
+    return re.sub(r"\b(" + "|".join(consts) + r")\b", lambda mt: str(consts[mt.group(1)]), src)
+
+
+class _BlockView:
+    """``kernel.block`` of a kernel module, for inspection (``inspect_asm``) and tests.
+
+    A kernel loaded from Numba's on-disk cache never compiled its block in this process (its machine code is
+    inside the cached kernel); ``inspect_asm`` then compiles an in-memory copy of the module for the signature
+    the kernel was called with.
+    """
+
+    def __init__(self, name, source, namespace, module):
+        self._args = (name, source, namespace)
+        self._module = module
+
+    def inspect_asm(self, signature=None):
+        blk = self._module.block
+        if not blk.signatures:
+            mod = _kernel_cache.load_module(self._args[0] + "_inspect", self._args[1], self._args[2], None)
+            used = self._module.kernel.signatures or self._module.kernel1.signatures
+            mod.kernel1.compile(used[0])
+            blk = mod.block
+        return blk.inspect_asm(signature)
+
+    def __getattr__(self, name):
+        return getattr(self._module.block, name)
+
+
+def _block_members(service, nvar, k):
+    return _tangent_block_size(nvar) if service == "tangent" and not tangent_unrolled(nvar, k) else BLOCK
+
+
+class _Kernel:
+    """A compiled kernel of a kernel module: the parallel ``kernel``, or ``kernel1`` for a single block."""
+
+    def __init__(self, module, block, members_per_block):
+        self._mod = module
+        self.block = block
+        self._one = members_per_block
+
+    @property
+    def signatures(self):
+        return self._mod.kernel.signatures + self._mod.kernel1.signatures
+
+    def __call__(self, X, *args):
+        if X.shape[1] <= self._one:
+            return self._mod.kernel1(X, *args)
+        return self._mod.kernel(X, *args)
+
+
 class _NumbaKernels:
     """Compiled kernels: a parallel loop over blocks of members, steps inside, members innermost.
 
     The member loop is what LLVM vectorises: the state is struct-of-arrays ``X[var, member]``, the map and its
     elementary functions are inlined (see :mod:`rds.fastmath`), a short 1-D noise sample is a fixed-length vector so
-    the map's loop over the batch unrolls, and the tangent update and QR are unrolled into scalars. If a map uses
-    its noise sample in a way the fixed-length vector does not support, the kernels fall back to array samples.
+    the map's loop over the batch unrolls, and the tangent update and QR are unrolled into scalars (small cases) or
+    looped around vectorised member loops. If a map uses its noise sample in a way the fixed-length vector does not
+    support, the kernels fall back to array samples.
+
+    Each kernel is a generated module, persisted by :mod:`rds._kernel_cache` so that Numba's on-disk cache applies:
+    a later process loads it instead of compiling (``self.uncacheable`` says why not, when not).
     """
 
     name = "numba"
@@ -325,25 +614,62 @@ class _NumbaKernels:
         shape = system.noise.shape
         self._vec_len = shape[0] if (len(shape) == 1 and 1 <= shape[0] <= MAX_VEC_NOISE) else None
         jit = nb.njit(inline="always", **NB_OPTS)
-        self._ns = {"step": jit_map_function(system.step), "jac": jit_map_function(system._jacobian_function()),
+        jac = system._jacobian_function()
+        self._ns = {"step": jit_map_function(system.step), "jac": jit_map_function(jac),
                     "sel": jit(_nb_sel), "pick": jit(_nb_pick), "isfinite": math.isfinite,
-                    "nvec": fastmath.nvec, "np": fastmath.fast_numpy}
+                    "nvec": fastmath.nvec, "np": fastmath.fast_numpy, "nb": nb}
+        self.uncacheable = None
+        try:
+            self._parts = (_kernel_cache.fingerprint(system.step), _kernel_cache.fingerprint(jac),
+                           _kernel_cache.fingerprint(_nb_sel), _kernel_cache.fingerprint(_nb_pick),
+                           _params_type_key(system.params))
+        except _kernel_cache.Uncacheable as e:
+            self._parts = None
+            self.uncacheable = str(e)
         self._cache = {}
 
-    def _xi_of(self, vec_len):
-        return nb.njit(inline="always", **NB_OPTS)(make_function(xi_of_source(self._ind, vec_len), "xi_of", self._ns))
+    # -- sources, one per service (and noise-sample form vl)
+    def _source(self, service, vl, k=None):
+        if service == "evolve":
+            return evolve_module_source(self._nvar, self._nd, self._ind, vl)
+        if service == "tangent":
+            return tangent_module_source(self._nvar, self._nd, self._ind, k, vl)
+        return exit_module_source(self._nvar, self._nd, self._ind, vl)
 
-    def _update(self, src, ns=None):
-        return nb.njit(inline="always", **NB_OPTS)(make_function(src, "update", ns or self._ns))
+    def _parts_for(self, inside=None):
+        if self._parts is None or inside is None:
+            return self._parts
+        try:
+            return self._parts + (_kernel_cache.fingerprint(inside),)
+        except _kernel_cache.Uncacheable:
+            return None
 
-    def _kernel(self, key, build):
-        """The compiled kernel ``key``; ``build(vec_len)`` makes it (vec_len None: array noise samples)."""
+    def _build(self, service, k=None, inside=None):
+        """``build(vl)`` for :meth:`_kernel`: load (or compile) the kernel module and return its ``kernel``."""
+        ns = self._ns if inside is None else dict(self._ns, inside=jit_map_function(inside))
+        parts = self._parts_for(inside)
+
+        def build(vl):
+            src = self._source(service, vl, k)
+            mod = _kernel_cache.load_module(service, src, ns, parts)
+            return _Kernel(mod, _BlockView(service, src, ns, mod), _block_members(service, self._nvar, k))
+        return build, parts
+
+    def _vec_flag(self, key, parts):
+        return None if parts is None else (repr(key[0]) + "_novec", parts)
+
+    def _kernel(self, key, make):
+        """The entry ``[kernel, build, vec, flag, ...]`` of ``key``; ``make()`` gives ``(build, parts)``, where
+        ``build(vec_len)`` compiles or loads the kernel (vec_len None: array noise samples)."""
         if key not in self._cache:
-            self._cache[key] = [build(self._vec_len), build, self._vec_len is not None]
+            build, parts = make()
+            flag = self._vec_flag(key, parts)
+            vec = self._vec_len is not None and not (flag is not None and _kernel_cache.flagged(*flag))
+            self._cache[key] = [build(self._vec_len if vec else None), build, vec, flag]
         return self._cache[key]
 
-    def _call(self, key, build, *args):
-        entry = self._kernel(key, build)
+    def _call(self, key, make, *args):
+        entry = self._kernel(key, make)
         with warnings.catch_warnings():
             # Numba's pedantic SSA check misfires on the nested inlined selects of rds.fastmath (the code is
             # correct: tests compare with NumPy); it only runs while compiling
@@ -353,37 +679,59 @@ class _NumbaKernels:
             except nb.core.errors.TypingError:
                 if not entry[2]:
                     raise
-                entry[0] = build(None)  # the map does more with xi than a fixed-length vector supports
+                entry[0] = entry[1](None)  # the map does more with xi than a fixed-length vector supports
                 entry[2] = False
+                if entry[3] is not None:
+                    _kernel_cache.flag(*entry[3])
                 return entry[0](*args)
 
+    def status(self, service, k=None, inside=None):
+        """Where the kernel of ``service`` is: ``"memory"`` (compiled in this process), ``"disk"`` (in the
+        on-disk cache) or ``None`` (it would have to be compiled)."""
+        key = self._key(service, k, inside)
+        if key in self._cache and self._cache[key][0].signatures:
+            return "memory"
+        parts = self._parts_for(inside)
+        if parts is None:
+            return None
+        flag = self._vec_flag(key, parts)
+        vec = self._vec_len is not None and not _kernel_cache.flagged(*flag)
+        src = self._source(service, self._vec_len if vec else None, k)
+        return "disk" if _kernel_cache.is_on_disk(service, src, parts) else None
+
+    @staticmethod
+    def _key(service, k=None, inside=None):
+        if service == "tangent":
+            return ("tangent", k)
+        if service == "exit":
+            return ("exit", id(inside))
+        return "evolve"
+
     def evolve(self, X, noise, params, nsteps):
-        def build(vl):
-            return _nb_evolve_kernel(self._update(evolve_source(self._nvar, self._nd, self._ind, vl)),
-                                     self._xi_of(vl))
-        self._call("evolve", build, X, noise, params, nsteps)
+        self._call("evolve", lambda: self._build("evolve"), X, noise, params, nsteps)
 
     def tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
         k = V.shape[1]
-
-        def build(vl):
-            upd = self._update(tangent_source(self._nvar, self._nd, self._ind, k, vl))
-            qr = nb.njit(inline="always", **NB_OPTS)(make_function(mgs_source(self._nvar, k), "mgs", self._ns))
-            sl = nb.njit(inline="always", **NB_OPTS)(make_function(noise_slice_source(self._nd, self._ind),
-                                                                    "noise_slice"))
-            return _nb_tangent_kernel(upd, qr, self._nvar, k, sl, self._xi_of(vl))
-        self._call(("tangent", k), build, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final)
+        self._call(("tangent", k), lambda: self._build("tangent", k=k), X, V, logr, noise, params, nsteps, n0,
+                   qr_every, qr_final)
 
     def exit(self, X, exit_step, noise, params, nsteps, n0, inside):
-        def build(vl):
-            ns = dict(self._ns, inside=jit_map_function(inside))
-            return _nb_exit_kernel(self._update(exit_source(self._nvar, self._nd, self._ind, vl), ns), self._xi_of(vl))
         key = ("exit", id(inside))
-        if key in self._cache and self._cache[key][3] is not inside:  # id reused by a new predicate
+        if key in self._cache and self._cache[key][4] is not inside:  # id reused by a new predicate
             del self._cache[key]
         if key not in self._cache:
-            self._kernel(key, build).append(inside)  # keep the predicate alive: its id stays valid
-        self._call(key, build, X, exit_step, noise, params, nsteps, n0)
+            self._kernel(key, lambda: self._build("exit", inside=inside)).append(inside)  # keeps its id valid
+        self._call(key, None, X, exit_step, noise, params, nsteps, n0)
+
+
+def _params_type_key(params):
+    """The parameter tuple's type, as far as compiled code depends on it (a namedtuple's class and fields)."""
+    cls = type(params)
+    if cls is tuple:
+        return ("tuple", len(params))
+    if "<locals>" in cls.__qualname__:
+        raise _kernel_cache.Uncacheable(f"parameters of a local namedtuple class {cls.__qualname__}")
+    return (cls.__module__, cls.__qualname__, tuple(getattr(cls, "_fields", ())), len(params))
 
 
 _KERNELS: dict = {}
@@ -397,8 +745,9 @@ def _kernel_key(system, backend):
 def kernels_for(system, backend):
     """The kernels of ``system`` on ``backend``, shared by all systems with the same map and noise layout.
 
-    Parameters are run-time arguments, so a scan over σ² or η compiles once. Compilation happens at the first
-    call of each service (a few seconds; kernels are generated code, so Numba's on-disk cache does not apply).
+    Parameters are run-time arguments, so a scan over σ² or η compiles once. Compiled kernels are also kept on
+    disk (:mod:`rds._kernel_cache`, folder ``$RDS_CACHE_DIR``): the first call of a service compiles it once per
+    machine; later processes load it.
     """
     if backend == "jax" or getattr(system, "form", "elementwise") == "vector":  # rds.vector / rds.jax_backend
         from rds import vector
@@ -410,109 +759,60 @@ def kernels_for(system, backend):
     return _KERNELS[key]
 
 
-# The member loop of a block lives in its own (serial) compiled function: LLVM vectorises it there. Its bounds are
-# unsigned so that ``X[i, m]`` needs no negative-index wrap-around (which would stop vectorisation); the parallel
-# kernel only hands blocks to threads.
-
-def _nb_evolve_kernel(update, xi_of):
-    @nb.njit(**NB_OPTS)
-    def block(X, noise, params, nsteps, lo, hi):
-        for t in range(nsteps):
-            nt = xi_of(noise, t)
-            for m in range(lo, hi):
-                update(X, m, nt, t, params)
-
-    @nb.njit(parallel=True, **NB_OPTS)
-    def kernel(X, noise, params, nsteps):
-        M = X.shape[1]
-        for b in nb.prange((M + BLOCK - 1) // BLOCK):
-            block(X, noise, params, nsteps, np.uint64(b * BLOCK), np.uint64(min(b * BLOCK + BLOCK, M)))
-    kernel.block = block
-    return kernel
-
-
-def _nb_tangent_kernel(update, mgs_nb, nvar, k, noise_slice, xi_of):
-    # The block works on local copies with compile-time shapes: with the strides of V known, LLVM sees that
-    # members do not overlap and vectorises (on the caller's arrays it would need too many run-time alias checks).
-    @nb.njit(**NB_OPTS)
-    def block(X, V, logr, noise, params, nsteps, n0, qr_every, qr_final, lo, hi):
-        n = hi - lo
-        Xb = np.empty((nvar, BLOCK))
-        Vb = np.empty((nvar, k, BLOCK))
-        Lb = np.empty((k, BLOCK))
-        for i in range(nvar):
-            for m in range(n):
-                Xb[i, m] = X[i, lo + m]
-            for c in range(k):
-                for m in range(n):
-                    Vb[i, c, m] = V[i, c, lo + m]
-        for c in range(k):
-            for m in range(n):
-                Lb[c, m] = logr[c, lo + m]
-        nz = noise_slice(noise, lo, hi)
-        for t in range(nsteps):
-            nt = xi_of(nz, t)
-            for m in range(n):
-                update(Xb, Vb, m, nt, t, params)
-            s = n0 + t + 1
-            if s % qr_every == 0 or (t == nsteps - 1 and qr_final):
-                for m in range(n):
-                    mgs_nb(Vb, Lb, m)
-        for i in range(nvar):
-            for m in range(n):
-                X[i, lo + m] = Xb[i, m]
-            for c in range(k):
-                for m in range(n):
-                    V[i, c, lo + m] = Vb[i, c, m]
-        for c in range(k):
-            for m in range(n):
-                logr[c, lo + m] = Lb[c, m]
-
-    @nb.njit(parallel=True, **NB_OPTS)
-    def kernel(X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
-        M = X.shape[1]
-        for b in nb.prange((M + BLOCK - 1) // BLOCK):
-            block(X, V, logr, noise, params, nsteps, n0, qr_every, qr_final, np.uint64(b * BLOCK),
-                  np.uint64(min(b * BLOCK + BLOCK, M)))
-    kernel.block = block
-    return kernel
-
-
 def noise_slice_source(noise_ndim: int, independent: bool) -> str:
     """Source of ``noise_slice(noise, lo, hi)``: the block's members of independent noise (common: all of it)."""
     body = "noise[" + ", ".join([":"] * (noise_ndim + 1)) + ", lo:hi]" if independent else "noise"
     return f"def noise_slice(noise, lo, hi):\n    return {body}\n"
 
 
-def _nb_exit_kernel(update, xi_of):
-    @nb.njit(**NB_OPTS)
-    def block(X, exit_step, noise, params, nsteps, n0, lo, hi):
-        for t in range(nsteps):
-            alive = 0
-            for m in range(lo, hi):
-                alive += exit_step[m] < 0
-            if alive == 0:
-                break
-            nt = xi_of(noise, t)
-            for m in range(lo, hi):
-                update(X, exit_step, m, nt, t, params, n0 + t + 1)
-
-    @nb.njit(parallel=True, **NB_OPTS)
-    def kernel(X, exit_step, noise, params, nsteps, n0):
-        M = X.shape[1]
-        for b in nb.prange((M + BLOCK - 1) // BLOCK):
-            block(X, exit_step, noise, params, nsteps, n0, np.uint64(b * BLOCK), np.uint64(min(b * BLOCK + BLOCK, M)))
-    kernel.block = block
-    return kernel
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # the driver: cut [t0, t1) at noise blocks and requested times, call the kernels
 
-def choose_backend(system, backend, member_steps):
-    """Validate ``backend``; ``None`` picks Numba for large runs (or when already compiled), else NumPy.
+#: Cost model of ``backend=None`` (seconds; measured on a 2-core AVX2 machine, only the ratios matter much).
+#: NumPy: a Python loop over steps, each a few dozen ufunc calls over the members.
+NUMPY_STEP_S = 3e-5
+NUMPY_MEMBER_STEP_S = 4e-8
+#: Compiled: per member-step, plus compiling the service once (or loading it from the on-disk cache).
+NUMBA_MEMBER_STEP_S = 3e-9
+COMPILE_S = {"evolve": 6.0, "exit": 6.0, "tangent": 15.0}
+LOAD_S = 0.7
+#: Kept for compatibility: the member-step count above which the old rule picked Numba (no longer used).
+AUTO_NUMBA_THRESHOLD = 2_000_000
 
-    ``None`` never picks JAX for an elementwise map; for a vector map it picks JAX (see :mod:`rds.vector`).
+
+def estimated_seconds(system, backend, member_steps, steps=None, service="evolve", k=None, repeats=1,
+                      status=None):
+    """Estimated wall time of ``repeats`` runs of ``member_steps`` member-steps (``steps`` steps) on ``backend``.
+
+    NumPy: ``repeats · steps · NUMPY_STEP_S · w + repeats · member_steps · NUMPY_MEMBER_STEP_S · w``; compiled:
+    ``c + repeats · member_steps · NUMBA_MEMBER_STEP_S · w'``, with ``c`` the compile time of the service
+    (``COMPILE_S``; ``LOAD_S`` when it is in the on-disk cache, 0 when compiled in this process) and ``w``, ``w'``
+    the cost of the service relative to evolve (a tangent step costs ~nvar² k products under NumPy, ~nvar k under
+    Numba). ``status``: where the compiled kernel is (``"memory"``, ``"disk"`` or None).
+    """
+    nvar = system.nvar
+    steps = member_steps if steps is None else max(int(steps), 1)
+    if service == "tangent":
+        kk = nvar if k is None else k
+        w_np, w_nb = 1.0 + nvar * nvar * kk / 8.0, 1.0 + nvar * kk / 4.0
+    else:
+        w_np = w_nb = 1.2 if service == "exit" else 1.0
+    if backend == "numpy":
+        return repeats * w_np * (steps * NUMPY_STEP_S + member_steps * NUMPY_MEMBER_STEP_S)
+    fixed = {"memory": 0.0, "disk": LOAD_S}.get(status, COMPILE_S.get(service, COMPILE_S["evolve"]))
+    return fixed + repeats * member_steps * NUMBA_MEMBER_STEP_S * w_nb
+
+
+def choose_backend(system, backend, member_steps, *, steps=None, service="evolve", k=None, inside=None,
+                   repeats=1):
+    """Validate ``backend``; ``None`` picks the backend with the smaller estimated time for the total work.
+
+    The estimate (:func:`estimated_seconds`) counts ``repeats`` runs (e.g. the realisations of an analysis) of
+    ``member_steps`` member-steps over ``steps`` steps of ``service`` (``"evolve"``, ``"tangent"`` with ``k``
+    vectors, ``"exit"`` for the region ``inside``), and whether the compiled kernel is already in memory, in the
+    on-disk cache or still to be compiled. Short runs stay on NumPy; long ones (many steps even with few members:
+    NumPy pays a Python loop per step) go to Numba. ``None`` never picks JAX for an elementwise map; for a vector
+    map it picks JAX (see :mod:`rds.vector`).
     """
     if getattr(system, "form", "elementwise") == "vector":
         from rds import vector
@@ -520,12 +820,42 @@ def choose_backend(system, backend, member_steps):
     if backend is None:
         if nb is None:  # pragma: no cover
             return "numpy"
-        if _kernel_key(system, "numba") in _KERNELS or member_steps >= AUTO_NUMBA_THRESHOLD:
-            return "numba"
-        return "numpy"
+        try:
+            status = kernels_for(system, "numba").status(service, k=k, inside=inside)
+        except Exception:  # a map the compiled backend cannot even set up: NumPy
+            return "numpy"
+        kw = dict(steps=steps, service=service, k=k, repeats=repeats)
+        t_np = estimated_seconds(system, "numpy", member_steps, **kw)
+        t_nb = estimated_seconds(system, "numba", member_steps, status=status, **kw)
+        return "numba" if t_nb < t_np else "numpy"
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
     return backend
+
+
+def service_of(run_kwargs) -> dict:
+    """The service arguments of :func:`choose_backend` for the keyword arguments of a :func:`run` call."""
+    if run_kwargs.get("tangent") is not None:
+        return {"service": "tangent", "k": int(np.shape(run_kwargs["tangent"])[-1])}
+    if run_kwargs.get("region") is not None:
+        return {"service": "exit", "inside": run_kwargs["region"]}
+    return {"service": "evolve"}
+
+
+def _segments(t0, t1, rec):
+    """The pieces ``(a, b)`` of ``[t0, t1)``, cut at noise-block boundaries and at the recorded times ``rec``
+    (sorted), generated one at a time (a run of 2**62 steps never materialises its cut points)."""
+    inner = (int(r) for r in rec if t0 < r < t1)
+    nxt = next(inner, None)
+    a = t0
+    while a < t1:
+        b = min((a // NOISE_BLOCK + 1) * NOISE_BLOCK, t1)
+        if nxt is not None and nxt <= b:
+            b = nxt
+            while nxt is not None and nxt <= b:
+                nxt = next(inner, None)
+        yield a, b
+        a = b
 
 
 def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backend="numpy",
@@ -585,10 +915,6 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
         inside0 = np.broadcast_to(np.asarray(region(tuple(X)), dtype=bool), (M,))
         exit_step[~inside0] = 0
 
-    # cut points: noise blocks, recorded times, and the ends
-    cuts = set(range((t0 // NOISE_BLOCK + 1) * NOISE_BLOCK, t1, NOISE_BLOCK))
-    cuts.update(int(r) for r in rec if t0 < r < t1)
-    cuts = [t0] + sorted(cuts) + [t1] if steps > 0 else [t0]
     ri = 0
     while ri < rec.size and rec[ri] == t0:  # records at the start time
         records[ri] = X
@@ -596,7 +922,7 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
             out_rec_logr[ri] = logr
         ri += 1
     blk_start, noise_blk = None, None
-    for a, b in zip(cuts[:-1], cuts[1:]):
+    for a, b in _segments(t0, t1, rec):  # cut at noise blocks and recorded times
         bs = (a // NOISE_BLOCK) * NOISE_BLOCK
         if bs != blk_start:
             blk_start = bs
@@ -671,3 +997,30 @@ def run_chunked(system, X0, t0, steps, *, executor=None, chunk_size=None, progre
             if progress is not None:
                 progress.update(steps)
     return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
+
+
+# Numba's "workqueue" threading layer aborts the process when two threads enter parallel kernels at once (it is
+# not thread-safe). Under it, compiled runs from several threads take turns; other layers (omp, tbb) run freely.
+_WORKQUEUE_LOCK = __import__("threading").RLock()
+_run_unserialized = run
+
+
+def _workqueue_layer() -> bool:
+    if nb is None:  # pragma: no cover
+        return False
+    if nb.config.THREADING_LAYER == "workqueue":
+        return True
+    try:
+        return nb.threading_layer() == "workqueue"
+    except ValueError:  # no parallel kernel has run yet: the layer is chosen by the first one
+        return True
+
+
+def run(system, X0, t0, steps, *, backend="numpy", **kwargs):  # noqa: F811 - serialised wrapper of run above
+    if backend == "numba" and _workqueue_layer():
+        with _WORKQUEUE_LOCK:
+            return _run_unserialized(system, X0, t0, steps, backend=backend, **kwargs)
+    return _run_unserialized(system, X0, t0, steps, backend=backend, **kwargs)
+
+
+run.__doc__ = _run_unserialized.__doc__

@@ -1,45 +1,99 @@
-"""netCDF4 I/O of labelled results: atomic saves and exact round trips.
+"""netCDF4 I/O of labelled results: atomic, durable saves and verified, exact round trips.
 
 netCDF attributes hold only strings, numbers and numeric arrays. :func:`save` encodes any other attr value
-(bool, None, dict, list of mixed items) as a JSON string tagged ``"json:"``, and :func:`load` decodes it, so
-``load(save(ds))`` equals ``ds`` with its attrs. The file is written to a temporary name in the same folder and
-renamed into place: a crash or an error never leaves a half-written file.
+(bool, None, dict, list, tuple, a numeric array of one element) as a JSON string tagged ``"json:"``, and
+:func:`load` decodes it, so ``load(save(ds))`` equals ``ds`` with its attrs (a tuple comes back as a list).
+Complex variables are stored as netCDF4 compound types (``auto_complex``) and come back exactly.
+
+Safety of the file on disk:
+
+* The file is written to a temporary name ``.rds-<pid>-<token>.nc.tmp`` in the destination's folder, flushed to
+  disk (``fsync``), renamed into place and the folder is flushed: a crash, an error, Ctrl-C or ``SIGTERM`` never
+  leaves a half-written file; the destination holds the old or the new contents, complete. The temporary file is
+  removed on every exit path Python sees (errors, ``KeyboardInterrupt``, ``SIGTERM``/``SIGHUP`` during the save);
+  after a ``kill -9`` it stays, and the next save into that folder removes it (its process is gone).
+* Saving to a symbolic link writes the link's target (the link stays a link). A replaced file keeps its
+  permission bits; a new file gets those of the umask (like ``open``).
+* Every variable (data and coordinates) is stored with a SHA-256 checksum of its values (attr ``rds_checksums``);
+  :func:`load` verifies them and refuses a file whose numbers changed (``verify=False`` reads it anyway).
+* Ctrl-C during a save or a load stops it at once. (Writing through xarray's default locks can deadlock when
+  ``KeyboardInterrupt`` lands between the acquisition of two of them; rds holds only locks that cannot be left
+  acquired by an interrupt.)
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import signal
+import threading
+import time
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["save", "load", "encode_attrs", "decode_attrs"]
+__all__ = ["save", "load", "encode_attrs", "decode_attrs", "checksum", "remove_stale_temp_files", "InvalidFileError",
+           "CHECKSUM_ATTR"]
 
 _TAG = "json:"
+_ARRAY_KEY = "__rds_ndarray__"
+#: Name of the global attr holding the checksums of the variables (reserved: :func:`save` overwrites it).
+CHECKSUM_ATTR = "rds_checksums"
+_INT64 = (-2**63, 2**63 - 1)
 
 
-def _encode_value(v):
-    if isinstance(v, (bool, np.bool_)) or v is None or isinstance(v, dict):
-        return _TAG + json.dumps(v if not isinstance(v, np.bool_) else bool(v))
+class InvalidFileError(ValueError, OSError):
+    """A file that :func:`load` cannot return faithfully: not netCDF4, truncated, damaged or edited.
+
+    Both a :class:`ValueError` and an :class:`OSError`; the message names the file and what is wrong.
+    """
+
+
+# ---------------------------------------------------------------------------------------------- attrs
+def _json_default(o):
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} {o!r} is not JSON-serialisable")
+
+
+def _json(v, key):
+    try:
+        return _TAG + json.dumps(v, default=_json_default)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"attrs[{key!r}]: cannot store this value in a netCDF attribute ({e}); use numbers, "
+                        "strings, bools, None, numeric arrays, and lists/dicts of those") from None
+
+
+def _encode_value(v, key="?"):
+    if isinstance(v, (bool, np.bool_)) or v is None or isinstance(v, (dict, list, tuple)):
+        return _json(v, key)
     if isinstance(v, str):
-        return _TAG + json.dumps(v) if v.startswith(_TAG) else v
-    if isinstance(v, (int, float, np.integer, np.floating)):
+        return _json(v, key) if v.startswith(_TAG) else v
+    if isinstance(v, (int, np.integer)):
+        return v if _INT64[0] <= int(v) <= _INT64[1] else _json(int(v), key)
+    if isinstance(v, (float, np.floating)):
         return v
-    if isinstance(v, np.ndarray) and v.dtype.kind in "iuf" and v.ndim <= 1:
-        return v
-    if isinstance(v, (list, tuple)):
-        arr = np.asarray(v)
-        if arr.ndim == 1 and arr.dtype.kind in "iuf" and len(v):
-            return arr
     if isinstance(v, np.ndarray):
-        v = v.tolist()
-    return _TAG + json.dumps(v)
+        if v.dtype.kind in "iuf" and v.ndim == 1 and v.size >= 2:
+            return v
+        if v.dtype.kind in "biuf":  # netCDF returns a one-element attribute as a scalar: keep the array
+            return _json({_ARRAY_KEY: v.tolist(), "dtype": v.dtype.str}, key)
+    return _json(v, key)
 
 
 def encode_attrs(attrs: dict) -> dict:
-    """netCDF-safe copy of ``attrs``: bool, None, dict and mixed lists become ``"json:..."`` strings.
+    """netCDF-safe copy of ``attrs``: bool, None, dict, list, tuple become ``"json:..."`` strings.
 
     Parameters
     ----------
@@ -49,13 +103,25 @@ def encode_attrs(attrs: dict) -> dict:
     -------
     dict
 
+    Raises
+    ------
+    TypeError
+        Naming the attr whose value cannot be stored (e.g. an arbitrary object).
+
     Examples
     --------
     >>> from rds.io import encode_attrs
-    >>> encode_attrs({"ok": True, "n": 3})
-    {'ok': 'json:true', 'n': 3}
+    >>> encode_attrs({"ok": True, "n": 3, "l": [5]})
+    {'ok': 'json:true', 'n': 3, 'l': 'json:[5]'}
     """
-    return {str(k): _encode_value(v) for k, v in attrs.items()}
+    return {str(k): _encode_value(v, k) for k, v in attrs.items()}
+
+
+def _decode_value(v):
+    out = json.loads(v[len(_TAG):])
+    if isinstance(out, dict) and set(out) == {_ARRAY_KEY, "dtype"}:
+        return np.asarray(out[_ARRAY_KEY], dtype=np.dtype(out["dtype"]))
+    return out
 
 
 def decode_attrs(attrs: dict) -> dict:
@@ -69,6 +135,11 @@ def decode_attrs(attrs: dict) -> dict:
     -------
     dict
 
+    Raises
+    ------
+    ValueError
+        Naming the attr whose ``json:`` value is not valid JSON (or nested too deeply to decode).
+
     Examples
     --------
     >>> from rds.io import decode_attrs, encode_attrs
@@ -78,26 +149,245 @@ def decode_attrs(attrs: dict) -> dict:
     out = {}
     for k, v in attrs.items():
         if isinstance(v, str) and v.startswith(_TAG):
-            out[k] = json.loads(v[len(_TAG):])
+            try:
+                out[k] = _decode_value(v)
+            except (ValueError, TypeError, RecursionError) as e:
+                what = "nested too deeply" if isinstance(e, RecursionError) else f"not valid JSON: {e}"
+                raise ValueError(f"attrs[{k!r}]: its {_TAG} value is {what}") from None
         else:
             out[k] = v
     return out
 
 
-def save(ds: xr.Dataset, path) -> str:
-    """Save a Dataset to netCDF4, atomically.
+# ---------------------------------------------------------------------------------------------- checksums
+def checksum(values) -> str:
+    """SHA-256 of an array's values as :func:`load` returns them (dtype kind, shape and bytes; NaN canonical).
+
+    Strings and other objects are hashed by their text. Used for the per-variable checksums of :func:`save` and
+    the per-row checksums of resumable scans.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Any Dataset; attrs of the Dataset and of its variables are encoded (see :func:`encode_attrs`).
-    path : str or os.PathLike
-        Destination ``.nc`` file (its folder must exist). Replaced atomically if it exists.
+    values : array_like
 
     Returns
     -------
     str
-        The path written.
+        64 hex digits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rds.io import checksum
+    >>> checksum(np.array([1.0, np.nan])) == checksum(np.array([1.0, -np.nan]))
+    True
+    """
+    a = np.asarray(values)
+    h = hashlib.sha256()
+    kind = a.dtype.kind
+    if kind in "fc":
+        nan = np.isnan(a)
+        if nan.any():
+            a = np.where(nan, np.nan, a).astype(a.dtype)  # a NaN's payload is not data
+    if kind in "biufc":
+        h.update(f"{a.dtype.str}|{a.shape}|".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    elif kind in "mM":
+        h.update(f"{kind}|{a.shape}|".encode())
+        h.update(np.ascontiguousarray(a.astype(f"{kind}8[ns]")).tobytes())
+    else:
+        h.update(f"text|{a.shape}|".encode())
+        h.update(json.dumps([str(x) for x in a.ravel().tolist()]).encode())
+    return h.hexdigest()
+
+
+def _checksums(ds) -> dict:
+    return {str(name): checksum(var.values) for name, var in ds.variables.items()}
+
+
+# ---------------------------------------------------------------------------------------------- locking
+# xarray's own netCDF4 locks are Python-level wrappers around several locks: an interrupt that lands between their
+# acquisitions leaves one held and the close that follows waits for it forever. rds takes instead the plain
+# (C-level) lock under xarray's HDF5 lock — excluding every xarray netCDF4 access of other threads — and gives the
+# store a fresh re-entrant lock of its own, which a stray interrupt cannot leave blocking the close.
+def _hdf5_lock():
+    from xarray.backends.locks import HDF5_LOCK
+    return getattr(HDF5_LOCK, "lock", HDF5_LOCK)
+
+
+def _open_store(path, mode):
+    from xarray.backends import NetCDF4DataStore
+    return NetCDF4DataStore.open(path, mode=mode, format="NETCDF4", lock=threading.RLock(), auto_complex=True)
+
+
+# ---------------------------------------------------------------------------------------------- temp files
+_TMP_RE = re.compile(r"^\.rds-(\d+)-[0-9a-f]+\.nc\.tmp$")
+_LEGACY_TMP_RE = re.compile(r"^\.rds-[A-Za-z0-9_]{8}\.nc\.tmp$")  # mkstemp names of rds <= 0.1
+_LEGACY_AGE = 600.0  # seconds without modification after which a legacy temp file counts as abandoned
+_ACTIVE: set = set()  # temp files being written by this process (all threads)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: exists, another user's
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder) -> list:
+    """Remove the temporary files of interrupted saves in ``folder`` (their process is gone).
+
+    :func:`save` calls this before each save. Files of live processes are left alone.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+
+    Returns
+    -------
+    list of str
+        The paths removed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> remove_stale_temp_files(tempfile.mkdtemp())
+    []
+    """
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names:
+        path = os.path.join(folder, name)
+        m = _TMP_RE.match(name)
+        if m:
+            pid = int(m.group(1))
+            stale = (not _pid_alive(pid)) or (pid == os.getpid() and path not in _ACTIVE)
+        elif _LEGACY_TMP_RE.match(name):
+            try:
+                stale = now - os.stat(path).st_mtime > _LEGACY_AGE
+            except OSError:
+                continue
+        else:
+            continue
+        if stale:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+                removed.append(path)
+    return removed
+
+
+class _Terminated(BaseException):
+    """Raised by rds's SIGTERM/SIGHUP handler inside a save, so that the temporary file is removed."""
+
+
+@contextlib.contextmanager
+def _signals_clean_up():
+    """During a save (main thread): turn SIGTERM/SIGHUP into an exception, then re-deliver the signal."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got = []
+
+    def handler(signum, frame):
+        got.append(signum)
+        raise _Terminated(signum)
+
+    old = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        prev = signal.getsignal(sig)
+        if prev is signal.SIG_IGN or prev is None:
+            continue
+        old[sig] = prev
+        signal.signal(sig, handler)
+    try:
+        yield
+    except _Terminated:
+        pass
+    finally:
+        for sig, prev in old.items():
+            signal.signal(sig, prev)
+    if got:
+        signal.raise_signal(got[0])  # the previous disposition: by default the process ends here
+        raise InterruptedError(errno.EINTR, f"save interrupted by signal {got[0]}")
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # not thread-safe, hence only the fallback
+    os.umask(mask)
+    return mask
+
+
+def _fsync(path, directory=False):
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _destination(path) -> str:
+    """The file a save to ``path`` writes: ``path`` itself, or the final target of a symbolic link."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fsdecode(os.fspath(path))
+    if path == "" or path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
+        raise ValueError(f"path must name a file, got {path!r}")
+    target = os.path.realpath(path) if os.path.islink(path) else os.path.abspath(path)
+    if os.path.isdir(target):
+        raise ValueError(f"path {path!r} is a folder; give a file name such as {os.path.join(path, 'out.nc')!r}")
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise ValueError(f"path: folder {folder!r} does not exist")
+    return target
+
+
+# ---------------------------------------------------------------------------------------------- save / load
+def save(ds: xr.Dataset, path) -> str:
+    """Save a Dataset to netCDF4, atomically and durably, with checksums of its variables.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Any Dataset; attrs of the Dataset and of its variables are encoded (see :func:`encode_attrs`); complex
+        variables are stored as netCDF4 compound types.
+    path : str or os.PathLike
+        Destination file (its folder must exist). Replaced atomically if it exists, keeping its permission bits;
+        a symbolic link is followed (its target is replaced, the link stays).
+
+    Returns
+    -------
+    str
+        The path written (as given).
+
+    Raises
+    ------
+    ValueError
+        ``path`` is empty, ends with a separator, is a folder, or its folder does not exist.
+    TypeError
+        ``ds`` is not a Dataset, or an attr cannot be stored (the message names it).
 
     Examples
     --------
@@ -110,46 +400,106 @@ def save(ds: xr.Dataset, path) -> str:
     """
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"ds must be an xarray.Dataset, got {type(ds).__name__}")
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"path: folder {folder!r} does not exist")
+    given = os.fsdecode(os.fspath(path)) if isinstance(path, (str, bytes, os.PathLike)) else path
+    target = _destination(path)
+    folder = os.path.dirname(target)
     enc = ds.copy(deep=False)
     enc.attrs = encode_attrs(ds.attrs)
     for name in enc.variables:
         enc[name].attrs = encode_attrs(ds[name].attrs)
-    fd, tmp = tempfile.mkstemp(prefix=".rds-", suffix=".nc.tmp", dir=folder)
-    os.close(fd)
+    enc.attrs[CHECKSUM_ATTR] = _TAG + json.dumps({"sha256": _checksums(ds)})
     try:
-        enc.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+        mode = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    remove_stale_temp_files(folder)
+    tmp = os.path.join(folder, f".rds-{os.getpid()}-{secrets.token_hex(6)}.nc.tmp")
+    _ACTIVE.add(tmp)
+    try:
+        with _signals_clean_up():
+            try:
+                with _hdf5_lock():
+                    store = _open_store(tmp, "w")
+                    try:
+                        xr.backends.writers.dump_to_store(enc, store)
+                    finally:
+                        store.close()
+                os.chmod(tmp, mode)
+                _fsync(tmp)
+                os.replace(tmp, target)
+                _fsync(folder, directory=True)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+                raise
+    finally:
+        _ACTIVE.discard(tmp)
+    return given
 
 
-def load(path) -> xr.Dataset:
+def load(path, verify: bool = True) -> xr.Dataset:
     """Load a Dataset saved by :func:`save` (fully into memory; the file is closed), decoding attrs.
 
     Parameters
     ----------
     path : str or os.PathLike
+    verify : bool, default True
+        Check every variable against the checksum :func:`save` stored (files written by other tools, without
+        checksums, are read as they are). False skips the check, e.g. to inspect a damaged file.
 
     Returns
     -------
     xarray.Dataset
 
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    InvalidFileError
+        (a ValueError and an OSError) The file is empty, truncated or not netCDF4, a ``json:`` attr does not
+        decode, or a variable does not match its checksum; the message names the file and what is wrong.
+
     Examples
     --------
     See :func:`save`.
     """
-    path = os.fspath(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fsdecode(os.fspath(path))
     if not os.path.exists(path):
-        raise FileNotFoundError(path)
-    ds = xr.load_dataset(path, engine="netcdf4")
-    ds.attrs = decode_attrs(ds.attrs)
-    for name in ds.variables:
-        ds[name].attrs = decode_attrs(ds[name].attrs)
+        raise FileNotFoundError(errno.ENOENT, "no such file", path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "a folder, not a netCDF file", path)
+    if os.path.getsize(path) == 0:
+        raise InvalidFileError(f"{path!r} is empty (0 bytes), not a netCDF4 file")
+    try:
+        with _hdf5_lock():
+            store = _open_store(path, "r")
+            try:
+                ds = xr.open_dataset(store).load()
+            finally:
+                store.close()
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+        raise InvalidFileError(f"{path!r} cannot be read as a netCDF4 file (truncated, damaged or another "
+                               f"format): {type(e).__name__}: {e}") from e
+    try:
+        sums = ds.attrs.pop(CHECKSUM_ATTR, None)
+        ds.attrs = decode_attrs(ds.attrs)
+        for name in ds.variables:
+            ds[name].attrs = decode_attrs(ds[name].attrs)
+        if sums is not None:
+            sums = _decode_value(sums)["sha256"] if isinstance(sums, str) and sums.startswith(_TAG) else None
+            if not isinstance(sums, dict):
+                raise ValueError(f"attrs[{CHECKSUM_ATTR!r}] is malformed")
+    except (ValueError, TypeError, KeyError, RecursionError) as e:
+        raise InvalidFileError(f"{path!r}: {e}") from None
+    if verify and sums is not None:
+        names = {str(n) for n in ds.variables}
+        missing = sorted(set(sums) - names)
+        bad = sorted(n for n in names & set(sums) if checksum(ds[n].values) != sums[n])
+        if missing or bad:
+            what = (f"variables {bad} do not match their checksums" if bad else "") + \
+                   (("; " if bad else "") + f"variables {missing} are missing" if missing else "")
+            raise InvalidFileError(f"{path!r}: {what} — the file was damaged or edited after it was saved. "
+                                   "rds.io.load(path, verify=False) reads it anyway.")
     return ds

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rds._checks import nonnegative, positive
+from rds._checks import INT64_MAX, INT64_MIN, check_memory, integer, nonnegative, positive
 
 __all__ = ["NoiseSource", "Gaussian", "Wiener", "FixedDataset", "NOISE_BLOCK", "MEMBER_GROUP"]
 
@@ -34,6 +34,28 @@ MEMBER_GROUP = 64
 def _zigzag(k: int) -> int:
     """Map an integer to a non-negative one, bijectively (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...)."""
     return 2 * k if k >= 0 else -2 * k - 1
+
+
+def _check_window(t0, t1):
+    t0, t1 = integer(t0, "t0"), integer(t1, "t1")
+    if t1 < t0:
+        raise ValueError(f"t1 must be >= t0, got t0={t0}, t1={t1}")
+    if t0 < INT64_MIN or t1 > INT64_MAX + 1:  # ξ_t for int64 times t, t0 <= t < t1
+        raise ValueError(f"t0 and t1 must bound int64 times (-2**63 <= t0 <= t1 <= 2**63), got t0={t0}, t1={t1}")
+    return t0, t1
+
+
+def _check_members(members):
+    try:
+        m0, m1 = members
+        m0, m1 = integer(m0, "members[0]"), integer(m1, "members[1]")
+    except (TypeError, ValueError) as e:
+        if isinstance(e, (TypeError, ValueError)) and str(e).startswith("members"):
+            raise
+        raise TypeError(f"members must be a pair of integers (m0, m1) or None, got {members!r}") from None
+    if m0 < 0 or m1 < m0:
+        raise ValueError(f"members must be a range (m0, m1) with 0 <= m0 <= m1, got {members}")
+    return m0, m1
 
 
 def check_seed(seed, name="seed") -> int:
@@ -105,14 +127,14 @@ class NoiseSource:
         """
         seed = check_seed(seed)
         realization = check_seed(realization, "realization")
-        t0, t1 = int(t0), int(t1)
-        if t1 < t0:
-            raise ValueError(f"t1 must be >= t0, got t0={t0}, t1={t1}")
+        t0, t1 = _check_window(t0, t1)
         if members is None:
+            check_memory(16 * (t1 - t0) * int(np.prod(self.shape)), f"t1 - t0 = {t1 - t0} steps of noise",
+                         "ask for a shorter window [t0, t1)")
             return self._window(seed, realization, t0, t1, None)
-        m0, m1 = (int(members[0]), int(members[1]))
-        if m0 < 0 or m1 < m0:
-            raise ValueError(f"members must be a range (m0, m1) with 0 <= m0 <= m1, got {members}")
+        m0, m1 = _check_members(members)
+        check_memory(16 * (t1 - t0) * int(np.prod(self.shape)) * (m1 - m0 + 2 * MEMBER_GROUP),
+                     f"t1 - t0 = {t1 - t0} steps of noise for {m1 - m0} members", "ask for a shorter window")
         g0, g1 = m0 // MEMBER_GROUP, -(-m1 // MEMBER_GROUP)
         parts = [self._window(seed, realization, t0, t1, g) for g in range(g0, g1)]
         if not parts:
@@ -249,12 +271,12 @@ class FixedDataset(NoiseSource):
     def block(self, seed, realization, t0, t1, members=None):
         check_seed(seed)
         check_seed(realization, "realization")
-        n = int(t1) - int(t0)
-        if n < 0:
-            raise ValueError(f"t1 must be >= t0, got t0={t0}, t1={t1}")
+        t0, t1 = _check_window(t0, t1)
+        n = t1 - t0
         if members is None:
             return np.broadcast_to(self.data, (n,) + self.shape)
-        m = int(members[1]) - int(members[0])
+        m0, m1 = _check_members(members)
+        m = m1 - m0
         return np.broadcast_to(self.data[..., None], (n,) + self.shape + (m,))
 
     def describe(self):

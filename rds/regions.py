@@ -7,10 +7,13 @@ map (NumPy functions and comparisons only) so that it runs vectorised under NumP
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from rds._checks import real_array
 from rds._codegen import make_function
 
 __all__ = ["Region", "Box", "Predicate", "as_predicate"]
@@ -58,9 +61,13 @@ class Box(Region):
     """
 
     def __init__(self, low, high, variables: Sequence[str]):
-        low = np.atleast_1d(np.asarray(low, dtype=float))
-        high = np.atleast_1d(np.asarray(high, dtype=float))
-        variables = (variables,) if isinstance(variables, str) else tuple(variables)
+        low, high = _bounds(low, "low"), _bounds(high, "high")
+        try:
+            variables = (variables,) if isinstance(variables, str) else tuple(str(v) for v in variables)
+        except TypeError:
+            raise TypeError(f"variables must be a sequence of variable names, got {variables!r}") from None
+        if not all(v for v in variables):
+            raise TypeError(f"variables must be names (non-empty strings), got {variables!r}")
         if low.ndim != 1 or low.shape != high.shape or low.size != len(variables):
             raise ValueError(f"low, high and variables must have the same length, got {low.size}, {high.size}, "
                              f"{len(variables)}")
@@ -79,14 +86,7 @@ class Box(Region):
         missing = [v for v in self.variables if v not in variables]
         if missing:
             raise ValueError(f"region variables {missing} are not variables of the system {variables}")
-        terms = []
-        for v, lo, hi in zip(self.variables, self.low, self.high):
-            i = variables.index(v)
-            terms.append(f"np.logical_and(s[{i}] >= {_lit(lo)}, s[{i}] <= {_lit(hi)})")
-        expr = terms[0]
-        for t in terms[1:]:
-            expr = f"np.logical_and({expr}, {t})"
-        return make_function(f"def inside(s):\n    return {expr}\n", "inside")
+        return _box_predicate([variables.index(v) for v in self.variables], self.low, self.high)
 
     def bounds_for(self, variables, name="initial"):
         """Finite bounds ``(low, high)`` of this Box for ``variables``, in that order, for uniform sampling.
@@ -96,7 +96,8 @@ class Box(Region):
         variables = tuple(variables)
         missing = [v for v in variables if v not in self.variables]
         if missing:
-            raise ValueError(f"{name}: a sampling Box must bound every variable {variables}; missing {missing}")
+            raise ValueError(f"{name}: a sampling Box must bound every one of the variables {variables}; "
+                             f"missing {missing}")
         idx = [self.variables.index(v) for v in variables]
         low, high = self.low[idx], self.high[idx]
         if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
@@ -104,8 +105,15 @@ class Box(Region):
         return low, high
 
     def contains(self, states, variables) -> np.ndarray:
-        """Evaluate membership of states, shape (..., var) → bool (...)."""
-        X = np.asarray(states, dtype=float)
+        """Evaluate membership of states, shape (..., var) → bool (...).
+
+        ``states``' last axis must follow ``variables`` (ValueError if their lengths differ).
+        """
+        variables = (variables,) if isinstance(variables, str) else tuple(variables)
+        X = real_array(states, "states", "a real array (..., var)")
+        if X.ndim == 0 or X.shape[-1] != len(variables):
+            raise ValueError(f"states must have a last axis of length {len(variables)} (variables {variables}), "
+                             f"got shape {X.shape}")
         return np.asarray(self.predicate(variables)(tuple(np.moveaxis(X, -1, 0))), dtype=bool)
 
     def describe(self):
@@ -182,6 +190,43 @@ def as_predicate(region, variables) -> Callable:
     if callable(region):
         return region
     raise TypeError(f"region must be an rds.regions.Region or a callable inside(state) -> bool, got {region!r}")
+
+
+def _bounds(value, name):
+    return np.atleast_1d(real_array(value, name, "real numbers (one bound per variable)"))
+
+
+# Box predicates are generated code. So that they pickle (e.g. to a ProcessPoolExecutor), each one is published
+# under a name in this module that encodes the box (variable indices and bounds, exactly): pickle stores the
+# name, and the module's __getattr__ rebuilds the same predicate from it in another process.
+_BOX_PREFIX = "_box_inside_"
+_PREDICATES: dict = {}
+
+
+def _box_predicate(indices, low, high):
+    spec = json.dumps([[int(i) for i in indices], [float(x).hex() for x in low], [float(x).hex() for x in high]])
+    name = _BOX_PREFIX + base64.urlsafe_b64encode(spec.encode()).decode().rstrip("=")
+    if name in _PREDICATES:
+        return _PREDICATES[name]
+    terms = [f"np.logical_and(s[{i}] >= {_lit(lo)}, s[{i}] <= {_lit(hi)})" for i, lo, hi in zip(indices, low, high)]
+    expr = terms[0]
+    for t in terms[1:]:
+        expr = f"np.logical_and({expr}, {t})"
+    fn = make_function(f"def inside(s):\n    return {expr}\n", "inside")
+    fn.__module__, fn.__qualname__ = __name__, name
+    _PREDICATES[name] = fn
+    return fn
+
+
+def __getattr__(name):
+    if name.startswith(_BOX_PREFIX):
+        code = name[len(_BOX_PREFIX):]
+        try:
+            idx, lo, hi = json.loads(base64.urlsafe_b64decode(code + "=" * (-len(code) % 4)))
+            return _box_predicate(idx, [float.fromhex(x) for x in lo], [float.fromhex(x) for x in hi])
+        except (ValueError, TypeError):
+            pass
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _lit(x: float) -> str:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rds._checks import integer
+from rds._checks import check_memory, integer
 from rds.regions import Box
 
 __all__ = ["SAMPLE_STREAM", "sampler_rng", "sample_box", "initial_states"]
@@ -93,6 +93,7 @@ def sample_box(box: Box, variables, members: int, sample_seed=0) -> np.ndarray:
     if extra:
         raise ValueError(f"initial: Box variables {extra} are not variables of the system {variables}")
     lo, hi = box.bounds_for(variables)
+    check_memory(16 * members * len(variables), f"members={members} initial states", "sample fewer members")
     u = sampler_rng(sample_seed).random((members, len(variables)))
     return hi - (hi - lo) * u
 

@@ -11,15 +11,25 @@ import itertools
 
 import numpy as np
 
+from rds._checks import real_array
+
 __all__ = ["canonical", "swap", "flip", "orbit", "distance_modulo_symmetry"]
 
 
 def _split(theta, name="theta"):
-    theta = np.asarray(theta, dtype=float)
+    theta = real_array(theta, name, "a real array (..., 2N) of (w1..wN, v1..vN)")
     if theta.ndim == 0 or theta.shape[-1] % 2 or theta.shape[-1] == 0:
         raise ValueError(f"{name} must have an even, non-zero last axis (w1..wN, v1..vN), got shape {theta.shape}")
     N = theta.shape[-1] // 2
     return theta, theta[..., :N], theta[..., N:], N
+
+
+def _neuron(j, N, name):
+    if isinstance(j, bool) or not isinstance(j, (int, np.integer)):
+        raise TypeError(f"{name} must be a neuron index (an integer in range({N})), got {j!r}")
+    if not 0 <= j < N:
+        raise ValueError(f"{name} must be a neuron index in range({N}) (0-based, N = {N} neurons), got {j}")
+    return int(j)
 
 
 def canonical(theta):
@@ -73,6 +83,7 @@ def swap(theta, i, j):
     [4.0, 1.0, -1.0, 2.0]
     """
     theta, w, v, N = _split(theta)
+    i, j = _neuron(i, N, "i"), _neuron(j, N, "j")
     perm = np.arange(N)
     perm[[i, j]] = perm[[j, i]]
     return np.concatenate([w[..., perm], v[..., perm]], axis=-1)
@@ -98,6 +109,7 @@ def flip(theta, j):
     [1.0, -4.0, 2.0, 1.0]
     """
     theta, w, v, N = _split(theta)
+    j = _neuron(j, N, "j")
     out = theta.copy()
     out[..., j] *= -1
     out[..., N + j] *= -1
@@ -149,5 +161,16 @@ def distance_modulo_symmetry(a, b):
     >>> float(rds.symmetry.distance_modulo_symmetry([4.0, -1.0, -1.0, -2.0], rds.models.OPTIMA[0]))
     0.0
     """
-    a = np.asarray(a, dtype=float)
-    return np.min(np.linalg.norm(orbit(b) - a, axis=-1), axis=0)
+    a, _, _, Na = _split(a, "a")
+    b_arr, _, _, Nb = _split(b, "b")
+    if Na != Nb:
+        raise ValueError(f"a and b must have the same number of parameters (last axis), got {a.shape[-1]} and "
+                         f"{b_arr.shape[-1]}")
+    try:
+        shape = np.broadcast_shapes(a.shape, b_arr.shape)
+    except ValueError:
+        raise ValueError(f"b must have shape (2N,) or broadcast with a: got shapes a {a.shape}, b {b_arr.shape}") \
+            from None
+    images = orbit(b_arr)
+    images = images.reshape(images.shape[:1] + (1,) * (len(shape) - b_arr.ndim) + b_arr.shape)
+    return np.min(np.linalg.norm(images - a, axis=-1), axis=0)

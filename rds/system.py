@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from rds import _complexstep, _mapcheck, engine
-from rds._checks import integer, positive
+from rds import _complexstep, _mapcheck, engine, labels
+from rds._checks import check_memory, integer, integer_times, positive, real_array, time_window
 from rds.noise import FixedDataset, NoiseSource, check_seed
 
 __all__ = ["RandomDynamicalSystem", "DivergenceWarning"]
@@ -142,6 +142,11 @@ class RandomDynamicalSystem:
             raise TypeError(f"noise must be an rds.noise.NoiseSource or None, got {type(noise).__name__}")
         if len(noise.shape) < 1:
             raise ValueError("noise.shape must have at least one axis")
+        if isinstance(variables, str):
+            raise ValueError(f"variables must be a sequence of names such as ({variables!r},), not a string "
+                             f"(a string would be split into letters), got {variables!r}")
+        if not isinstance(common_noise, (bool, np.bool_)):
+            raise TypeError(f"common_noise must be True or False, got {common_noise!r}")
         if form not in ("elementwise", "vector"):
             raise ValueError(f"form must be 'elementwise' or 'vector', got {form!r}")
         if precision not in ("float64", "float32"):
@@ -157,7 +162,10 @@ class RandomDynamicalSystem:
             variables = default_names(dim) if variables is None else variables
         elif dim is not None:
             raise ValueError("dim is only used with form='vector'")
-        variables = ("x",) if variables is None else tuple(variables)
+        try:
+            variables = ("x",) if variables is None else tuple(variables)
+        except TypeError:
+            raise TypeError(f"variables must be a sequence of names, got {variables!r}") from None
         if not variables or not all(isinstance(v, str) and v for v in variables):
             raise ValueError(f"variables must be a non-empty sequence of names, got {variables!r}")
         if len(set(variables)) != len(variables):
@@ -176,11 +184,11 @@ class RandomDynamicalSystem:
         self.attrs = dict(attrs or {})
         self.form = form
         self.precision = precision
-        self._kernels = {}
+        self._kernels: dict = {}
         if recipe is not None and not (isinstance(recipe, tuple) and len(recipe) == 2 and callable(recipe[0])
                                        and isinstance(recipe[1], dict)):
             raise TypeError("recipe must be None or a tuple (factory, kwargs) with factory(**kwargs) -> this system")
-        self._spec = recipe  # (factory, kwargs) for models: pickles by recipe
+        self._spec: tuple | None = recipe  # (factory, kwargs) for models: pickles by recipe
 
     # ------------------------------------------------------------------ basics
     @staticmethod
@@ -209,6 +217,22 @@ class RandomDynamicalSystem:
         return (f"RandomDynamicalSystem({self.name!r}, variables={self.variables}, params={self.params}, "
                 f"noise={self.noise!r}, common_noise={self.common_noise})")
 
+    def _repr_html_(self) -> str:
+        """A small table for Jupyter: name, variables, parameters, noise, time step, Jacobian, compiled kernels."""
+        from html import escape
+        names = getattr(self.params, "_fields", None) or [f"p{i}" for i in range(len(self.params))]
+        rows = [("variables", ", ".join(self.variables)),
+                ("params", ", ".join(f"{k} = {np.array2string(np.asarray(v), threshold=6, precision=4)}"
+                                     for k, v in zip(names, self.params)) or "none"),
+                ("noise", f"{self.noise!r} ({'common to all members' if self.common_noise else 'independent'})"),
+                ("dt", f"{self.dt:g}"),
+                ("Jacobian", "analytic" if self.jacobian is not None else "exact automatic (complex step)"),
+                ("kernels compiled", ", ".join(map(str, self._kernels)) or "none yet")]
+        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}"
+                       "</td></tr>" for k, v in rows)
+        return (f"<div><b>RandomDynamicalSystem</b> <code>{escape(str(self.name))}</code>"
+                f"<table>{body}</table></div>")
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_kernels"] = {}
@@ -227,7 +251,7 @@ class RandomDynamicalSystem:
         ----------
         **changes
             Any of the constructor's arguments (``step``, ``noise``, ``variables``, ``params``, ``jacobian``,
-            ``name``, ``dt``, ``common_noise``, ``attrs``).
+            ``name``, ``dt``, ``common_noise``, ``attrs``, ``recipe``).
 
         Returns
         -------
@@ -277,11 +301,19 @@ class RandomDynamicalSystem:
 
     # ------------------------------------------------------------------ input checks
     def _check_state(self, initial, name="initial"):
-        X = np.asarray(initial, dtype=float) if not isinstance(initial, np.ndarray) else initial
+        try:
+            X = np.asarray(initial)
+        except ValueError:
+            raise ValueError(f"{name} must be a rectangular array (..., var): got a ragged nested sequence") from None
+        if np.iscomplexobj(X):
+            raise TypeError(f"{name} must be real: got complex values (the imaginary part would be dropped)")
+        if X.dtype.kind == "O" and X.size and any(isinstance(v, complex) for v in X.ravel()):
+            raise TypeError(f"{name} must be real: got complex values (the imaginary part would be dropped)")
         try:
             X = X.astype(float, copy=False)
         except (TypeError, ValueError):
-            raise TypeError(f"{name} must be a real array") from None
+            raise TypeError(f"{name} must be a real array (numbers), got {type(initial).__name__} of "
+                            f"dtype {X.dtype}") from None
         if X.ndim == 0 or X.shape[-1] != self.nvar:
             raise ValueError(f"{name} must have last axis of length {self.nvar} (variables {self.variables}), "
                              f"got shape {X.shape}")
@@ -291,8 +323,11 @@ class RandomDynamicalSystem:
 
     def _prepare(self, initial, steps, seed, t0, realization):
         X = self._check_state(initial)
+        if X.size == 0:
+            raise ValueError(f"initial has no members (shape {X.shape}): give at least one state")
         steps = integer(steps, "steps", 0)
         t0 = integer(t0, "t0")
+        time_window(t0, steps)
         check_seed(seed)
         check_seed(realization, "realization")
         return X, X.reshape(-1, self.nvar), steps, t0
@@ -352,9 +387,14 @@ class RandomDynamicalSystem:
             Absolute start time (may be negative): step t uses ξ_t, so the cocycle property
             ``evolve(evolve(u, s, t0=0), t, t0=s) == evolve(u, s + t, t0=0)`` holds exactly.
         backend : {"numpy", "numba", "jax"} or None
-            ``None`` picks Numba for large runs (≥ 2·10⁶ member-steps or already compiled), else NumPy; for a
-            vector map JAX (NumPy if JAX is not installed). ``"jax"`` runs either form with JAX (CPU or GPU). All
-            agree to ~1e-12 in float64.
+            ``None`` picks the one with the smaller estimated time for the total work
+            (:func:`rds.engine.choose_backend`): NumPy costs ≈3·10⁻⁵ s per step plus ≈4·10⁻⁸ s per member-step;
+            Numba ≈3·10⁻⁹ s per member-step plus compiling the service once per machine (≈6 s; ≈15 s for a
+            tangent service), ≈0.7 s to load it from the on-disk kernel cache, nothing once loaded in this process.
+            So short runs stay on NumPy and long ones (even of a single member) go to Numba; the choice is
+            returned / recorded in the ``backend`` attr. For a vector map ``None`` picks JAX (NumPy if JAX is
+            not installed); ``"jax"`` runs either form with JAX (CPU or GPU). The backends agree per step to
+            rounding (see the README on how chaotic dynamics amplifies it).
         executor : concurrent.futures.Executor or None
             Run chunks of members on it (a process pool, or ``dask.distributed.Client.get_executor()``).
         chunk_size : int or None
@@ -414,13 +454,18 @@ class RandomDynamicalSystem:
         X, X2, steps, t0 = self._prepare(initial, steps, seed, t0, realization)
         if times is None:
             every = integer(every, "every", 1)
+            check_memory(16 * X2.size * (steps // every + 2), f"recording {steps // every + 2} times x "
+                         f"{X2.shape[0]} members x {self.nvar} variables", "record fewer times (every, times) "
+                         "or fewer members, or use evolve for the final state")
             rec = np.arange(t0, t0 + steps + 1, every, dtype=np.int64)
             if rec[-1] != t0 + steps:
                 rec = np.append(rec, t0 + steps)
         else:
-            rec = np.unique(np.asarray(times, dtype=np.int64))
+            rec = integer_times(times, "times")
             if rec.size == 0 or rec[0] < t0 or rec[-1] > t0 + steps:
                 raise ValueError(f"times must be non-empty and within [t0, t0 + steps] = [{t0}, {t0 + steps}]")
+            check_memory(16 * X2.size * rec.size, f"recording {rec.size} times x {X2.shape[0]} members x "
+                         f"{self.nvar} variables", "record fewer times or fewer members")
         out = self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress,
                         record_times=rec)
         ds = xr.Dataset(
@@ -432,7 +477,7 @@ class RandomDynamicalSystem:
         ds.attrs.update({"seed": int(seed), "realization": int(realization), "t0": int(t0), "steps": int(steps),
                          "backend": out["backend"], "n_diverged": int(out["diverged"].sum())})
         ds["time"].attrs["long_name"] = "absolute time step t"
-        return ds
+        return labels.annotate(ds)  # long_name / units from rds.labels
 
     def propagate_tangent(self, initial, steps, tangent=None, seed=0, t0=0, realization=0, qr_every=1,
                           times=None, backend=None, executor=None, chunk_size=None, progress=None) -> dict:
@@ -474,7 +519,7 @@ class RandomDynamicalSystem:
         if tangent is None:
             V = np.broadcast_to(np.eye(self.nvar), (M, self.nvar, self.nvar))
         else:
-            V = np.asarray(tangent, dtype=float)
+            V = real_array(tangent, "tangent")
             if V.ndim == 2:
                 V = np.broadcast_to(V, (M,) + V.shape)
             if V.ndim != 3 or V.shape[:2] != (M, self.nvar) or V.shape[2] < 1 or V.shape[2] > self.nvar:
@@ -482,7 +527,12 @@ class RandomDynamicalSystem:
                                  f"1 <= k <= {self.nvar}, got {np.shape(tangent)}")
             if not np.all(np.isfinite(V)):
                 raise ValueError("tangent must be finite")
-        rec = None if times is None else np.unique(np.asarray(times, dtype=np.int64))
+            rank = np.linalg.matrix_rank(V[:1] if np.ndim(tangent) == 2 else V)
+            if np.any(rank < V.shape[2]):
+                i = int(np.argmax(rank < V.shape[2]))
+                raise ValueError(f"tangent must have {V.shape[2]} linearly independent columns for every member "
+                                 f"(full column rank); member {i} has rank {int(rank[i])}")
+        rec = None if times is None else integer_times(times, "times")
         if rec is not None and rec.size and (rec[0] < t0 or rec[-1] > t0 + steps):
             raise ValueError(f"times must lie within [t0, t0 + steps] = [{t0}, {t0 + steps}]")
         return self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress,
@@ -518,6 +568,7 @@ class RandomDynamicalSystem:
         >>> out["exit_step"].shape
         (2,)
         """
+        time_window(integer(t0, "t0"), integer(max_steps, "max_steps", 1), "t0", "max_steps")
         X, X2, steps, t0 = self._prepare(initial, max_steps, seed, t0, realization)
         if steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
@@ -662,8 +713,40 @@ def _rebuild(factory, kwargs, common_noise):
 def _progress_bar(progress, members, steps, chunk_size):
     if progress is None:
         progress = members * steps >= PROGRESS_THRESHOLD
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True, False or None, got {progress!r}")
     if not progress:
         return None
-    from tqdm.auto import tqdm
     nchunks = 1 if not chunk_size else max(1, -(-members // chunk_size))
-    return tqdm(total=steps * nchunks, unit="step", desc="rds")
+    return safe_tqdm(total=steps * nchunks, unit="step", desc="rds")
+
+
+class _SafeBar:
+    """A tqdm bar that turns itself off when its stream fails (e.g. a closed stderr) instead of raising."""
+
+    def __init__(self, bar):
+        self._bar = bar
+
+    def update(self, n=1):
+        if self._bar is not None:
+            try:
+                self._bar.update(n)
+            except (OSError, ValueError):
+                self._bar = None
+
+    def close(self):
+        if self._bar is not None:
+            bar, self._bar = self._bar, None
+            try:
+                bar.close()
+            except (OSError, ValueError):
+                pass
+
+
+def safe_tqdm(**kwargs):
+    """A progress bar (tqdm) that falls back to no bar when it cannot write (closed or broken stderr)."""
+    from tqdm.auto import tqdm
+    try:
+        return _SafeBar(tqdm(**kwargs))
+    except (OSError, ValueError, AttributeError):
+        return _SafeBar(None)

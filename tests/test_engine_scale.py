@@ -199,3 +199,56 @@ def test_dask_cluster_gives_identical_results():
     np.testing.assert_array_equal(a, fa.evolve(X, 200, seed=5, backend="numpy"))
     np.testing.assert_array_equal(b, sys_.evolve(X[:, :2], 100, seed=5, backend="numpy"))
     np.testing.assert_array_equal(c["exit_step"], fa.first_exit(X, region, 300, seed=5, backend="numpy")["exit_step"])
+
+
+def ring5(state, xi, params):
+    """A 5-variable user map (automatic complex-step Jacobian): its tangent service uses the looped kernel."""
+    a, b, c, d, e = state
+    k = params[0]
+    return (a + k * np.tanh(b - a) + xi[0], b + k * np.tanh(c - b), c + k * np.sin(d - c),
+            d + k * np.tanh(e - d), e + 0.5 * k * np.tanh(a - e))
+
+
+def test_looped_tangent_kernel_agrees_with_numpy_for_k_below_nvar():
+    sys_ = rds.RandomDynamicalSystem(ring5, noise=rds.noise.Gaussian(0.01), variables=tuple("abcde"), params=(0.3,))
+    assert not engine.tangent_unrolled(5, 4)  # nvar * k = 20: loops, not unrolled scalars
+    X = np.random.default_rng(3).uniform(-1, 1, (70, 5))
+    V0 = np.eye(5)[:, :4]
+    ref = sys_.propagate_tangent(X, 60, tangent=V0, seed=1, qr_every=3, backend="numpy")
+    out = [sys_.propagate_tangent(X, 60, tangent=V0, seed=1, qr_every=3, backend="numba", chunk_size=c)
+           for c in (None, 33)]
+    for o in out:
+        np.testing.assert_allclose(o["logr"], ref["logr"], rtol=ATOL, atol=ATOL)
+        np.testing.assert_allclose(o["V"], ref["V"], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(o["state"], ref["state"], rtol=0, atol=ATOL)
+    np.testing.assert_array_equal(out[0]["logr"], out[1]["logr"])
+
+
+def test_run_segments_are_lazy_and_cut_at_blocks_and_records():
+    from itertools import islice
+
+    from rds.noise import NOISE_BLOCK
+    first = list(islice(engine._segments(5, 2**62, np.array([], dtype=np.int64)), 3))  # nothing materialised
+    assert first == [(5, NOISE_BLOCK), (NOISE_BLOCK, 2 * NOISE_BLOCK), (2 * NOISE_BLOCK, 3 * NOISE_BLOCK)]
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        t0 = int(rng.integers(-3000, 3000))
+        t1 = t0 + int(rng.integers(1, 5000))
+        rec = np.unique(rng.integers(t0, t1 + 1, 6))
+        cuts = set(range((t0 // NOISE_BLOCK + 1) * NOISE_BLOCK, t1, NOISE_BLOCK)) | {int(r) for r in rec if t0 < r < t1}
+        pts = [t0] + sorted(cuts) + [t1]
+        assert list(engine._segments(t0, t1, rec)) == list(zip(pts[:-1], pts[1:]))
+
+
+def test_backend_choice_counts_total_work():
+    osc = rds.models.phase_oscillator(omega=1.0, sigma2=0.1, dt=0.01)
+    # one member, 5e5 steps, 160 realisations: a Python loop over 8e7 steps on NumPy; compiled wins
+    assert engine.choose_backend(osc, None, 500_000, steps=500_000, service="tangent", k=1, repeats=160) == "numba"
+    def fresh(state, xi, params):  # a map nobody compiled in this process
+        return (0.5 * state[0] + xi[0],)
+
+    small = rds.RandomDynamicalSystem(fresh, noise=rds.noise.Gaussian(0.1))
+    assert engine.choose_backend(small, None, 100 * 50, steps=50) == "numpy"  # a short run: no compilation
+    assert engine.choose_backend(small, "numba", 10) == "numba"
+    with pytest.raises(ValueError, match="backend"):
+        engine.choose_backend(small, "fortran", 10)
