@@ -16,19 +16,19 @@ Ratios are measured in one run (the machine may be shared; both sides of a ratio
 
 Run:  python benchmarks/vector_maps.py [--quick]
 
-Measured 2026-12-02 on the 2-core CI-like machine shared with other jobs (load average ≈ 10, so absolute rates are
-several times below an idle machine; ratios are from one run), 1024 steps, float64:
+Measured 2026-12-02 on the 2-core machine shared with other jobs (load average 6–12, so absolute rates are several
+times below an idle machine and vary between runs; ratios are from one run), 1024 steps, float64. After the
+divergence test became one fused add (``new + (s − s)``):
 
-    D     path      member-steps/s   vs hand      first call: evolve   top-10 tangent
-    4     rds jax   3.7e6            1.15                     5.8 s    3.3 s (k = 4)
-    220   rds jax   2.7e5            0.74                     2.7 s    4.4 s
-    2550  rds jax   5.0e4            0.67                     3.9 s    7.1 s
+    D     members  rds jax member-steps/s   vs hand-written JAX   first call: evolve   top-10 tangent
+    4     256      6.2e6                    1.15                  5.8–8.6 s            3.3–7.0 s (k = 4)
+    220   256      5.9e5 (1.3e8 updates/s)  0.82 (0.74–0.86)      1.4–6.7 s            2.4–9.5 s
+    2550  64       8.6e4 (2.2e8 updates/s)  1.24 (0.20–1.24)      3.9–10.7 s           7.1–18.4 s
 
-(NumPy reference: 2e3 / 4e3 / 6e2 member-steps/s; Numba at D = 4 under this load: 1.2e6 member-steps/s with
-1e5 members — its parallel threads suffer most from the oversubscription.) A previous run on the same machine gave
-0.98 / 1.76 / 0.67 for "vs hand": at D = 2550 the rds path is consistently ≈ 0.7× the hand-written loop (its
-per-step finiteness check and the run-time step count — a while loop instead of a fixed-length scan — are the
-suspected costs).
+NumPy reference: 2e3 / 2e3 / 1e3 member-steps/s; Numba at D = 4 (1e5 members) under this load: 0.9–1.2e6
+member-steps/s — its parallel threads suffer most from the oversubscription. The first-call figures include the
+JAX import and XLA compilation and grow with the load more than with D; the ≤ 5 s target for the top-10 tangent
+service at D = 2550 was not met on this loaded machine.
 """
 
 from __future__ import annotations

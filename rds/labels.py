@@ -108,6 +108,10 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "spread_canonical": ("spread modulo symmetry", _D),
     "hausdorff": ("Hausdorff distance to the previous set", _D),
     "hausdorff_symmetric": ("Hausdorff distance to the previous set modulo symmetry", _D),
+    "pairwise_mean": ("mean pairwise distance between members", _D),
+    "diameter": ("largest distance between two members", _D),
+    "pairwise_mean_symmetric": ("mean pairwise distance modulo neuron symmetries", _D),
+    "diameter_symmetric": ("largest pairwise distance modulo neuron symmetries", _D),
     # --- escape times
     "escape_time": ("escape step", _S),
     "censored": ("right-censored (still inside at max_steps)", None),
