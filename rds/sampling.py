@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rds._checks import check_memory, integer
+from rds._checks import check_memory, integer, real_array
 from rds.regions import Box
 
 __all__ = ["SAMPLE_STREAM", "sampler_rng", "sample_box", "initial_states"]
@@ -148,17 +148,14 @@ def initial_states(initial, variables, *, members=None, sample_seed=0, single=Tr
         members = integer(members, "members", 1)
         if isinstance(initial, Box):
             return sample_box(initial, variables, members, sample_seed), _describe_box(initial)
-        X = np.asarray(initial(sampler_rng(sample_seed), members), dtype=float)
+        X = real_array(initial(sampler_rng(sample_seed), members), "initial", "a sampler returning real states")
         if X.shape != (members, nvar):
             raise ValueError(f"initial: the sampler must return shape (members, var) = ({members}, {nvar}), "
                              f"got {X.shape}")
         desc = f"sampler {getattr(initial, '__name__', type(initial).__name__)}"
     else:
-        try:
-            X = np.array(initial, dtype=float)
-        except (TypeError, ValueError):
-            raise TypeError("initial must be a real array (member, var), an rds.regions.Box or a callable "
-                            "sampler(rng, members)") from None
+        X = np.array(real_array(initial, "initial", "a real array (member, var), an rds.regions.Box or a "
+                                "callable sampler(rng, members)"))  # a copy: never the caller's array
         if X.ndim == 1 and single:
             X = X[None, :]
         if X.ndim != 2 or X.shape[1] != nvar:

@@ -63,7 +63,7 @@ def _setup(tmp_path):
 
 
 def _check_target(tmp_path, real, link, old, new, temp_allowed=False):
-    deadline = time.monotonic() + 10  # an interrupted save's writer removes its temp file when its call returns
+    deadline = time.monotonic() + 30  # an interrupted save's writer removes its temp file when its call returns
     while not temp_allowed and any(f.endswith(".tmp") for f in os.listdir(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert os.path.islink(link) and os.path.realpath(link) == str(real)
