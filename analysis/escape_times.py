@@ -1,6 +1,6 @@
 """Escape times from a region as right-censored survival data, and scans over the noise strength σ².
 
-Paper 002 (Sato, Tsutsui, Fujiwara, Physica D 430 (2022) 133095), §4.2 and Fig. 5: the mean escape time τ* from the
+Sato, Tsutsui & Fujiwara (Physica D 430 (2022) 133095), §4.2 and Fig. 5: the mean escape time τ* from the
 trapping region [−2, 2]² around the doubly degenerate subspace M_wv (eq. 18; the map on M_wv is eqs. 31–32) is
 non-monotone in σ² — large near σ² = 0.004, smallest near σ² ≈ 0.07, large again near 0.15.
 
@@ -295,7 +295,7 @@ def _describe_summaries(ds, max_steps, tail_from, confidence, bootstrap, n_boot)
 def escape_times(system, initial, region, max_steps, seed=0, realizations=1, members=None, t0=0, n_boot=1000,
                  confidence=0.95, bootstrap="both", tail_from=0, backend=None, executor=None, chunk_size=None,
                  progress=False, keep_members=True) -> xr.Dataset:
-    """First-exit (escape) times from a region, as right-censored survival data (paper 002, §4.2, Fig. 5).
+    """First-exit (escape) times from a region, as right-censored survival data (Sato et al. 2022, §4.2, Fig. 5).
 
     Each initial state is evolved with :meth:`rds.RandomDynamicalSystem.first_exit` (stopping early once all
     members have left) for ``realizations`` independent noise paths (realization r = 0 … K−1, same initial states).
@@ -431,7 +431,7 @@ def _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t
     attrs = system.describe()
     attrs.update(_region_attrs(region))
     attrs.update({
-        "analysis": "escape_times", "equations": "paper 002 sec. 4.2, Fig. 5 (escape from the trapping region)",
+        "analysis": "escape_times", "equations": "Sato et al. 2022 sec. 4.2, Fig. 5 (escape from the trapping region)",
         "seed": int(seed), "realizations": int(K), "members": int(M), "t0": int(t0), "max_steps": int(max_steps),
         "initial_states": init_desc, "n_boot": int(n_boot), "confidence": float(confidence),
         "bootstrap": bootstrap, "tail_from": int(tail_from), "backend": used or "",
@@ -455,7 +455,7 @@ def escape_time_scan(make_system: Callable, sigma2, initial, region, max_steps, 
                      realizations=1, members=None, t0=0, n_boot=1000, confidence=0.95, bootstrap="both",
                      tail_from=0, backend=None, executor=None, chunk_size=None, keep_members=True,
                      protocol="") -> xr.Dataset:
-    """:func:`escape_times` for each noise strength σ² (paper 002, Fig. 5), resumable.
+    """:func:`escape_times` for each noise strength σ² (Sato et al. 2022, Fig. 5), resumable.
 
     The same initial states (sampled once if ``initial`` is a Box), noise seed and realizations are used for every
     σ² (common random numbers: the Gaussian inputs are √σ² times the same standard normals).

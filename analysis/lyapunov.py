@@ -14,7 +14,7 @@ map (a network with D parameters, :mod:`rds.vector`) ``k`` ≪ D tangent vectors
 Jacobian-vector products (``jax.jvp``), never forming the D × D Jacobian: the top-k exponents, e.g. the top
 exponent of linearised SGD at a minimum, negative exactly when the minimum is stable under SGD.
 
-A negative top exponent along a common noise path is noise-induced synchronisation (paper 002, Theorem 1 and
+A negative top exponent along a common noise path is noise-induced synchronisation (Sato et al. 2022, Theorem 1 and
 App. D; for the phase oscillator λ ≈ −σ²/4, eq. D.6).
 """
 
@@ -116,7 +116,8 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
 
     which converges to the Lyapunov exponents of the multiplicative ergodic theorem (largest first for the
     identity start). Each realisation r = 0 … K−1 is an independent noise path ω_r (``realization=r`` of ``seed``);
-    all members of a realisation share it when ``system.common_noise`` (the RDS picture: paper 002, App. D, eq. D.6).
+    all members of a realisation share it when ``system.common_noise`` (the RDS picture: Sato, Tsutsui & Fujiwara
+    2022, App. D, eq. D.6).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Finite-time pullback attractors and their diagnostics (paper 002, Fig. 4 and App. C).
+"""Finite-time pullback attractors and their diagnostics (Sato et al. 2022, Fig. 4 and App. C).
 
 The pullback attractor A(t, ω) of a random dynamical system (θ, φ) attracts every bounded set B in the pullback
 sense, lim_{τ→∞} dist(φ(τ, θ_{t−τ}ω) B, A(t, ω)) = 0 (eq. C.1, Hausdorff semi-distance). For a finite pullback
@@ -562,7 +562,7 @@ def _nanmedian(a):
 
 
 def plot_pullback_attractors(*args, **kwargs):
-    """Fig. 4-style plot of finite-time pullback attractors (paper 002, Fig. 4; sets Ã_τ(t, ω) of eq. C.2).
+    """Fig. 4-style plot of finite-time pullback attractors (Sato et al. 2022, Fig. 4; sets Ã_τ(t, ω) of eq. C.2).
 
     A lazy re-export of :func:`analysis.plots_pullback.plot_pullback_attractors` (matplotlib is imported only when
     plotting); all arguments are passed through unchanged.

@@ -1,4 +1,4 @@
-"""Member-steps per second of the two engine backends on the Fukumizu–Amari SGD map (paper 002).
+"""Member-steps per second of the two engine backends on the Fukumizu–Amari SGD map (Sato et al. 2022).
 
 Plain script (not a timed test): ``python benchmarks/engine.py [--members 100000] [--repeat 3]``.
 Prints, for common noise and for independent noise per member, the best of ``--repeat`` runs of each backend

@@ -1,4 +1,4 @@
-"""Wall time of paper 002's big ensembles on this machine (Fig. 4), and an estimate for Fig. 5 on a cluster.
+"""Wall time of Sato et al.'s (2022) big ensembles on this machine (Fig. 4), and an estimate for Fig. 5 on a cluster.
 
 Plain script (not a timed test)::
 

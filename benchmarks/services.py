@@ -3,7 +3,7 @@
 Plain script (not a timed test): ``python benchmarks/services.py [--repeat 3]``.
 
 * tangent propagation (Benettin/QR): FA map, 4x4 tangent, QR every 10 steps, 10^4 members;
-* first-exit detection: the reduced FA map on M_wv (paper 002, Fig. 5 setting), 10^5 members in the box
+* first-exit detection: the reduced FA map on M_wv (Sato et al. 2022, Fig. 5 setting), 10^5 members in the box
   [-2, 2]^2 (a large box, so that members stay inside and every step is counted).
 
 Prints member-steps/s of both backends (best of ``--repeat``, measured in the same run) and their ratio. The

@@ -1,4 +1,4 @@
-"""The (p, q, r, s) coordinates of the FA network (paper 002, eq. 19).
+"""The (p, q, r, s) coordinates of the FA network (Sato et al. 2022, eq. 19).
 
 p = (w1 + w2)/2, q = (v1 + v2)/2, r = (w1 − w2)/2, s = (v1 − v2)/2; inverse w1 = p + r, w2 = p − r, v1 = q + s,
 v2 = q − s. M_w = {r = 0} (eq. 17) and M_wv = {r = s = 0} (eq. 18). The FA map written in these coordinates
@@ -38,7 +38,7 @@ def _convert(obj, matrix, src, dst, name):
 
 
 def to_pqrs(theta):
-    """(w1, w2, v1, v2) → (p, q, r, s) (paper 002, eq. 19).
+    """(w1, w2, v1, v2) → (p, q, r, s) (Sato et al. 2022, eq. 19).
 
     Parameters
     ----------

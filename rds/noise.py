@@ -10,11 +10,11 @@ pullback from t − τ to t reuse the very same ξ for every τ and every initia
 Sources
 -------
 :class:`Gaussian`
-    S i.i.d. inputs x ~ N(0, σ²) per step (the SGD batch of paper 002, eq. 1; S = 1 is online learning).
+    S i.i.d. inputs x ~ N(0, σ²) per step (the SGD batch of Sato et al. 2022, eq. 1; S = 1 is online learning).
 :class:`Wiener`
-    Wiener increments dW ~ N(0, σ² dt) for a Stratonovich SDE discretised with step dt (paper 002, App. D).
+    Wiener increments dW ~ N(0, σ² dt) for a Stratonovich SDE discretised with step dt (Sato et al. 2022, App. D).
 :class:`FixedDataset`
-    A quenched "noise": the same dataset every step (full-batch GD on a fixed noisy dataset, papers 000/001).
+    A quenched "noise": the same dataset every step (full-batch GD on a fixed noisy dataset, Maleknia & Sato 2026).
 """
 
 from __future__ import annotations
@@ -169,12 +169,12 @@ class NoiseSource:
 
 
 class Gaussian(NoiseSource):
-    """A batch of S i.i.d. Gaussian inputs x ~ N(0, σ²) per step (paper 002, eqs. 1 and 4).
+    """A batch of S i.i.d. Gaussian inputs x ~ N(0, σ²) per step (Sato et al. 2022, eqs. 1 and 4).
 
     Parameters
     ----------
     sigma2 : float
-        Variance σ² ≥ 0 of the inputs (the control parameter of paper 002).
+        Variance σ² ≥ 0 of the inputs (the control parameter of Sato et al. 2022).
     batch : int
         Batch size S ≥ 1; ξ_t has shape ``(S,)``.
 
@@ -204,7 +204,7 @@ class Gaussian(NoiseSource):
 
 
 class Wiener(NoiseSource):
-    """Wiener increments dW ~ N(0, σ² dt), one per step (paper 002, App. D).
+    """Wiener increments dW ~ N(0, σ² dt), one per step (Sato et al. 2022, App. D).
 
     Parameters
     ----------
@@ -236,7 +236,7 @@ class Wiener(NoiseSource):
 
 
 class FixedDataset(NoiseSource):
-    """A quenched noise: the same dataset ξ_t = D at every step (full-batch GD, papers 000/001).
+    """A quenched noise: the same dataset ξ_t = D at every step (full-batch GD, Maleknia & Sato 2026).
 
     Parameters
     ----------

@@ -51,7 +51,7 @@ class Box(Region):
 
     Examples
     --------
-    The trapping region of paper 002, Fig. 5 (on M_wv: (w, v) in [−2, 2]²):
+    The trapping region of Sato et al. 2022, Fig. 5 (on M_wv: (w, v) in [−2, 2]²):
 
     >>> from rds.regions import Box
     >>> box = Box(low=[-2, -2], high=[2, 2], variables=("w", "v"))

@@ -1,4 +1,4 @@
-"""Symmetries of one-hidden-layer tanh networks f(x) = Σ_j v_j tanh(w_j x) (papers 000 and 002).
+"""Symmetries of one-hidden-layer tanh networks f(x) = Σ_j v_j tanh(w_j x) (Maleknia & Sato 2026; Sato et al. 2022).
 
 Parameters are ordered (w1…wN, v1…vN) on the last axis. The function (and so every loss and the SGD/GD map) is
 invariant under permutations of the neurons and under flipping one neuron (w_j, v_j) → (−w_j, −v_j), since tanh is
@@ -63,7 +63,7 @@ def canonical(theta):
 
 
 def swap(theta, i, j):
-    """Swap neurons i and j (0-based): (w_i, v_i) ↔ (w_j, v_j) — a symmetry of the network (paper 002, §2).
+    """Swap neurons i and j (0-based): (w_i, v_i) ↔ (w_j, v_j) — a symmetry of the network (Sato et al. 2022, §2).
 
     Parameters
     ----------
@@ -90,7 +90,7 @@ def swap(theta, i, j):
 
 
 def flip(theta, j):
-    """Flip neuron j (0-based): (w_j, v_j) → (−w_j, −v_j) — a symmetry since tanh is odd (paper 002, §2).
+    """Flip neuron j (0-based): (w_j, v_j) → (−w_j, −v_j) — a symmetry since tanh is odd (Sato et al. 2022, §2).
 
     Parameters
     ----------
