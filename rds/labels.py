@@ -61,6 +61,10 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "beta_0": ("splitting coefficient beta_0", _D),
     "beta_1": ("splitting coefficient beta_1", _D),
     "elapsed": ("time since the tangent vectors started", "time"),
+    "batch": ("minibatch size S", None),
+    "eta": ("learning rate eta", _D),
+    "eta_over_gd_bound": ("eta / (2 / lambda_max(H)), the GD sharpness bound", _D),
+    "boundary_eta": ("eta at which the top exponent changes sign", _D),
     # --- states
     "state": ("state theta", _D),
     "initial": ("initial state", _D),
@@ -106,6 +110,10 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "std": ("standard deviation of each variable", _D),
     "spread": ("RMS distance to the centroid", _D),
     "spread_canonical": ("spread modulo symmetry", _D),
+    "pairwise_mean": ("mean distance between pairs of members", _D),
+    "diameter": ("largest distance between two members", _D),
+    "pairwise_mean_symmetric": ("mean pairwise distance modulo symmetry", _D),
+    "diameter_symmetric": ("largest pairwise distance modulo symmetry", _D),
     "hausdorff": ("Hausdorff distance to the previous set", _D),
     "hausdorff_symmetric": ("Hausdorff distance to the previous set modulo symmetry", _D),
     # --- escape times
