@@ -251,7 +251,7 @@ def mu_eigenvalues(x, w, v, closed_form=False):
     # B / (64 cosh⁸) = x² sech² C̃ / 2 + D̃²   (the radicand is ((J11 − J22)/2)² + J12² ≥ 0)
     b_k = np.maximum(0.5 * (xs * xs / k) * (c_t / k) + (d_t / k) ** 2, 0.0)
     root = np.sqrt(b_k)
-    e = _residual(x, w, v)
+    e = _residual(x, w, v)  # type: ignore[misc]
     det_k = -(xs * xs / k) * ((e / k) * (e * s2 + 4.0 * v * th))       # det J / k²
     a_k = a / k
     big = np.where(a_k <= 0, a_k - root, a_k + root)     # eigenvalue of larger modulus (/k), no cancellation

@@ -178,7 +178,7 @@ def main(argv=None):
         label = "full batch (GD)" if b == X.shape[0] else f"S = {b}"
         print(f"{label:>16}: top exponent changes sign at eta = {eb:.4f}  (eta * lambda_max = {eb * lam_max:.3f}; "
               f"GD bound 2)")
-    path = rds.io.save(grid, os.path.join(args.out, "sgd_stability_grid.nc"))
+    path = rds.io.save(rds.labels.annotate(grid), os.path.join(args.out, "sgd_stability_grid.nc"))
     print(f"grid saved to {path}")
 
     # pullback: one batch size, just below and above its boundary

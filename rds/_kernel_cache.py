@@ -193,7 +193,7 @@ def _environment() -> tuple:
     from llvmlite import binding as ll
     here = os.path.dirname(os.path.abspath(__file__))
     try:
-        cpu = (ll.get_host_cpu_name(), ll.get_host_cpu_features().flatten())
+        cpu: tuple = (ll.get_host_cpu_name(), ll.get_host_cpu_features().flatten())
     except Exception:  # pragma: no cover
         cpu = ("unknown",)
     return (sys.version, np.__version__, numba.__version__, llvmlite.__version__, cpu,
@@ -260,7 +260,7 @@ def load_module(name: str, source: str, namespace: dict, parts):
             path = None
     mod = types.ModuleType(modname, f"rds generated kernel {name}")
     mod.__dict__.update(namespace)
-    mod.CACHE = path is not None
+    mod.CACHE = path is not None  # type: ignore[attr-defined]
     if path is not None:
         spec = importlib.util.spec_from_file_location(modname, path)
         mod.__file__ = path

@@ -1016,7 +1016,7 @@ def _workqueue_layer() -> bool:
         return True
 
 
-def run(system, X0, t0, steps, *, backend="numpy", **kwargs):  # noqa: F811 - serialised wrapper of run above
+def run(system, X0, t0, steps, *, backend="numpy", **kwargs):  # type: ignore[no-redef]  # noqa: F811 - serialised wrapper of run above
     if backend == "numba" and _workqueue_layer():
         with _WORKQUEUE_LOCK:
             return _run_unserialized(system, X0, t0, steps, backend=backend, **kwargs)

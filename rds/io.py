@@ -259,7 +259,7 @@ def remove_stale_temp_files(folder) -> list:
     >>> remove_stale_temp_files(tempfile.mkdtemp())
     []
     """
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(folder)
     except OSError:

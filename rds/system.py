@@ -159,7 +159,7 @@ class RandomDynamicalSystem:
                     raise ValueError(f"variables must have dim = {dim} names, got {len(tuple(variables))}")
             elif variables is None:
                 raise ValueError("dim (the length of theta) is required for a vector map without variables")
-            variables = default_names(dim) if variables is None else variables
+            variables = default_names(dim) if variables is None else variables  # type: ignore[arg-type]
         elif dim is not None:
             raise ValueError("dim is only used with form='vector'")
         try:

@@ -75,6 +75,9 @@ def _tiny_example_runs(folder, mp):
     out = out_for("plateau_splitting")
     _example("plateau_splitting", mp).main(["--out", out, "--grid2", "5", "--grid3", "3"])
 
+    out = out_for("sgd_stability")
+    _example("sgd_stability", mp).main(["--out", out, "--scale", "tiny"])
+
     out = out_for("noise_induced_degeneration")
     _example("noise_induced_degeneration", mp).run_trajectories(out)
 
@@ -134,7 +137,7 @@ def test_examples_and_analyses_were_collected(datasets):
     examples = {label.split(":")[0] for label in datasets}
     assert {"custom_map", "pullback_attractors", "transverse_exponents", "escape_time_scan", "fig3_stability",
             "phase_oscillator_synchronisation", "overfitting_scenario", "plateau_splitting",
-            "analysis"} <= examples, examples
+            "sgd_stability", "noise_induced_degeneration", "analysis"} <= examples, examples
 
 
 def test_every_variable_has_a_long_name(datasets):

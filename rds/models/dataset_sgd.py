@@ -36,7 +36,7 @@ from rds.models.two_layer import (
     unpack,
     variables,
 )
-from rds.noise import FixedDataset, Minibatches
+from rds.noise import FixedDataset, Minibatches, NoiseSource
 from rds.system import RandomDynamicalSystem
 
 __all__ = ["dataset_sgd", "load_dataset", "dataset_loss", "SGDParams"]
@@ -177,7 +177,7 @@ def dataset_sgd(X, y, hidden: int = 2, eta: float = 0.01, batch: int | None = No
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     normalization_factor(normalization)
     if batch is None:
-        noise = FixedDataset(np.arange(n, dtype=float))
+        noise: NoiseSource = FixedDataset(np.arange(n, dtype=float))
     else:
         noise = Minibatches(n, integer(batch, "batch", 1))
     step, jac = _sgd_functions(N, d, activation, normalization, _data_key(X, y))
