@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 from rds import engine
-from rds._checks import integer
+from rds._checks import integer, tangent_vectors
 from rds.labels import annotate
 from rds.noise import check_seed
 from rds.sampling import initial_states
@@ -244,19 +244,10 @@ def _initial_tangents(nvar, M, k, tangent):
         E = np.zeros((nvar, kk))
         E[np.arange(kk), np.arange(kk)] = 1.0  # (never the whole identity: nvar may be thousands)
         return np.array(np.broadcast_to(E, (M, nvar, kk)), dtype=float, order="C")
-    V0 = np.asarray(tangent, dtype=float)
-    if V0.ndim == 2:
-        V0 = np.broadcast_to(V0, (M,) + V0.shape)
-    if V0.ndim != 3 or V0.shape[:2] != (M, nvar) or not 1 <= V0.shape[2] <= nvar:
-        raise ValueError(f"tangent must have shape (var, k) or (member, var, k) with var = {nvar}, "
-                         f"member = {M}, 1 <= k <= {nvar}; got {np.shape(tangent)}")
-    if not np.all(np.isfinite(V0)):
-        raise ValueError("tangent must be finite")
+    V0 = tangent_vectors(tangent, M, nvar)  # real, finite, full column rank (rds._checks)
     if k is not None:
         V0 = V0[:, :, :_check_k(k, V0.shape[2], "the number of tangent vectors")]
     Q, R = np.linalg.qr(V0)
-    if np.any(np.abs(np.diagonal(R, axis1=-2, axis2=-1)) < 1e-12):
-        raise ValueError("tangent must have linearly independent columns")
     V0 = Q * np.sign(np.diagonal(R, axis1=-2, axis2=-1))[:, None, :]
     return np.array(V0, dtype=float, order="C")  # a writable copy (the engine updates tangents in place)
 

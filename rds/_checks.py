@@ -160,3 +160,22 @@ def positive_array(value, name, meaning="") -> np.ndarray:
     if np.any(arr <= 0):
         raise ValueError(f"{name} must be > 0{meaning}, got {value!r}")
     return arr
+
+
+def tangent_vectors(tangent, members, nvar) -> np.ndarray:
+    """Tangent vectors (member, var, k) from an array (var, k) or (member, var, k): real, finite, 1 <= k <= var,
+    and of full column rank for every member (the one check of ``propagate_tangent`` and the Lyapunov analyses)."""
+    V = real_array(tangent, "tangent")
+    if V.ndim == 2:
+        V = np.broadcast_to(V, (members,) + V.shape)
+    if V.ndim != 3 or V.shape[:2] != (members, nvar) or not 1 <= V.shape[2] <= nvar:
+        raise ValueError(f"tangent must have shape (var, k) or (member, var, k) = ({members}, {nvar}, k) with "
+                         f"1 <= k <= {nvar}, got {np.shape(tangent)}")
+    if not np.all(np.isfinite(V)):
+        raise ValueError("tangent must be finite")
+    rank = np.linalg.matrix_rank(V[:1] if np.ndim(tangent) == 2 else V)
+    if np.any(rank < V.shape[2]):
+        i = int(np.argmax(rank < V.shape[2]))
+        raise ValueError(f"tangent must have {V.shape[2]} linearly independent columns for every member "
+                         f"(full column rank); member {i} has rank {int(rank[i])}")
+    return V

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from rds import _complexstep, _mapcheck, engine, labels
-from rds._checks import check_memory, integer, integer_times, positive, real_array, time_window
+from rds._checks import check_memory, integer, integer_times, positive, tangent_vectors, time_window
 from rds.noise import FixedDataset, NoiseSource, check_seed
 
 __all__ = ["RandomDynamicalSystem", "DivergenceWarning"]
@@ -519,19 +519,7 @@ class RandomDynamicalSystem:
         if tangent is None:
             V = np.broadcast_to(np.eye(self.nvar), (M, self.nvar, self.nvar))
         else:
-            V = real_array(tangent, "tangent")
-            if V.ndim == 2:
-                V = np.broadcast_to(V, (M,) + V.shape)
-            if V.ndim != 3 or V.shape[:2] != (M, self.nvar) or V.shape[2] < 1 or V.shape[2] > self.nvar:
-                raise ValueError(f"tangent must have shape (member, var, k) = ({M}, {self.nvar}, k) with "
-                                 f"1 <= k <= {self.nvar}, got {np.shape(tangent)}")
-            if not np.all(np.isfinite(V)):
-                raise ValueError("tangent must be finite")
-            rank = np.linalg.matrix_rank(V[:1] if np.ndim(tangent) == 2 else V)
-            if np.any(rank < V.shape[2]):
-                i = int(np.argmax(rank < V.shape[2]))
-                raise ValueError(f"tangent must have {V.shape[2]} linearly independent columns for every member "
-                                 f"(full column rank); member {i} has rank {int(rank[i])}")
+            V = tangent_vectors(tangent, M, self.nvar)
         rec = None if times is None else integer_times(times, "times")
         if rec is not None and rec.size and (rec[0] < t0 or rec[-1] > t0 + steps):
             raise ValueError(f"times must lie within [t0, t0 + steps] = [{t0}, {t0 + steps}]")
