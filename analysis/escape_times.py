@@ -294,7 +294,7 @@ def _describe_summaries(ds, max_steps, tail_from, confidence, bootstrap, n_boot)
 # ---------------------------------------------------------------------------------------------- escape_times
 def escape_times(system, initial, region, max_steps, seed=0, realizations=1, members=None, t0=0, n_boot=1000,
                  confidence=0.95, bootstrap="both", tail_from=0, backend=None, executor=None, chunk_size=None,
-                 progress=False, keep_members=True) -> xr.Dataset:
+                 progress=None, keep_members=True, *, sample_seed=None) -> xr.Dataset:
     """First-exit (escape) times from a region, as right-censored survival data (Sato et al. 2022, §4.2, Fig. 5).
 
     Each initial state is evolved with :meth:`rds.RandomDynamicalSystem.first_exit` (stopping early once all
@@ -312,7 +312,7 @@ def escape_times(system, initial, region, max_steps, seed=0, realizations=1, mem
     system : rds.RandomDynamicalSystem
     initial : array_like, shape (member, var), or rds.regions.Box
         Initial states; or a Box over all the variables to sample ``members`` states uniformly in ``(low, high]``
-        (:func:`sample_uniform`, seeded by ``seed``).
+        (:func:`sample_uniform`, seeded by ``sample_seed``), or a callable ``sampler(rng, members)``.
     region : rds.regions.Region or callable
         The trapping region (e.g. ``Box([-2, -2], [2, 2], ("w", "v"))``) or an elementwise predicate.
     max_steps : int
@@ -339,6 +339,8 @@ def escape_times(system, initial, region, max_steps, seed=0, realizations=1, mem
         The exponential/geometric rate is fitted to the tail beyond this many steps (default 0: all runs).
     backend, executor, chunk_size, progress
         As in :meth:`rds.RandomDynamicalSystem.first_exit`.
+    sample_seed : int or None
+        Seed of the initial sampling from a Box or sampler (None: ``seed``, the convention of every analysis).
     keep_members : bool
         Keep the per-run arrays (``escape_time``, ``censored``, …); False keeps only the summaries.
 
@@ -371,7 +373,7 @@ def escape_times(system, initial, region, max_steps, seed=0, realizations=1, mem
     max_steps = integer(max_steps, "max_steps", 1)
     realizations = integer(realizations, "realizations", 1)
     seed = integer(seed, "seed", 0)
-    X, init_desc = _initial_states(system, initial, members, seed)
+    X, init_desc = _initial_states(system, initial, members, seed if sample_seed is None else sample_seed)
     return _escape_times(system, X, init_desc, region, max_steps, seed, realizations, t0, n_boot, confidence,
                          bootstrap, tail_from, backend, executor, chunk_size, progress, keep_members)
 
