@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rds._checks import INT64_MAX, INT64_MIN, check_memory, integer, nonnegative, positive
+from rds._checks import INT64_MAX, INT64_MIN, check_memory, integer, nonnegative, positive, real_array
 
 __all__ = ["NoiseSource", "Gaussian", "Wiener", "FixedDataset", "NOISE_BLOCK", "MEMBER_GROUP"]
 
@@ -188,9 +188,7 @@ class Gaussian(NoiseSource):
 
     def __init__(self, sigma2: float = 1.0, batch: int = 1):
         self.sigma2 = nonnegative(sigma2, "sigma2")
-        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
-        self.batch = int(batch)
+        self.batch = integer(batch, "batch", 1)
         self.shape = (self.batch,)
 
     def _draw(self, rng, size):
@@ -259,11 +257,9 @@ class FixedDataset(NoiseSource):
     quenched = True
 
     def __init__(self, data):
-        data = np.ascontiguousarray(np.asarray(data, dtype=float))
+        data = np.ascontiguousarray(real_array(data, "data", finite=True))
         if data.ndim < 1 or data.size == 0:
             raise ValueError("data must be a non-empty array")
-        if not np.all(np.isfinite(data)):
-            raise ValueError("data must be finite (found NaN or inf)")
         self.data = data
         self.data.setflags(write=False)
         self.shape = data.shape
@@ -317,10 +313,7 @@ class GaussianInputs(NoiseSource):
 
     def __init__(self, sigma2: float = 1.0, batch: int = 1, dim: int = 1):
         self.sigma2 = nonnegative(sigma2, "sigma2")
-        for name, v in (("batch", batch), ("dim", dim)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        self.batch, self.dim = int(batch), int(dim)
+        self.batch, self.dim = integer(batch, "batch", 1), integer(dim, "dim", 1)
         self.shape = (self.batch, self.dim)
 
     def _draw(self, rng, size):
@@ -357,10 +350,7 @@ class Minibatches(NoiseSource):
     """
 
     def __init__(self, n_data: int, batch: int = 1):
-        for name, v in (("n_data", n_data), ("batch", batch)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        self.n_data, self.batch = int(n_data), int(batch)
+        self.n_data, self.batch = integer(n_data, "n_data", 1), integer(batch, "batch", 1)
         self.shape = (self.batch,)
 
     def _draw(self, rng, size):
