@@ -143,7 +143,7 @@ def real_array(value, name, what="a real array", finite=False) -> np.ndarray:
         arr = np.asarray(value)
     except ValueError:
         raise ValueError(f"{name} must be {what}: got a ragged nested sequence") from None
-    if np.iscomplexobj(arr):
+    if np.iscomplexobj(arr) or (arr.dtype.kind == "O" and any(isinstance(v, complex) for v in arr.ravel())):
         raise TypeError(f"{name} must be real: got complex values (the imaginary part would be dropped)")
     try:
         arr = arr.astype(float)

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from rds import _complexstep, _mapcheck, engine, labels
-from rds._checks import check_memory, integer, integer_times, positive, tangent_vectors, time_window
+from rds._checks import check_memory, integer, integer_times, positive, real_array, tangent_vectors, time_window
 from rds.noise import FixedDataset, NoiseSource, check_seed
 
 __all__ = ["RandomDynamicalSystem", "DivergenceWarning"]
@@ -301,19 +301,7 @@ class RandomDynamicalSystem:
 
     # ------------------------------------------------------------------ input checks
     def _check_state(self, initial, name="initial"):
-        try:
-            X = np.asarray(initial)
-        except ValueError:
-            raise ValueError(f"{name} must be a rectangular array (..., var): got a ragged nested sequence") from None
-        if np.iscomplexobj(X):
-            raise TypeError(f"{name} must be real: got complex values (the imaginary part would be dropped)")
-        if X.dtype.kind == "O" and X.size and any(isinstance(v, complex) for v in X.ravel()):
-            raise TypeError(f"{name} must be real: got complex values (the imaginary part would be dropped)")
-        try:
-            X = X.astype(float, copy=False)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name} must be a real array (numbers), got {type(initial).__name__} of "
-                            f"dtype {X.dtype}") from None
+        X = real_array(initial, name, "a rectangular real array (..., var)")
         if X.ndim == 0 or X.shape[-1] != self.nvar:
             raise ValueError(f"{name} must have last axis of length {self.nvar} (variables {self.variables}), "
                              f"got shape {X.shape}")
