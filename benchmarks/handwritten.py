@@ -16,10 +16,10 @@ Prints member-steps/s and the ratios engine / hand-written in the same run (best
 from __future__ import annotations
 
 import argparse
-import time
 
 import numba as nb
 import numpy as np
+from services import best  # the one timing helper of the benchmarks (same folder)
 
 import rds
 from rds.fastmath import _tanh_f
@@ -87,15 +87,6 @@ def fa_evolve_numpy(X, xs, eta, nsteps):
         np.multiply(t2, h, out=a)
         a *= eta
         v2 -= a
-
-
-def best(fn, repeat):
-    t_best = np.inf
-    for r in range(repeat):
-        t = time.perf_counter()
-        fn(r)
-        t_best = min(t_best, time.perf_counter() - t)
-    return t_best
 
 
 def main(argv=None):

@@ -31,6 +31,7 @@ import types
 
 import numpy as np
 
+from rds._complexstep import _global_names
 from rds.noise import NOISE_BLOCK
 
 __all__ = ["jaxify", "available", "JaxKernels", "member_step_for", "member_predicate_for"]
@@ -94,14 +95,6 @@ def _substitute_module(obj):
     return obj
 
 
-def _names(code) -> set:
-    out = set(code.co_names)
-    for c in code.co_consts:
-        if isinstance(c, types.CodeType):
-            out |= _names(c)
-    return out
-
-
 def jaxify(func, _memo=None):
     """A clone of ``func`` that runs under JAX tracing: ``numpy`` → ``jax.numpy`` in its globals (recursively).
 
@@ -148,7 +141,7 @@ def jaxify(func, _memo=None):
     glb = dict(func.__globals__)
     clone = types.FunctionType(func.__code__, glb, func.__name__, None, closure)
     memo[id(func)] = clone
-    for name in _names(func.__code__):
+    for name in _global_names(func.__code__):
         if name in glb:
             glb[name] = _substitute(glb[name], memo)
     if func.__defaults__ is not None:
