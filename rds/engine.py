@@ -286,6 +286,36 @@ def _nb_pick(cond, a, b):
     return a if cond else b
 
 
+def store_matrix(Jb, m, J):
+    """``Jb[i, j, m] = J[i][j]`` for a nested tuple ``J`` (a Jacobian), in compiled code only.
+
+    Homogeneous tuples are stored by loops, so the code does not grow with the number of entries (256 unrolled
+    stores of a 16-variable Jacobian cost Numba seconds to compile); a row or a matrix of mixed entry types
+    (e.g. ``(1.0, 0)``) is unrolled over its entries.
+    """
+    raise NotImplementedError("store_matrix runs in compiled code only")
+
+
+if nb is not None:
+    @nb.extending.overload(store_matrix)
+    def _ol_store_matrix(Jb, m, J):
+        if isinstance(J, nb.types.UniTuple) and isinstance(J.dtype, nb.types.UniTuple):
+            def impl(Jb, m, J):
+                for i in range(len(J)):
+                    row = J[i]
+                    for j in range(len(row)):
+                        Jb[i, j, m] = row[j]
+            return impl
+        lines = ["def impl(Jb, m, J):"]
+        for i, row in enumerate(J):
+            if isinstance(row, nb.types.UniTuple):
+                lines += [f"    row = J[{i}]", "    for j in range(len(row)):", f"        Jb[{i}, j, m] = row[j]"]
+            else:
+                lines += [f"    Jb[{i}, {j}, m] = J[{i}][{j}]" for j in range(len(row))]
+        # the generated function's module is this one: Numba's on-disk cache re-imports it by name on loading
+        return make_function("\n".join(lines) + "\n", "impl", {"__name__": __name__})
+
+
 _JITTED: dict = {}
 #: Options of every compiled function: NumPy's error model (x/0 -> inf/nan like the NumPy backend, and no
 #: exception branch in the member loop, which would stop it from vectorising).
@@ -406,17 +436,17 @@ def tangent_unrolled(nvar: int, k: int) -> bool:
     return nvar * k <= TANGENT_UNROLL_MAX
 
 
-def jac_step_source(nvar, noise_ndim, independent, vec_len=None):
-    """Source of ``jstep``: the member's Jacobian into ``Jb[:, :, m]`` and its state step (looped tangent)."""
-    stores = "\n".join(f"    Jb[{i}, {j}, m] = J[{i}][{j}]" for i in range(nvar) for j in range(nvar))
+def jac_store_source(nvar, noise_ndim, independent, vec_len=None):
+    """Source of ``jstore``: the member's Jacobian at its current state into ``Jb[:, :, m]`` (looped tangent).
+
+    A function of its own, apart from the state step (the inlined, vectorised ``update``): with the step in the
+    same function the whole Jacobian stays live across the map's code and LLVM's optimisation time explodes
+    (teacher_student, 16 variables: 55 s for the combined function, 9 s for the Jacobian alone).
+    """
     return f"""
-def jstep(X, Jb, m, nt, t, params):
+def jstore(X, Jb, m, nt, t, params):
     xi = {_xi_src(noise_ndim, independent, vec_len)}
-    s = {_load_src(nvar)}
-    J = jac(s, xi, params)
-    n = step(s, xi, params)
-{stores}
-{_store_src(nvar)}
+    store_matrix(Jb, m, jac({_load_src(nvar)}, xi, params))
 """
 
 
@@ -451,26 +481,27 @@ _TANGENT_COPY_OUT = """\
 # The looped QR: the same arithmetic as :func:`mgs` (sums from 0.0 in variable order), member loop innermost.
 _MGS_LOOPED = _SERIAL + """\
 def mgs_block(V, logr, D, n):
-    for c in range(K):
+    NV, KV = V.shape[0], V.shape[1]
+    for c in range(KV):
         for _ in range(2):
             for d in range(c):
                 for m in range(n):
                     D[m] = 0.0
-                for i in range(NVAR):
+                for i in range(NV):
                     for m in range(n):
                         D[m] = D[m] + V[i, d, m] * V[i, c, m]
-                for i in range(NVAR):
+                for i in range(NV):
                     for m in range(n):
                         V[i, c, m] = V[i, c, m] - D[m] * V[i, d, m]
         for m in range(n):
             D[m] = 0.0
-        for i in range(NVAR):
+        for i in range(NV):
             for m in range(n):
                 D[m] = D[m] + V[i, c, m] * V[i, c, m]
         for m in range(n):
             D[m] = np.sqrt(D[m])
             logr[c, m] = logr[c, m] + np.log(D[m])
-        for i in range(NVAR):
+        for i in range(NV):
             for m in range(n):
                 V[i, c, m] = V[i, c, m] / D[m]
 
@@ -507,9 +538,11 @@ def tangent_module_source(nvar, noise_ndim, independent, k, vec_len=None) -> str
 """
     else:
         tb = _tangent_block_size(nvar)
-        # jstep is a function of its own (not inlined into the block): Numba's front end is superlinear in the
-        # size of a function with many loops, and the Jacobian is the big part
-        gen = _SERIAL + jac_step_source(nvar, noise_ndim, independent, vec_len).strip("\n") + "\n\n\n" + _MGS_LOOPED
+        # jstore is a function of its own (not inlined into the block): Numba's front end is superlinear in the
+        # size of a function with many loops, and the Jacobian is the big part; the state step is the evolve
+        # kernel's update, inlined into its own vectorised member loop
+        gen = (_SERIAL + jac_store_source(nvar, noise_ndim, independent, vec_len).strip("\n") + "\n\n\n"
+               + _inline(evolve_source(nvar, noise_ndim, independent, vec_len)) + _MGS_LOOPED)
         loop = """\
     Jb = np.empty((NVAR, NVAR, TB))
     W = np.empty((NVAR, TB))
@@ -517,7 +550,9 @@ def tangent_module_source(nvar, noise_ndim, independent, k, vec_len=None) -> str
     for t in range(nsteps):
         nt = xi_of(nz, t)
         for m in range(n):
-            jstep(Xb, Jb, m, nt, t, params)
+            jstore(Xb, Jb, m, nt, t, params)
+        for m in range(n):
+            update(Xb, m, nt, t, params)
         for c in range(K):
             for i in range(NVAR):
                 for m in range(n):
@@ -533,6 +568,10 @@ def tangent_module_source(nvar, noise_ndim, independent, k, vec_len=None) -> str
             mgs_block(Vb, Lb, D, n)
 """
     blk = _SERIAL + f"def block({args}, lo, hi):\n" + _TANGENT_COPY_IN + loop + _TANGENT_COPY_OUT + "\n\n"
+    if not tangent_unrolled(nvar, k):
+        blk = blk.replace("lo, hi):\n", "lo, hi):\n    NV, KV = X.shape[0], V.shape[1]\n", 1)
+        return _substitute(head + gen, NVAR=nvar) + _substitute(blk, NVAR="NV", K="KV", TB=tb) \
+            + _parallel_kernel_src(args, tb)
     return _substitute(head + gen, NVAR=nvar, K=k) + _substitute(blk, NVAR=nvar, TB=tb, K=k) \
         + _parallel_kernel_src(args, tb)
 
@@ -616,6 +655,7 @@ class _NumbaKernels:
         jit = nb.njit(inline="always", **NB_OPTS)
         jac = system._jacobian_function()
         self._ns = {"step": jit_map_function(system.step), "jac": jit_map_function(jac),
+                    "store_matrix": store_matrix,
                     "sel": jit(_nb_sel), "pick": jit(_nb_pick), "isfinite": math.isfinite,
                     "nvec": fastmath.nvec, "np": fastmath.fast_numpy, "nb": nb}
         self.uncacheable = None

@@ -224,6 +224,34 @@ def test_looped_tangent_kernel_agrees_with_numpy_for_k_below_nvar():
     np.testing.assert_array_equal(out[0]["logr"], out[1]["logr"])
 
 
+def ring5_jacobian(state, xi, params):
+    """ring5's Jacobian by hand, with integer entries (rows of mixed types) and homogeneous float rows."""
+    a, b, c, d, e = state
+    k = params[0]
+    ta, tb, td, te = (1.0 - np.tanh(b - a) ** 2, 1.0 - np.tanh(c - b) ** 2, 1.0 - np.tanh(e - d) ** 2,
+                      1.0 - np.tanh(a - e) ** 2)
+    cc = np.cos(d - c)
+    return ((1.0 - k * ta, k * ta, 0, 0, 0),
+            (0, 1.0 - k * tb, k * tb, 0, 0),
+            (0.0, 0.0, 1.0 - k * cc, k * cc, 0.0),
+            (0, 0, 0, 1.0 - k * td, k * td),
+            (0.5 * k * te, 0.0, 0.0, 0.0, 1.0 - 0.5 * k * te))
+
+
+def test_looped_tangent_kernel_stores_jacobians_of_mixed_entry_types():
+    """The looped kernel stores a hand-written Jacobian whose rows mix int and float entries (rds.engine
+    .store_matrix: loops over homogeneous rows, entry by entry otherwise) and agrees with NumPy and with the
+    automatic Jacobian."""
+    auto = rds.RandomDynamicalSystem(ring5, noise=rds.noise.Gaussian(0.01), variables=tuple("abcde"), params=(0.3,))
+    hand = auto.replace(jacobian=ring5_jacobian)
+    X = np.random.default_rng(4).uniform(-1, 1, (40, 5))
+    ref = hand.propagate_tangent(X, 40, tangent=np.eye(5), seed=2, qr_every=4, backend="numpy")
+    for system in (hand, auto):
+        out = system.propagate_tangent(X, 40, tangent=np.eye(5), seed=2, qr_every=4, backend="numba")
+        np.testing.assert_allclose(out["logr"], ref["logr"], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(out["V"], ref["V"], rtol=0, atol=1e-9)
+
+
 def test_run_segments_are_lazy_and_cut_at_blocks_and_records():
     from itertools import islice
 

@@ -93,15 +93,19 @@ def _gd_functions(hidden: int, inputs: int = 1):
     jac = ["def gd_jacobian(state, xi, params):"] + head
     jac += [f"    a{a}_{b} = z" for a in range(P) for b in range(a, P)]
     jac += loop
+    # per data point: the gradient entries g_a, and the neuron factors of the second derivatives, once each
+    jac += [f"        g{a} = {grad[a]}" for a in range(P)]
+    jac += [f"        h{j} = 2.0 * r * v{j} * s{j} * t{j}" for j in range(N)]
+    jac += [f"        e{j} = r * s{j}" for j in range(N)]
     for a in range(P):
         for b in range(a, P):
             extra = ""
             j = neuron[a]
             if a < N * d and b < N * d and neuron[b] == j:
-                extra = f" - 2.0 * r * v{j} * {xs[comp[a]]} * {xs[comp[b]]} * s{j} * t{j}"
+                extra = f" - h{j} * {xs[comp[a]]} * {xs[comp[b]]}"
             elif a < N * d and b == N * d + j:
-                extra = f" + r * {xs[comp[a]]} * s{j}"
-            jac.append(f"        a{a}_{b} = a{a}_{b} + ({grad[a]}) * ({grad[b]}){extra}")
+                extra = f" + e{j} * {xs[comp[a]]}"
+            jac.append(f"        a{a}_{b} = a{a}_{b} + g{a} * g{b}{extra}")
     jac.append("    c = 2.0 * eta / n")
     rows = []
     for a in range(P):
