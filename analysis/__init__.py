@@ -30,6 +30,7 @@ from analysis.degenerate_stability import (
     valley_potential,
 )
 from analysis.escape_times import escape_time_scan, escape_times, sample_uniform, survival_summary
+from analysis.loss_curves import default_losses, loss_curves, plot_loss_curves
 from analysis.lyapunov import lyapunov_spectrum
 from analysis.neuron_splitting import (
     PlateauClassification,
@@ -83,6 +84,7 @@ __all__ = [
     "compare_random_averaged",
     "conditional_r_system",
     "convergence_modulo_symmetry",
+    "default_losses",
     "count_unstable",
     "degenerate_stability",
     "distance_to_optimal_set",
@@ -96,6 +98,7 @@ __all__ = [
     "jacobian_wv",
     "learning_curves",
     "load_dataset",
+    "loss_curves",
     "lyapunov_spectrum",
     "make_dataset",
     "mu_eigenvalues",
@@ -106,6 +109,7 @@ __all__ = [
     "plot_exponent_history",
     "plot_exponent_vs_sigma2",
     "plot_learning_curves",
+    "plot_loss_curves",
     "plot_plateau_map",
     "plot_pullback_attractors",
     "plot_trajectory",

@@ -44,6 +44,8 @@ def tiny_datasets():
     gd = rds.models.teacher_student(x, y, hidden=2, eta=0.01)
     out["learning_curves"] = analysis.learning_curves(gd, np.array([-0.13, 0.13, 0.16, -0.15]), 200, num=10,
                                                       backend="numpy")
+    scm = rds.models.soft_committee(inputs=2, hidden=2)
+    out["loss_curves"] = analysis.loss_curves(scm, np.full((2, scm.nvar), 0.1), 50, num=5, backend="numpy")
     rng = np.random.default_rng(249)
     X = rng.normal(size=(10, 2))
     Y = np.tanh(X @ (1.5 * rng.normal(size=(2, 2))).T) @ rng.normal(size=2)

@@ -39,7 +39,7 @@ from rds.models.two_layer import (
 from rds.noise import FixedDataset, Minibatches, NoiseSource
 from rds.system import RandomDynamicalSystem
 
-__all__ = ["dataset_sgd", "load_dataset", "dataset_loss", "SGDParams"]
+__all__ = ["dataset_sgd", "load_dataset", "dataset_loss", "dataset_losses", "SGDParams"]
 
 SGDParams = namedtuple("SGDParams", ["eta", "weight_decay"])
 
@@ -227,3 +227,40 @@ def dataset_loss(system, theta, X, y):
     X = np.asarray(X, dtype=float).reshape(-1, d)
     return loss(W, v, X, y, system.attrs["activation"], system.attrs["normalization"])
 
+
+
+def dataset_losses(system, test=None) -> dict:
+    """The losses of a :func:`dataset_sgd` network to follow along training: on its own data, and on test data.
+
+    Parameters
+    ----------
+    system : RandomDynamicalSystem
+        From :func:`dataset_sgd`.
+    test : (X_test, y_test) or None
+        Held-out data (same d); adds a ``"test"`` loss.
+
+    Returns
+    -------
+    dict of str to callable
+        ``{"train": L_train}`` (and ``"test"``): each maps θ of shape (..., D) to the full-dataset loss
+        :func:`dataset_loss`, shape (...). The default losses of :func:`analysis.loss_curves`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rds.models.dataset_sgd import dataset_sgd, dataset_losses, load_dataset
+    >>> X, y = load_dataset("iris")
+    >>> gd = dataset_sgd(X[:100], y[:100], hidden=2)
+    >>> losses = dataset_losses(gd, test=(X[100:], y[100:]))
+    >>> sorted(losses), losses["train"](np.zeros((3, gd.nvar))).shape
+    (['test', 'train'], (3,))
+    """
+    factory, spec = getattr(system, "_spec", (None, None))
+    if factory is not dataset_sgd:
+        raise ValueError("system must come from rds.models.dataset_sgd")
+    X, y = spec["X"], spec["y"]
+    out = {"train": lambda theta: dataset_loss(system, theta, X, y)}
+    if test is not None:
+        Xt, yt = check_data(np.asarray(test[0], dtype=float).reshape(-1, X.shape[1]), test[1], X.shape[1])
+        out["test"] = lambda theta: dataset_loss(system, theta, Xt, yt)
+    return out

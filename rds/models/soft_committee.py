@@ -32,6 +32,7 @@ from rds.models.two_layer import (
     forward,
     gradient,
     hessian,
+    loss,
     normalization_factor,
     pack,
     unpack,
@@ -40,7 +41,7 @@ from rds.models.two_layer import (
 from rds.noise import GaussianInputs
 from rds.system import RandomDynamicalSystem
 
-__all__ = ["soft_committee", "SCMParams"]
+__all__ = ["soft_committee", "generalization_losses", "SCMParams"]
 
 SCMParams = namedtuple("SCMParams", ["eta"])
 
@@ -142,3 +143,49 @@ def soft_committee(inputs: int = 1, hidden: int = 2, teacher_W=None, teacher_v=N
                                      "normalization": normalization, "common_noise": common_noise,
                                      "precision": precision})
     return system
+
+
+def generalization_losses(system, n_test: int = 4096, seed: int = 0) -> dict:
+    """The generalisation error of a :func:`soft_committee` student, estimated on a fixed Gaussian test set.
+
+    ε_g(θ) = c · E_x[(f(x; θ) − f*(x))²], x ~ N(0, σ² I_d), by the mean over ``n_test`` inputs drawn once
+    (``numpy.random.default_rng(seed)``): the same inputs for every θ, so curves along a trajectory are smooth and
+    comparable (statistical error ~ 1/√n_test relative).
+
+    Parameters
+    ----------
+    system : RandomDynamicalSystem
+        From :func:`soft_committee`.
+    n_test : int
+        Test inputs (≥ 1).
+    seed : int
+        Seed of the test inputs.
+
+    Returns
+    -------
+    dict of str to callable
+        ``{"generalization": ε_g}``, θ of shape (..., D) to shape (...). The default loss of
+        :func:`analysis.loss_curves` for this model.
+
+    Examples
+    --------
+    >>> import numpy as np, rds
+    >>> from rds.models.soft_committee import generalization_losses
+    >>> scm = rds.models.soft_committee(inputs=4, hidden=2)
+    >>> eg = generalization_losses(scm)["generalization"]
+    >>> teacher = np.concatenate([np.eye(2, 4).ravel(), np.ones(2)])   # the student equal to the teacher
+    >>> float(eg(teacher))
+    0.0
+    """
+    factory, spec = getattr(system, "_spec", (None, None))
+    if factory is not soft_committee:
+        raise ValueError("system must come from rds.models.soft_committee")
+    n_test = integer(n_test, "n_test", 1)
+    N, d = spec["hidden"], spec["inputs"]
+    x = np.random.default_rng(seed).normal(0.0, np.sqrt(spec["sigma2"]), (n_test, d))
+    y = forward(spec["teacher_W"], spec["teacher_v"], x, spec["activation"])
+
+    def generalization(theta):
+        W, v = unpack(np.asarray(theta, dtype=float), N, d)
+        return loss(W, v, x, y, spec["activation"], spec["normalization"])
+    return {"generalization": generalization}
