@@ -48,6 +48,14 @@ def main(argv=None):
         label = "common noise     " if common else "independent noise"
         print(f"{label}: numba {nb_rate / 1e6:8.0f} M member-steps/s | numpy {np_rate / 1e6:6.0f} M/s | "
               f"ratio {nb_rate / np_rate:5.1f}x | first call (compile) {first:.1f} s")
+    # minibatches: the map's loop over the batch must unroll for the member loop to vectorise (engine.UNROLL_THRESHOLD)
+    for batch in (2, 8, 16):
+        fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0, batch=batch)
+        fa.evolve(X0, 1, backend="numba")
+        nb_rate = rate(fa, X0, max(args.steps_numba // batch, 64), "numba", args.repeat)
+        np_rate = rate(fa, X0, args.steps_numpy, "numpy", args.repeat)
+        print(f"batch {batch:>2} common : numba {nb_rate / 1e6:8.0f} M member-steps/s | "
+              f"numpy {np_rate / 1e6:6.0f} M/s | ratio {nb_rate / np_rate:5.1f}x")
     # agreement of the two backends on the same noise
     fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
     a = fa.evolve(X0[:1000], 500, backend="numba")

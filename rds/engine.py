@@ -623,9 +623,35 @@ class _Kernel:
         return self._mod.kernel.signatures + self._mod.kernel1.signatures
 
     def __call__(self, X, *args):
-        if X.shape[1] <= self._one:
-            return self._mod.kernel1(X, *args)
-        return self._mod.kernel(X, *args)
+        fn = self._mod.kernel1 if X.shape[1] <= self._one else self._mod.kernel
+        if fn.signatures:
+            return fn(X, *args)
+        with _llvm_unroll_threshold(UNROLL_THRESHOLD):  # compiling (or loading from the on-disk cache)
+            return fn(X, *args)
+
+
+#: LLVM's full-unroll threshold at -O3 while a kernel compiles (LLVM's default: 300). A map's loop over a batch of
+#: noise samples (a compile-time length up to MAX_VEC_NOISE, :func:`rds.fastmath.nvec`) must be unrolled for the
+#: member loop around it to vectorise. FA evolve, 10⁵ members, M member-steps/s with the default → with this value:
+#: batch 2: 40 → 470, batch 8: 11 → 160, batch 16: 6 → 86 (``python benchmarks/engine.py``), for the same compile
+#: time. Only the engine's kernels compile with it (other code compiled in the process is not affected).
+UNROLL_THRESHOLD = 4000
+_LLVM_UNROLL_DEFAULT = 300
+
+
+class _llvm_unroll_threshold:
+    """Context: LLVM's ``-unroll-threshold-aggressive`` (the -O3 full-unroll threshold) set, then restored."""
+
+    def __init__(self, value):
+        self.value = int(value)
+
+    def __enter__(self):
+        import llvmlite.binding as llvm
+        llvm.set_option("rds", f"-unroll-threshold-aggressive={self.value}")
+
+    def __exit__(self, *exc):
+        import llvmlite.binding as llvm
+        llvm.set_option("rds", f"-unroll-threshold-aggressive={_LLVM_UNROLL_DEFAULT}")
 
 
 class _NumbaKernels:

@@ -252,6 +252,15 @@ def test_looped_tangent_kernel_stores_jacobians_of_mixed_entry_types():
         np.testing.assert_allclose(out["V"], ref["V"], rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("batch", [2, 16])
+def test_minibatch_kernels_unrolled_over_the_batch_agree_with_numpy(batch):
+    """With the batch loop unrolled (engine.UNROLL_THRESHOLD) the compiled FA step still equals NumPy's."""
+    fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0, batch=batch)
+    X = np.random.default_rng(5).uniform(-1, 1, (300, 4))
+    np.testing.assert_allclose(fa.evolve(X, 100, seed=2, backend="numba"), fa.evolve(X, 100, seed=2, backend="numpy"),
+                               rtol=0, atol=ATOL)
+
+
 def test_run_segments_are_lazy_and_cut_at_blocks_and_records():
     from itertools import islice
 
