@@ -16,19 +16,18 @@ Ratios are measured in one run (the machine may be shared; both sides of a ratio
 
 Run:  python benchmarks/vector_maps.py [--quick]
 
-Measured 2026-12-02 on the 2-core machine shared with other jobs (load average 6–12, so absolute rates are several
-times below an idle machine and vary between runs; ratios are from one run), 1024 steps, float64. After the
-divergence test became one fused add (``new + (s − s)``):
+Measured 2026-12-02 on the 2-core machine, 1024 steps, float64, 9 interleaved runs per side (XLA's CPU timings
+scatter by ±30 % from run to run, so both the best-time ratio and the median-time ratio are printed). Quiet machine
+(load average < 1):
 
-    D     members  rds jax member-steps/s   vs hand-written JAX   first call: evolve   top-10 tangent
-    4     256      6.2e6                    1.15                  5.8–8.6 s            3.3–7.0 s (k = 4)
-    220   256      5.9e5 (1.3e8 updates/s)  0.82 (0.74–0.86)      1.4–6.7 s            2.4–9.5 s
-    2550  64       8.6e4 (2.2e8 updates/s)  1.24 (0.20–1.24)      3.9–10.7 s           7.1–18.4 s
+    D     members  rds jax member-steps/s   vs hand (best / median)   first call: evolve   top-10 tangent
+    4     256      1.7e7                    0.84 / 0.91               1.5 s (JAX import)   0.6 s (k = 4)
+    220   256      1.3e6 (2.9e8 updates/s)  0.88 / 0.93               0.6 s                0.8 s
+    2550  64       2.1e5 (5.4e8 updates/s)  0.85 / 0.86               0.9 s                1.0 s
 
-NumPy reference: 2e3 / 2e3 / 1e3 member-steps/s; Numba at D = 4 (1e5 members) under this load: 0.9–1.2e6
-member-steps/s — its parallel threads suffer most from the oversubscription. The first-call figures include the
-JAX import and XLA compilation and grow with the load more than with D; the ≤ 5 s target for the top-10 tangent
-service at D = 2550 was not met on this loaded machine.
+With another job on the machine (load average 2.5) the ratios were 0.87 / 1.01 (D = 220) and 0.86 / 0.86
+(D = 2550), and the first top-10 tangent call at D = 2550 took 5.0 s. NumPy reference: 1e4 / 1e4 / 3e3
+member-steps/s; Numba at D = 4 (the FA model with batch 8, 1e5 members): 8e7 member-steps/s.
 """
 
 from __future__ import annotations
