@@ -99,7 +99,7 @@ def _evaluate(f: Callable, name: str, states: np.ndarray, finite: np.ndarray) ->
 
 def loss_curves(system, initial, steps, losses=None, *, num: int = 100, seed=0, realization=0, t0=0,
                 members=None, sample_seed=None, backend=None, executor=None, chunk_size=None, progress=None,
-                keep_states: bool = False) -> xr.Dataset:
+                keep_states: bool = False, units: str = "1") -> xr.Dataset:
     """Learning curves ℓ(θ_t) of an ensemble along its random trajectories, at log-spaced times.
 
     Parameters
@@ -125,6 +125,8 @@ def loss_curves(system, initial, steps, losses=None, *, num: int = 100, seed=0, 
         As in :meth:`rds.RandomDynamicalSystem.evolve`.
     keep_states : bool, keyword-only
         Also return the recorded states (time, member, var) (memory: num × members × var floats).
+    units : str, keyword-only
+        CF units of the losses (default ``"1"``: dimensionless, as for the built-in losses on standardised data).
 
     Returns
     -------
@@ -172,10 +174,11 @@ def loss_curves(system, initial, steps, losses=None, *, num: int = 100, seed=0, 
         coords={"curve": names, "time": tr.time.values, "member": np.arange(X0.shape[0])})
     if keep_states:
         ds["state"] = tr.state
-    ds["loss"].attrs["long_name"] = "loss along the trajectory, l(theta_t)"
-    ds["loss_mean"].attrs["long_name"] = "mean loss over the finite members"
-    ds["loss_median"].attrs["long_name"] = "median loss over the finite members"
-    ds["final"].attrs["long_name"] = "loss at the last recorded time"
+    ds["curve"].attrs["long_name"] = "loss function"
+    for name, text in (("loss", "loss along the trajectory, l(theta_t)"), ("loss_mean", "mean loss over the finite "
+                       "members"), ("loss_median", "median loss over the finite members"),
+                       ("final", "loss at the last recorded time")):
+        ds[name].attrs.update(long_name=text, units=units)
     ds.attrs.update(tr.attrs)
     ds.attrs.update({"analysis": "loss_curves", "num": num, "initial": how, "losses": " ".join(names)})
     return annotate(ds)

@@ -297,8 +297,8 @@ def _spectrum_dataset(system, res, *, dur, seed, t0, steps, transient, qr_every,
                 "time": t_start + dur, "elapsed": ("time", dur * float(system.dt)), "var": list(system.variables)},
     )
     units = "per unit time (sum of log R_cc divided by (steps - transient) * dt)"
-    ds["exponents"].attrs.update(long_name="Lyapunov exponents", units=units)
-    ds["history"].attrs.update(long_name="finite-time Lyapunov exponents after `elapsed`", units=units)
+    ds["exponents"].attrs.update(long_name="Lyapunov exponents", comment=units)  # CF units from rds.labels
+    ds["history"].attrs.update(long_name="finite-time Lyapunov exponents after `elapsed`", comment=units)
     ds["mean_exponents"].attrs.update(long_name="mean exponent over realizations and members (diverged dropped)")
     ds["stderr"].attrs.update(long_name="standard error of the mean exponent", method=method)
     ds["time"].attrs["long_name"] = "absolute time step t at which the finite-time exponent is recorded"

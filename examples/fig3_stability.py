@@ -29,6 +29,7 @@ from analysis.degenerate_stability import (
     valley_potential,
 )
 from analysis.plots_stability import plot_mu_eigenvalues, plot_pi_map
+from rds.io import save
 
 SIGMA2 = (0.01, 0.1, 1.0)
 
@@ -101,7 +102,7 @@ def run_fig3(out_dir="out", scale=1.0):
     t0 = time.perf_counter()
     ds = degenerate_stability(list(SIGMA2), grid, grid, x=np.linspace(-3.0, 3.0, 601), points=[(0.5, 0.5)])
     ds.attrs["example"] = "examples/fig3_stability.py"
-    ds.to_netcdf(os.path.join(out_dir, "fig3_stability.nc"))
+    save(ds, os.path.join(out_dir, "fig3_stability.nc"))
     plot_mu_eigenvalues(ds, sigma2=[0.1, 1.0]).savefig(os.path.join(out_dir, "fig3_mu.png"), dpi=120)
     plot_pi_map(ds).savefig(os.path.join(out_dir, "fig3_pi.png"), dpi=120)
     print(summary(ds))
@@ -115,7 +116,7 @@ def run_fig3(out_dir="out", scale=1.0):
         pts_w, pts_v = [0.5, 1.0, 0.3], [0.5, 0.3, 1.5]
         lines = ["Random vs averaged picture, 4-D step Jacobian at points of M_wv (eta = 0.1, sigma2 = 1):"]
         cmp = compare_random_averaged(fa, pts_w, pts_v, 1.0, x=np.linspace(-3, 3, 121))
-        cmp.to_netcdf(os.path.join(out_dir, "fig3_random_vs_averaged.nc"))
+        save(cmp, os.path.join(out_dir, "fig3_random_vs_averaged.nc"))
         for k in range(len(pts_w)):
             c = cmp.isel(point=k)
             tr = c["transverse_rate"].values
