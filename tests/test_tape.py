@@ -281,3 +281,24 @@ def test_threads_share_the_kernels_without_sharing_buffers():
     with ThreadPoolExecutor(4) as ex:
         a = run(ex)
     assert same_results(a, direct(lambda: run(None)))
+
+
+def test_the_store_masks_exactly_as_np_where():
+    from rds.engine import _np_sel
+
+    a = np.array([1.0, -0.0, 2.5])
+    for ok in (np.array([True, True, True]), np.array([True, False, True]), np.True_, np.False_):
+        for v in (a, a[::-1], a.astype(np.float32), a.astype(int), 0.5, np.float64(-0.0)):
+            ref = np.broadcast_to(np.where(ok, v, np.nan), (3,)).astype(float)
+            got = np.empty(3)
+            got[:] = _np_sel(ok, v)
+            assert bits(got) == bits(ref)
+
+    def swap(state, xi, params):  # results that are the state's own rows (views) are copied before storing
+        x, y = state
+        return (y, x)
+
+    s = user_system(swap, nvar=2)
+    X0 = initial(s, 5)
+    for steps in (1, 2, 3):
+        assert same_results(s.evolve(X0, steps, backend="numpy"), X0[:, ::-1] if steps % 2 else X0)
