@@ -4,8 +4,8 @@ Under the NumPy backend a map ``step(state, xi, params)`` runs on whole arrays o
 arithmetic operations allocates a temporary array. :class:`TapedMap` wraps the map: on the first call for a given
 layout of the arguments it evaluates the map directly, then records it once by calling it with proxy objects for
 the state variables, the noise sample and the parameters. Each operation on a proxy is computed on the real values
-(so the recording sees the real dtypes and shapes) and appended to a tape. The tape becomes a plain Python function
-in which
+of the first few members (so the recording sees the real dtypes, and its intermediate values stay small) and
+appended to a tape. The tape becomes a plain Python function in which
 
 * every operation on member arrays is a ufunc writing into a preallocated buffer (``np.multiply(a, b, buf)``);
   buffers are reused as soon as a value is dead, in place where an operand dies at that operation;
@@ -16,8 +16,8 @@ in which
   the map's expressions.
 
 ``ufunc(a, b, out=buf)`` computes what ``a op b`` computes, so the replayed results are bitwise those of the
-direct evaluation. The recorded function is checked once, on its first use: its result on the same inputs must
-equal the direct result bit for bit, else the map is evaluated directly for that layout.
+direct evaluation. The recorded function is checked once, on its first use: its result on all members of the same
+inputs must equal the direct result bit for bit, else the map is evaluated directly for that layout.
 
 Anything the recording does not understand (a branch ``if``/``bool`` on a traced value, ``float()`` or ``math.*``
 of a traced value, a function other than a ufunc or ``np.where`` applied to member arrays, in-place updates of
@@ -45,6 +45,8 @@ __all__ = ["TapedMap", "TapeError"]
 MAX_OPERATIONS = 20_000
 #: Layouts remembered per map (the table is emptied when full).
 MAX_LAYOUTS = 16
+#: Members the map is recorded on (the first ones; the recording is then checked on all of them).
+RECORD_MEMBERS = 16
 
 _MEMBER, _SCALAR, _NOISE = "member", "scalar", "noise"  # kinds of traced values
 _CONST_TYPES = (int, float, complex, bool, np.generic, np.ndarray)  # constants allowed next to member arrays
@@ -65,8 +67,8 @@ def _where_into(out, cond, a, b):
 class _Recorder:
     """The tape of one call of the map: instructions on numbered slots, constants by name."""
 
-    def __init__(self, members: int):
-        self.members = members
+    def __init__(self, members: int, full: int):
+        self.members, self.full = members, full  # members recorded on, members of the call
         self.kinds: list = []  # per slot
         self.dtypes: list = []  # per slot: the dtype of a member value written into a buffer, else None
         self.code: list = []  # (slot, mode, format, operand refs); mode: input, scalar, ufunc, where, extern
@@ -226,7 +228,10 @@ class _Proxy:
             raise AttributeError(name)
         value = getattr(self._value, name)
         if name in ("shape", "ndim", "size", "dtype"):
-            return value
+            if self._kind == _SCALAR or name == "dtype":
+                return value
+            shape = self._value.shape[:-1] + (self._rec.full,)  # as in the call (recorded on fewer members)
+            return {"shape": shape, "ndim": len(shape), "size": int(np.prod(shape))}[name]
         if self._kind != _SCALAR or not name.isidentifier():
             raise TapeError(f"attribute {name} of a member value")
         if callable(value):
@@ -234,7 +239,7 @@ class _Proxy:
         return self._rec.apply(f"{{0}}.{name}", lambda v: getattr(v, name), (self,))
 
     def __len__(self):
-        return len(self._value)
+        return len(self._value) if self._kind == _SCALAR or self._value.ndim > 1 else self._rec.full
 
     def __iter__(self):
         if self._kind == _MEMBER:
@@ -355,11 +360,15 @@ def _rebuild(params, proxies):
 def record(func, state, xi, params, independent: bool) -> _Tape:
     """Record ``func(state, xi, params)`` (real arguments) as a :class:`_Tape`; raises on anything unsupported."""
     members = state[0].shape[0]
-    rec = _Recorder(members)
+    m = min(members, RECORD_MEMBERS)  # recorded on the first members: intermediate values stay small
+    rec = _Recorder(m, members)
     lines = []
-    inputs = [rec.new(_MEMBER, s, "input", "", []) for s in state]
+    inputs = [rec.new(_MEMBER, s[:m], "input", "", []) for s in state]
     lines.append("    " + ", ".join(f"v{p._slot}" for p in inputs) + ", = state")
-    xi_proxy = rec.new(_NOISE if independent else _SCALAR, xi, "input", "", [])
+    if independent:  # the sample's last axis is the members'
+        xi_proxy = rec.new(_MEMBER if xi.ndim == 1 else _NOISE, xi[..., :m], "input", "", [])
+    else:
+        xi_proxy = rec.new(_SCALAR, xi, "input", "", [])
     lines.append(f"    v{xi_proxy._slot} = xi")
     leaves = _param_leaves(params)
     leaf_proxies = []
@@ -486,9 +495,9 @@ class TapedMap:
             return self._first(key, state, xi, params)
         bufs = self._local.__dict__.setdefault("buffers", {})
         b = bufs.get(key)
-        if b is None:
-            b = bufs[key] = tape.buffers()
-        return tape.replay(state, xi, params, b)
+        if b is None or b[0] is not tape:
+            b = bufs[key] = (tape, tape.buffers())
+        return tape.replay(state, xi, params, b[1])
 
     def release(self):
         """Free the calling thread's buffers (they are allocated again by the next call)."""
