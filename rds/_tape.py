@@ -45,12 +45,21 @@ __all__ = ["TapedMap", "TapeError"]
 MAX_OPERATIONS = 20_000
 #: Layouts remembered per map (the table is emptied when full).
 MAX_LAYOUTS = 16
+#: Fewer members than this: the map is evaluated directly (temporaries of one member cost little, and NumPy's
+#: in-place ufuncs on one-element arrays are slower than new ones).
+MIN_MEMBERS = 2
 #: Members the map is recorded on (the first ones; the recording is then checked on all of them).
 RECORD_MEMBERS = 16
 
 _MEMBER, _SCALAR, _NOISE = "member", "scalar", "noise"  # kinds of traced values
 _CONST_TYPES = (int, float, complex, bool, np.generic, np.ndarray)  # constants allowed next to member arrays
 _MISSING = object()
+#: Methods of per-step (noise or parameter) array values that are recorded (they do not modify the array).
+_METHODS = frozenset(["all", "any", "argmax", "argmin", "astype", "clip", "conj", "copy", "cumprod", "cumsum", "dot",
+                      "flatten", "item", "max", "mean", "min", "prod", "ravel", "reshape", "round", "squeeze", "std",
+                      "sum", "tolist", "transpose", "var"])
+#: NumPy functions that write into an argument (never recorded).
+_WRITERS = frozenset([np.copyto, np.put, np.place, np.putmask, np.fill_diagonal, np.put_along_axis])
 
 
 class TapeError(Exception):
@@ -69,7 +78,6 @@ class _Recorder:
 
     def __init__(self, members: int, full: int):
         self.members, self.full = members, full  # members recorded on, members of the call
-        self.kinds: list = []  # per slot
         self.dtypes: list = []  # per slot: the dtype of a member value written into a buffer, else None
         self.code: list = []  # (slot, mode, format, operand refs); mode: input, scalar, ufunc, where, extern
         self.ns: dict = {"where_into": _where_into}
@@ -79,8 +87,7 @@ class _Recorder:
     def new(self, kind, value, mode, fmt, refs, buffered=False):
         if len(self.code) >= MAX_OPERATIONS:
             raise TapeError("map too long to record")
-        slot = len(self.kinds)
-        self.kinds.append(kind)
+        slot = len(self.dtypes)
         self.dtypes.append(value.dtype if buffered else None)
         self.code.append((slot, mode, fmt, refs))
         return _Proxy(self, slot, kind, value)
@@ -93,13 +100,13 @@ class _Recorder:
             self.ns[name] = obj
         return self._names[key]
 
-    def ref(self, x, member_ok=True):
+    def ref(self, x):
         """The operand ``x`` in generated code, its real value and kind (None for a constant)."""
         if isinstance(x, _Proxy):
             if x._rec is not self:
                 raise TapeError("a value of another recording")
-            if x._kind == _NOISE or (x._kind == _MEMBER and not member_ok):
-                raise TapeError("unsupported use of a member value")
+            if x._kind == _NOISE:
+                raise TapeError("an operation on a per-member noise sample as a whole")
             return f"v{x._slot}", x._value, x._kind
         if isinstance(x, (list, dict, set)) or (isinstance(x, tuple) and _has_proxy(x)):
             raise TapeError("a container argument")
@@ -143,26 +150,22 @@ class _Recorder:
         name = self.const(ufunc)
         args = ", ".join(f"{{{i}}}" for i in range(len(inputs)))
         proxy = self.apply(f"{name}({args})", ufunc, inputs)
-        if proxy._kind == _MEMBER:  # ``a op b`` computes ``ufunc(a, b)``: write it into a buffer
+        if proxy._kind == _MEMBER:
             self.into_buffer(proxy, "ufunc", f"{name}({args}, out={{out}})")
         return proxy
 
     def operator(self, op, symbol, ufunc, args):
         expr = "(" + symbol.format(*(f"{{{i}}}" for i in range(len(args)))) + ")"
-        if ufunc is None:
-            return self.apply(expr, op, args)
-        if any(isinstance(a, _Proxy) and a._kind == _MEMBER for a in args):
-            for a in args:  # the operator's own dispatch must be the ufunc's: plain numbers and arrays only
-                if not isinstance(a, (_Proxy, *_CONST_TYPES)):
-                    raise TapeError("an unusual operand next to a member array")
         proxy = self.apply(expr, op, args)
-        if proxy._kind == _MEMBER:
+        if proxy._kind == _MEMBER and ufunc is not None:  # on arrays, ``a op b`` is ``ufunc(a, b)``
             name = self.const(ufunc)
             self.into_buffer(proxy, "ufunc", f"{name}(" + ", ".join(f"{{{i}}}" for i in range(len(args)))
                              + ", out={out})")
         return proxy
 
     def function(self, func, args, kwargs):
+        if func in _WRITERS or "out" in kwargs:
+            raise TapeError("a function that writes into its arguments")
         name = self.const(func)
         keys = list(kwargs)
         expr = f"{name}(" + ", ".join([f"{{{i}}}" for i in range(len(args))]
@@ -216,9 +219,10 @@ class _Proxy:
         raise TapeError("conversion of a traced value to an array")
 
     def _refuse(self, *args, **kwargs):
-        raise TapeError("a traced value used as a Python number or truth value")
+        raise TapeError("a traced value used as a Python number, truth value or text")
 
     __bool__ = __float__ = __int__ = __index__ = __complex__ = __round__ = __trunc__ = __floor__ = __ceil__ = _refuse
+    __repr__ = __str__ = __format__ = _refuse  # (a map that prints its values is evaluated directly)
 
     def __setitem__(self, key, value):
         raise TapeError("item assignment")
@@ -235,6 +239,8 @@ class _Proxy:
         if self._kind != _SCALAR or not name.isidentifier():
             raise TapeError(f"attribute {name} of a member value")
         if callable(value):
+            if name not in _METHODS:
+                raise TapeError(f"method {name}")
             return _Method(self, name)
         return self._rec.apply(f"{{0}}.{name}", lambda v: getattr(v, name), (self,))
 
@@ -485,6 +491,7 @@ class TapedMap:
         self.func, self.independent = func, independent
         self._tapes: dict = {}  # layout -> _Tape, or None: evaluated directly
         self._local = threading.local()
+        self._params_seen = (_MISSING, None)
 
     def __call__(self, state, xi, params):
         key = self._layout(state, xi, params) if self.enabled else None
@@ -503,17 +510,18 @@ class TapedMap:
         """Free the calling thread's buffers (they are allocated again by the next call)."""
         self._local.__dict__.pop("buffers", None)
 
-    @staticmethod
-    def _layout(state, xi, params):
+    def _layout(self, state, xi, params):
         if type(state) is not tuple or not state or type(xi) is not np.ndarray:
             return None
         lay = []
         for s in state:
-            if type(s) is not np.ndarray or s.ndim != 1:
+            if type(s) is not np.ndarray or s.ndim != 1 or s.shape[0] < MIN_MEMBERS:
                 return None
             lay.append((s.dtype, s.shape))
-        leaves = _leaf_types(params)
-        return None if leaves is None else (tuple(lay), xi.shape, xi.dtype, leaves)
+        seen = self._params_seen  # (the same parameters object on every step of a run: immutable leaves)
+        if seen[0] is not params:
+            seen = self._params_seen = (params, _leaf_types(params))
+        return None if seen[1] is None else (tuple(lay), xi.shape, xi.dtype, seen[1])
 
     def _first(self, key, state, xi, params):
         result = self.func(state, xi, params)  # the direct evaluation: its errors are the caller's

@@ -115,7 +115,7 @@ FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(FLOATS, FLOATS, FLOATS, FLOATS), min_size=1, max_size=6),
+@given(st.lists(st.tuples(FLOATS, FLOATS, FLOATS, FLOATS), min_size=2, max_size=6),
        st.lists(st.lists(FLOATS, min_size=2, max_size=2), min_size=2, max_size=4),
        st.floats(-10, 10), st.booleans())
 def test_replay_is_bitwise_the_direct_map_on_any_inputs(rows, xis, eta, int_eta):
@@ -142,6 +142,32 @@ def check_user(step, members=30, recorded=True, steps=20, **kw):
     assert set(tapes(s)) == {recorded}  # (the kernels, and their table, are shared by systems of one map)
     assert same_results(run(), direct(run))  # and again, from the table of layouts
     return s
+
+
+def test_noise_only_functions_and_methods_are_recorded_and_printing_falls_back():
+    def batch(state, xi, params):
+        (x,) = state
+        m, q = xi.mean(), np.dot(xi, xi)
+        return (0.5 * x + m * np.sum(xi * xi) * 0.1 + q * x * 0.01 + xi.reshape(3, 1)[1, 0] * x,)
+
+    def chatty(state, xi, params):
+        (x,) = state
+        print(end="")  # harmless
+        if params[0] < 0:
+            print(x)
+        return (0.5 * x + xi[0],)
+
+    def prints(state, xi, params):
+        (x,) = state
+        text = f"{xi[0]}"
+        return (0.5 * x + len(text) * 1e-3,)
+
+    s = rds.RandomDynamicalSystem(batch, noise=rds.noise.Gaussian(sigma2=0.5, batch=3), variables=("x",))
+    X0 = initial(s, 30)
+    assert same_results(s.evolve(X0, 10, backend="numpy"), direct(lambda: s.evolve(X0, 10, backend="numpy")))
+    assert tapes(s) == [True]
+    check_user(chatty, recorded=False)
+    check_user(prints, recorded=False)
 
 
 def test_a_branch_on_a_state_value_falls_back():
@@ -189,9 +215,11 @@ def test_member_counts_and_shapes_are_those_of_the_call():
         x, y = state
         return (x * (1.0 / x.shape[0]) + xi[0] * len(y), y + x.size * 1e-3 + xi.shape[0])
 
-    for members in (1, _tape.RECORD_MEMBERS, _tape.RECORD_MEMBERS + 1, 200):
+    for members in (_tape.MIN_MEMBERS, _tape.RECORD_MEMBERS, _tape.RECORD_MEMBERS + 1, 200):
         check_user(shapes, nvar=2, members=members)
         check_user(shapes, nvar=2, members=members, common_noise=False)
+    s = check_user(shapes, nvar=2, members=_tape.MIN_MEMBERS - 1)  # evaluated directly: no new layout
+    assert len(s._get_kernels("numpy")._taped[0]._tapes) == 4
 
 
 def test_math_on_a_traced_value_behaves_as_before():
