@@ -33,6 +33,7 @@ arrays) as they were when it was recorded, and does not repeat Python-level side
 from __future__ import annotations
 
 import operator
+import sys
 import threading
 
 import numpy as np
@@ -80,6 +81,7 @@ class _Recorder:
         self.members, self.full = members, full  # members recorded on, members of the call
         self.dtypes: list = []  # per slot: the dtype of a member value written into a buffer, else None
         self.code: list = []  # (slot, mode, format, operand refs); mode: input, scalar, ufunc, where, extern
+        self.origin: list = []  # per slot: the map's source line that computed it (a comment in the replay)
         self.ns: dict = {"where_into": _where_into}
         self._names: dict = {}
 
@@ -90,6 +92,7 @@ class _Recorder:
         slot = len(self.dtypes)
         self.dtypes.append(value.dtype if buffered else None)
         self.code.append((slot, mode, fmt, refs))
+        self.origin.append(_caller() if mode != "input" else "")
         return _Proxy(self, slot, kind, value)
 
     def const(self, obj) -> str:
@@ -176,6 +179,16 @@ class _Recorder:
                 raise TapeError(f"{getattr(func, '__name__', func)} of member arrays")
             self.into_buffer(proxy, "where", "where_into({out}, {0}, {1}, {2})")
         return proxy
+
+
+def _caller() -> str:
+    """``"  # file:line"`` of the map's code that called into the recording (shown with warnings of the replay)."""
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename == __file__:
+        f = f.f_back
+    if f is None:
+        return ""
+    return f"  # {f.f_code.co_filename}:{f.f_lineno}".replace("\n", " ").replace("\r", " ")
 
 
 def _has_proxy(obj) -> bool:
@@ -420,7 +433,7 @@ def record(func, state, xi, params, independent: bool) -> _Tape:
             release(dying)
         if slot not in last:
             release([slot])
-        lines.append(f"    v{slot} = " + fmt.format(*refs, out=out_name))
+        lines.append(f"    v{slot} = " + fmt.format(*refs, out=out_name) + rec.origin[slot])
 
     head = ["def replay(state, xi, params, B):"]
     if dtypes:
