@@ -27,7 +27,8 @@ A layout is the number, dtype and shape of the state arrays, the type, shape and
 the structure and leaf types of the parameters; each layout is recorded and checked on its own.
 
 The recording keeps references to the objects the map reads besides its arguments (module constants, closure
-arrays) as they were when it was recorded, and does not repeat Python-level side effects of the map.
+arrays) as they were when it was recorded, and does not repeat Python-level side effects of the map; the engine
+calls :meth:`TapedMap.refresh` at the start of each service call, which records afresh if any of them changed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import threading
 import numpy as np
 
 from rds._codegen import make_function, tuple_src
+from rds._kernel_cache import Uncacheable, fingerprint
 
 __all__ = ["TapedMap", "TapeError"]
 
@@ -505,6 +507,7 @@ class TapedMap:
         self._tapes: dict = {}  # layout -> _Tape, or None: evaluated directly
         self._local = threading.local()
         self._params_seen = (_MISSING, None)
+        self._fingerprint = None
 
     def __call__(self, state, xi, params):
         key = self._layout(state, xi, params) if self.enabled else None
@@ -518,6 +521,21 @@ class TapedMap:
         if b is None or b[0] is not tape:
             b = bufs[key] = (tape, tape.buffers())
         return tape.replay(state, xi, params, b[1])
+
+    def refresh(self):
+        """Forget the tapes if the map changed since they were recorded.
+
+        Changed means its code, constants, closures or the globals it reads (a module constant set anew between two
+        runs): :func:`rds._kernel_cache.fingerprint`, about 30 µs. A map that cannot be fingerprinted is recorded
+        afresh. Called at the start of each service call, so a run sees the map as the direct evaluation would.
+        """
+        try:
+            fp = fingerprint(self.func)
+        except Uncacheable:
+            fp = None
+        if fp is None or fp != self._fingerprint:
+            self._tapes.clear()
+            self._fingerprint = fp
 
     def release(self):
         """Free the calling thread's buffers (they are allocated again by the next call)."""

@@ -250,12 +250,17 @@ class _NumpyKernels:
         self._exit_cache = {}
         self._tangent_cache = {}
 
+    def _begin(self):
+        for taped in self._taped:
+            taped.refresh()
+
     def _release(self):
         for taped in self._taped:
             taped.release()
 
     def evolve(self, X, noise, params, nsteps):
         m = slice(None)
+        self._begin()
         try:
             for t in range(nsteps):
                 self._evolve(X, m, self._xi_of(noise, t), t, params)
@@ -272,6 +277,7 @@ class _NumpyKernels:
     def tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
         update, qr = self._tangent_update(V.shape[1])
         m = slice(None)
+        self._begin()
         try:
             for t in range(nsteps):
                 update(X, V, m, self._xi_of(noise, t), t, params)
@@ -284,6 +290,7 @@ class _NumpyKernels:
     def exit(self, X, exit_step, noise, params, nsteps, n0, inside):
         update = self._exit_update(inside)
         m = slice(None)
+        self._begin()
         try:
             for t in range(nsteps):
                 update(X, exit_step, m, self._xi_of(noise, t), t, params, n0 + t + 1)

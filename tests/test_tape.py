@@ -340,3 +340,26 @@ def test_the_store_masks_exactly_as_np_where():
     X0 = initial(s, 5)
     for steps in (1, 2, 3):
         assert same_results(s.evolve(X0, steps, backend="numpy"), X0[:, ::-1] if steps % 2 else X0)
+
+
+GAIN = 0.5
+
+
+def test_a_module_constant_set_anew_between_runs_is_seen_as_by_the_direct_evaluation():
+    global GAIN
+
+    def gain_map(state, xi, params):
+        (x,) = state
+        return (GAIN * np.tanh(x) + xi[0],)
+
+    s = user_system(gain_map)
+    X0 = initial(s, 20)
+    run = lambda: s.evolve(X0, 10, seed=2, backend="numpy")  # noqa: E731
+    try:
+        first = run()
+        assert same_results(first, direct(run)) and tapes(s) == [True]
+        GAIN = 0.9
+        second = run()  # re-recorded: the tape of GAIN = 0.5 is forgotten
+        assert same_results(second, direct(run)) and not same_results(first, second)
+    finally:
+        GAIN = 0.5
