@@ -58,7 +58,7 @@ from concurrent.futures import Executor
 
 import numpy as np
 
-from rds import _kernel_cache
+from rds import _kernel_cache, _tape
 from rds._codegen import make_function, tuple_src
 from rds._complexstep import COMPLEX_STEP, complex_step_jacobian_source  # noqa: F401 (the automatic Jacobian's home)
 from rds.noise import NOISE_BLOCK
@@ -215,6 +215,9 @@ def mgs(V, logr, m):
 # backend namespaces
 
 def _np_sel(ok, a):
+    # a float64 array of its own (no view of the state) where all members are finite: itself, stored as is
+    if type(a) is np.ndarray and a.base is None and a.dtype == np.float64 and ok.all():
+        return a
     return np.where(ok, a, np.nan)
 
 
@@ -223,7 +226,12 @@ def _np_pick(cond, a, b):
 
 
 class _NumpyKernels:
-    """Vectorised reference kernels: a Python loop over steps, NumPy over members."""
+    """Vectorised reference kernels: a Python loop over steps, NumPy over members.
+
+    The map and its Jacobian are called through :class:`rds._tape.TapedMap`: recorded once, then replayed with
+    preallocated buffers and in-place ufuncs (bitwise the direct evaluation; maps it cannot record are evaluated
+    directly). The buffers are freed at the end of each service call.
+    """
 
     name = "numpy"
 
@@ -231,7 +239,8 @@ class _NumpyKernels:
         nvar = len(system.variables)
         nd = len(system.noise.shape)
         ind = system.independent_noise
-        ns = {"step": system.step, "jac": system._jacobian_function(), "sel": _np_sel, "pick": _np_pick,
+        self._taped = (_tape.TapedMap(system.step, ind), _tape.TapedMap(system._jacobian_function(), ind))
+        ns = {"step": self._taped[0], "jac": self._taped[1], "sel": _np_sel, "pick": _np_pick,
               "isfinite": np.isfinite}
         self._nvar, self._nd, self._ind = nvar, nd, ind
         self._evolve = make_function(evolve_source(nvar, nd, ind), "update", ns)
@@ -241,10 +250,22 @@ class _NumpyKernels:
         self._exit_cache = {}
         self._tangent_cache = {}
 
+    def _begin(self):
+        for taped in self._taped:
+            taped.refresh()
+
+    def _release(self):
+        for taped in self._taped:
+            taped.release()
+
     def evolve(self, X, noise, params, nsteps):
         m = slice(None)
-        for t in range(nsteps):
-            self._evolve(X, m, self._xi_of(noise, t), t, params)
+        self._begin()
+        try:
+            for t in range(nsteps):
+                self._evolve(X, m, self._xi_of(noise, t), t, params)
+        finally:
+            self._release()
 
     def _tangent_update(self, k):
         if k not in self._tangent_cache:
@@ -256,19 +277,27 @@ class _NumpyKernels:
     def tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
         update, qr = self._tangent_update(V.shape[1])
         m = slice(None)
-        for t in range(nsteps):
-            update(X, V, m, self._xi_of(noise, t), t, params)
-            n = n0 + t + 1
-            if n % qr_every == 0 or (t == nsteps - 1 and qr_final):
-                qr(V, logr, m)
+        self._begin()
+        try:
+            for t in range(nsteps):
+                update(X, V, m, self._xi_of(noise, t), t, params)
+                n = n0 + t + 1
+                if n % qr_every == 0 or (t == nsteps - 1 and qr_final):
+                    qr(V, logr, m)
+        finally:
+            self._release()
 
     def exit(self, X, exit_step, noise, params, nsteps, n0, inside):
         update = self._exit_update(inside)
         m = slice(None)
-        for t in range(nsteps):
-            update(X, exit_step, m, self._xi_of(noise, t), t, params, n0 + t + 1)
-            if np.all(exit_step >= 0):
-                break
+        self._begin()
+        try:
+            for t in range(nsteps):
+                update(X, exit_step, m, self._xi_of(noise, t), t, params, n0 + t + 1)
+                if np.all(exit_step >= 0):
+                    break
+        finally:
+            self._release()
 
     def _exit_update(self, inside):
         key = id(inside)
