@@ -36,6 +36,8 @@ from __future__ import annotations
 import operator
 import sys
 import threading
+import types
+from typing import Any
 
 import numpy as np
 
@@ -185,7 +187,7 @@ class _Recorder:
 
 def _caller() -> str:
     """``"  # file:line"`` of the map's code that called into the recording (shown with warnings of the replay)."""
-    f = sys._getframe(1)
+    f: types.FrameType | None = sys._getframe(1)
     while f is not None and f.f_code.co_filename == __file__:
         f = f.f_back
     if f is None:
@@ -217,7 +219,7 @@ class _Proxy:
     """A traced value: its slot in the recording, its kind and its real value."""
 
     __slots__ = ("_rec", "_slot", "_kind", "_value")
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # unhashable, like an array
 
     def __init__(self, rec, slot, kind, value):
         self._rec, self._slot, self._kind, self._value = rec, slot, kind, value
@@ -312,9 +314,15 @@ def _operator(op, symbol, ufunc, reflected=False, inplace=False):
         def method(self, other):
             return self._rec.operator(op, symbol, ufunc, (other, self))
     else:
-        def method(self, *others):
+        def method(self, *others):  # type: ignore[misc]  # unary and binary operators
             return self._rec.operator(op, symbol, ufunc, (self, *others))
     return method
+
+
+_name: str
+_op: Any
+_sym: str
+_uf: Any
 
 
 for _name, _op, _sym, _uf in [
@@ -335,7 +343,6 @@ for _name, _op, _sym, _uf in [
         ("neg", operator.neg, "-{}", np.negative), ("pos", operator.pos, "+{}", np.positive),
         ("abs", operator.abs, "abs({})", np.absolute), ("invert", operator.invert, "~{}", np.invert)]:
     setattr(_Proxy, f"__{_name}__", _operator(_op, _sym, _uf))
-_Proxy.__hash__ = None
 del _name, _op, _sym, _uf
 
 
@@ -408,7 +415,9 @@ def record(func, state, xi, params, independent: bool) -> _Tape:
             if r[0] == "v":
                 last[int(r[1:])] = i
     pinned = {int(r[1:]) for r in _output_refs(out)}
-    free, buf_of, dtypes = {}, {}, []
+    free: dict = {}
+    buf_of: dict = {}
+    dtypes: list = []
 
     def release(slots):
         for s in slots:

@@ -255,9 +255,9 @@ def dataset_losses(system, test=None) -> dict:
     >>> sorted(losses), losses["train"](np.zeros((3, gd.nvar))).shape
     (['test', 'train'], (3,))
     """
-    factory, spec = getattr(system, "_spec", (None, None))
-    if factory is not dataset_sgd:
+    if getattr(system, "_spec", (None,))[0] is not dataset_sgd:
         raise ValueError("system must come from rds.models.dataset_sgd")
+    spec: dict = system._spec[1]
     X, y = spec["X"], spec["y"]
     out = {"train": lambda theta: dataset_loss(system, theta, X, y)}
     if test is not None:

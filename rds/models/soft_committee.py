@@ -177,9 +177,9 @@ def generalization_losses(system, n_test: int = 4096, seed: int = 0) -> dict:
     >>> float(eg(teacher))
     0.0
     """
-    factory, spec = getattr(system, "_spec", (None, None))
-    if factory is not soft_committee:
+    if getattr(system, "_spec", (None,))[0] is not soft_committee:
         raise ValueError("system must come from rds.models.soft_committee")
+    spec: dict = system._spec[1]
     n_test = integer(n_test, "n_test", 1)
     N, d = spec["hidden"], spec["inputs"]
     x = np.random.default_rng(seed).normal(0.0, np.sqrt(spec["sigma2"]), (n_test, d))
