@@ -467,7 +467,7 @@ def _nvec_ndim(nv):
 # ------------------------------------------------------------------------------------------------ piecewise (scalars)
 # Maps written elementwise use np.where and np.clip on scalars under Numba, where np.where of scalars returns a 0-d
 # array and np.clip takes arrays only. These stand-ins give scalars for scalars (arrays: NumPy's). Their
-# complex-step versions, for the automatic Jacobian, are in rds._complexstep (helper F, issue 16 A1).
+# complex-step versions, for the automatic Jacobian, are in rds._complexstep.
 def _where_scalar(condition, x=None, y=None):
     return np.where(condition) if x is None and y is None else np.where(condition, x, y)
 
