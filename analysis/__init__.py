@@ -30,7 +30,7 @@ from analysis.degenerate_stability import (
     valley_potential,
 )
 from analysis.escape_times import escape_time_scan, escape_times, sample_uniform, survival_summary
-from analysis.loss_curves import default_losses, loss_curves, plot_loss_curves
+from analysis.loss_curves import default_losses, loss_curves
 from analysis.lyapunov import lyapunov_spectrum
 from analysis.neuron_splitting import (
     PlateauClassification,
@@ -63,6 +63,7 @@ from analysis.overfitting import (
     training_hessian,
 )
 from analysis.plots_lyapunov import plot_exponent_history, plot_exponent_vs_sigma2, plot_transverse_exponents
+from analysis.plots_overfitting import plot_loss_curves
 from analysis.pullback import (
     hausdorff_distance,
     plot_pullback_attractors,

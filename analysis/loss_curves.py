@@ -9,8 +9,8 @@ training loss falls.
 
 The trajectory is recorded by the core engine (:meth:`rds.RandomDynamicalSystem.trajectory` at ``t0`` and
 ``num`` log-spaced times, :func:`rds.timegrid.log_times`); the losses are plain functions of θ evaluated on the
-records afterwards, so they never slow the run. Models declare their usual losses
-(:func:`rds.models.dataset_sgd.dataset_losses`: training and test error on a dataset;
+records afterwards, so they never slow the run (figure: :func:`analysis.plot_loss_curves`). Models declare their
+usual losses (:func:`rds.models.dataset_sgd.dataset_losses`: training and test error on a dataset;
 :func:`rds.models.soft_committee.generalization_losses`: the generalisation error ε_g of a soft committee machine,
 Saad & Solla, Phys. Rev. E 52 (1995) 4225); any other callable on θ works on any map, elementwise or vector.
 """
@@ -28,7 +28,7 @@ from rds.labels import annotate
 from rds.sampling import initial_states
 from rds.timegrid import log_times
 
-__all__ = ["loss_curves", "default_losses", "plot_loss_curves"]
+__all__ = ["loss_curves", "default_losses"]
 
 
 def default_losses(system) -> dict:
@@ -182,49 +182,3 @@ def loss_curves(system, initial, steps, losses=None, *, num: int = 100, seed=0, 
     ds.attrs.update(tr.attrs)
     ds.attrs.update({"analysis": "loss_curves", "num": num, "initial": how, "losses": " ".join(names)})
     return annotate(ds)
-
-
-def plot_loss_curves(ds, losses=None, ax=None, members: bool = True):
-    """Log–log learning curves of :func:`loss_curves`: the mean per loss, and each member thin.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        From :func:`loss_curves`.
-    losses : sequence of str, optional
-        Which losses (default: all).
-    ax : matplotlib Axes, optional
-    members : bool
-        Draw each member's curve (thin, transparent) under the mean.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Examples
-    --------
-    >>> import numpy as np, rds, analysis
-    >>> scm = rds.models.soft_committee(inputs=2, hidden=2, eta=0.1, sigma2=0.5)
-    >>> ds = analysis.loss_curves(scm, np.full((3, scm.nvar), 0.1), 200, num=10, backend="numpy")
-    >>> fig = analysis.plot_loss_curves(ds)
-    >>> len(fig.axes[0].lines)    # 3 members + the mean
-    4
-    """
-    if ax is None:
-        from matplotlib.figure import Figure
-        fig = Figure(figsize=(6, 4))
-        ax = fig.add_subplot()
-    fig = ax.figure
-    names = list(ds["curve"].values) if losses is None else list(losses)
-    sel = ds.sel(time=ds.time > 0)
-    t = sel.time.values
-    for i, name in enumerate(names):
-        c = f"C{i}"
-        if members:
-            for m in sel.member.values:
-                ax.loglog(t, sel.loss.sel(curve=name, member=m), color=c, lw=0.5, alpha=0.3)
-        ax.loglog(t, sel.loss_mean.sel(curve=name), color=c, lw=2, label=f"{name} (mean)")
-    ax.set_xlabel("step t")
-    ax.set_ylabel("loss")
-    ax.legend()
-    return fig

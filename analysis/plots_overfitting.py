@@ -1,4 +1,4 @@
-"""Figures of the overfitting study: learning curves and the (w, v) trajectory.
+"""Figures of learning curves: the overfitting study's (E_tr, E_gen), its (w, v) trajectory, and any map's losses.
 
 Reference: Maleknia & Sato, "Plateaus, optima and overfitting in multi-layer perceptrons: a saddle–saddle–attractor
 scenario" (2026), Fig. 4. Each function takes ``ax=`` (``axes=``) and returns the Figure; matplotlib is imported
@@ -13,7 +13,7 @@ import xarray as xr
 from analysis.overfitting import optimal_set_sample
 from rds.symmetry import orbit
 
-__all__ = ["plot_learning_curves", "plot_trajectory"]
+__all__ = ["plot_learning_curves", "plot_loss_curves", "plot_trajectory"]
 
 
 def _figure(ax, size):
@@ -113,4 +113,46 @@ def plot_trajectory(curves, axes=None):
         ax.set_aspect("equal")
     axes[0].legend(fontsize=7, loc="lower right")
     fig.colorbar(sc, ax=list(axes), label="log10 t")
+    return fig
+
+
+def plot_loss_curves(ds, losses=None, ax=None, members: bool = True):
+    """Log–log learning curves of :func:`loss_curves`: the mean per loss, and each member thin.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        From :func:`analysis.loss_curves`.
+    losses : sequence of str, optional
+        Which losses (default: all).
+    ax : matplotlib Axes, optional
+    members : bool
+        Draw each member's curve (thin, transparent) under the mean.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, rds, analysis
+    >>> scm = rds.models.soft_committee(inputs=2, hidden=2, eta=0.1, sigma2=0.5)
+    >>> ds = analysis.loss_curves(scm, np.full((3, scm.nvar), 0.1), 200, num=10, backend="numpy")
+    >>> fig = analysis.plot_loss_curves(ds)
+    >>> len(fig.axes[0].lines)    # 3 members + the mean
+    4
+    """
+    fig, ax = _figure(ax, (6, 4))
+    names = list(ds["curve"].values) if losses is None else list(losses)
+    sel = ds.sel(time=ds.time > 0)
+    t = sel.time.values
+    for i, name in enumerate(names):
+        c = f"C{i}"
+        if members:
+            for m in sel.member.values:
+                ax.loglog(t, sel.loss.sel(curve=name, member=m), color=c, lw=0.5, alpha=0.3)
+        ax.loglog(t, sel.loss_mean.sel(curve=name), color=c, lw=2, label=f"{name} (mean)")
+    ax.set_xlabel("step t")
+    ax.set_ylabel("loss")
+    ax.legend()
     return fig

@@ -51,6 +51,7 @@ per-member-step cost plus compiling, or loading from the cache, the service).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import warnings
@@ -668,18 +669,14 @@ UNROLL_THRESHOLD = 4000
 _LLVM_UNROLL_DEFAULT = 300
 
 
-class _llvm_unroll_threshold:
-    """Context: LLVM's ``-unroll-threshold-aggressive`` (the -O3 full-unroll threshold) set, then restored."""
-
-    def __init__(self, value):
-        self.value = int(value)
-
-    def __enter__(self):
-        import llvmlite.binding as llvm
-        llvm.set_option("rds", f"-unroll-threshold-aggressive={self.value}")
-
-    def __exit__(self, *exc):
-        import llvmlite.binding as llvm
+@contextlib.contextmanager
+def _llvm_unroll_threshold(value):
+    """LLVM's ``-unroll-threshold-aggressive`` (the -O3 full-unroll threshold) set to ``value``, then restored."""
+    import llvmlite.binding as llvm
+    llvm.set_option("rds", f"-unroll-threshold-aggressive={int(value)}")
+    try:
+        yield
+    finally:
         llvm.set_option("rds", f"-unroll-threshold-aggressive={_LLVM_UNROLL_DEFAULT}")
 
 
