@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from rds import engine
+import rds.backends
 from rds._checks import integer, tangent_vectors
 from rds.labels import annotate
 from rds.noise import check_seed
@@ -196,9 +196,9 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
     V0 = _initial_tangents(system.nvar, X.shape[0], k, tangent)
     n = steps - transient
     dur = history_times(n, num_history)
-    if backend is None:  # one choice for all realisations, by their total work (rds.engine.choose_backend)
-        backend = engine.choose_backend(system, None, X.shape[0] * steps, steps=steps, service="tangent",
-                                        k=V0.shape[2], repeats=realizations)
+    if backend is None:  # one choice for all realisations, by their total work (the one chooser, rds.backends)
+        backend = rds.backends.choose(system, None, X, rds.backends.Plan("tangent", X.shape[0], steps,
+                                                                         k=V0.shape[2], repeats=realizations))
     run = dict(seed=seed, backend=backend, executor=executor, chunk_size=chunk_size, progress=progress)
     res = _run_realizations(system, X, V0, realizations=realizations, t0=t0, transient=transient, n=n,
                             dur=dur, qr_every=qr_every, run=run)

@@ -30,7 +30,6 @@ import numpy as np
 import xarray as xr
 from scipy.spatial import cKDTree
 
-from rds import engine
 from rds._checks import integer, nonnegative
 from rds.labels import annotate
 from rds.regions import Box
@@ -216,9 +215,9 @@ def _pullback_runs(system, B, taus, t, run):
         if tau == 0:
             states[k] = B
             continue
-        # the backend evolve will pick
-        backends.add(engine.choose_backend(system, run["backend"], B.shape[0] * int(tau), steps=int(tau)))
-        states[k] = system.evolve(B, int(tau), t0=int(t - tau), **run)
+        out = system.run(B, int(tau), t0=int(t - tau), **run)
+        states[k] = out["state"]
+        backends.add(out.backend)  # what ran
     return states, backends
 
 

@@ -58,7 +58,7 @@ def _jax_info() -> dict[str, Any]:
     try:
         import importlib
 
-        jax_backend = importlib.import_module("rds.jax_backend")  # the engine's JAX backend, where there is one
+        jax_backend = importlib.import_module("rds.backends.jax")  # the JAX backend, where there is one
         info["rds_backend"] = bool(jax_backend.available())
     except Exception:
         info["rds_backend"] = False

@@ -44,6 +44,7 @@ from numba.extending import overload
 
 from rds import fastmath
 from rds._codegen import make_function, tuple_src
+from rds._identity import global_names
 
 __all__ = ["COMPLEX_STEP", "SUPPORTED", "complex_numpy", "complex_math", "ops", "complex_step_clone",
            "complex_step_jacobian_source", "jacobian_function"]
@@ -73,7 +74,7 @@ def complex_step_jacobian_source(nvar: int) -> str:
 def jacobian_function(step, nvar: int):
     """The automatic Jacobian ``jac(state, xi, params)`` of ``step``: rows ``((∂f0/∂x0, …), …)``, exact.
 
-    The same ``step`` gives the same function object (compiled kernels are cached by identity).
+    Made once per map identity by the backends (:meth:`rds.maps.ElementwiseMap.jacobian_function`).
 
     Examples
     --------
@@ -683,7 +684,6 @@ class _RealPartOperators(ast.NodeTransformer):
 
 
 # ------------------------------------------------------------------------------------------------ the clone
-_CLONES: dict = {}
 _SUBST_BY_ID: dict = {}
 
 
@@ -703,7 +703,7 @@ def _ours(obj) -> bool:
         globals(), vars(fastmath)) or getattr(obj, "__globals__", {}).get("_rds_impl") is _impl
 
 
-def _substitute(obj):
+def _substitute(obj, memo):
     """The complex-step-safe stand-in of a global or closure value of a map (itself if it needs none)."""
     if _ours(obj):
         return obj
@@ -712,18 +712,19 @@ def _substitute(obj):
     if obj is math or obj is fastmath.fast_math:
         return complex_math
     if isinstance(obj, (pytypes.FunctionType, pytypes.MethodType)) or hasattr(obj, "py_func"):
-        return complex_step_clone(obj)
+        return complex_step_clone(obj, memo)
     hit = _substitutes_by_id().get(id(obj))
     if hit is not None and hit[0] is obj:
         return hit[1]
     return obj
 
 
-def complex_step_clone(func):
+def complex_step_clone(func, _memo=None):
     """The complex-step-safe clone of a map (or of a helper it calls): same real function, exact derivatives.
 
     See the module docstring. Functions that are not plain Python functions (builtins, callable objects) are
-    returned unchanged. The same ``func`` gives the same clone.
+    returned unchanged. The clone copies the globals the map reads *now*; the backends make it once per map
+    identity (:func:`rds.backends.kernels_for`), so a changed map is cloned again.
 
     Examples
     --------
@@ -735,18 +736,19 @@ def complex_step_clone(func):
     >>> round(z.real, 12), z.imag / 1e-20
     (0.4, 2.0)
     """
-    if func in _CLONES:
-        return _CLONES[func]
+    memo = {} if _memo is None else _memo
+    if func in memo:
+        return memo[func]
     if isinstance(func, pytypes.MethodType):
-        out = pytypes.MethodType(complex_step_clone(func.__func__), func.__self__)
-        _CLONES[func] = out
+        out = pytypes.MethodType(complex_step_clone(func.__func__, memo), func.__self__)
+        memo[func] = out
         return out
     py = getattr(func, "py_func", func)  # a Numba dispatcher: clone its Python function
     if not isinstance(py, pytypes.FunctionType):
         return func
     glb = dict(py.__globals__)
     clone = pytypes.FunctionType(py.__code__, glb, py.__name__, py.__defaults__, py.__closure__)
-    _CLONES[func] = clone  # before the recursion: a recursive helper refers to its own clone
+    memo[func] = clone  # before the recursion: a recursive helper refers to its own clone
     try:
         code = _transformed_code(py)
     except Exception:  # never let reading the source break a run: the clone then keeps the operators as they are
@@ -755,38 +757,30 @@ def complex_step_clone(func):
     for name, sub in _BUILTINS.items():
         if name not in glb:
             glb[name] = sub
-    for name in _global_names(code or py.__code__):
+    for name in global_names(code or py.__code__):
         if name in py.__globals__:
-            glb[name] = _substitute(py.__globals__[name])
+            glb[name] = _substitute(py.__globals__[name], memo)
     closure = py.__closure__
     if closure:
-        closure = tuple(_substituted_cell(c) for c in closure)
+        closure = tuple(_substituted_cell(c, memo) for c in closure)
     new = pytypes.FunctionType(code or py.__code__, glb, py.__name__, py.__defaults__, closure)
     new.__kwdefaults__ = py.__kwdefaults__
     new.__doc__ = py.__doc__
     new.__module__ = py.__module__
     new.__qualname__ = py.__qualname__
     new.__wrapped__ = py
-    _CLONES[func] = new
+    memo[func] = new
     glb.update({k: new for k, v in glb.items() if v is clone})  # a recursive function calls its own clone
     return new
 
 
-def _substituted_cell(cell):
+def _substituted_cell(cell, memo):
     try:
         value = cell.cell_contents
     except ValueError:  # an empty cell
         return cell
-    sub = _substitute(value)
+    sub = _substitute(value, memo)
     return cell if sub is value else pytypes.CellType(sub)
-
-
-def _global_names(code) -> set:
-    names = set(code.co_names)
-    for c in code.co_consts:
-        if isinstance(c, pytypes.CodeType):
-            names |= _global_names(c)
-    return names
 
 
 def _transformed_code(py):

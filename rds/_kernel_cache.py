@@ -5,11 +5,11 @@ complete source is written as a module file into a cache folder and imported fro
 from a hash (SHA-256) of
 
 * the module's full generated source;
-* a *fingerprint* of every Python object it compiles in: the map, its Jacobian, the region predicate and the
-  helper functions they call — their bytecode, constants, default arguments, closure cells and the globals they
-  refer to (numbers, strings, arrays, other functions, recursively);
-* the sources of :mod:`rds.engine` and :mod:`rds.fastmath`, the Python, NumPy, Numba and llvmlite versions and the
-  host CPU.
+* the *identity* of every Python object it compiles in (:mod:`rds._identity`): the map, its Jacobian, the region
+  predicate and the helper functions they call — their bytecode, constants, default arguments, closure cells and
+  the globals and module attributes they read (numbers, strings, arrays, other functions, recursively);
+* the sources of the engine, the Numba backend and :mod:`rds.fastmath`, the Python, NumPy, Numba and llvmlite
+  versions and the host CPU.
 
 A map whose source or constants change therefore gets a new module (and compiles anew); an unchanged one is
 loaded from Numba's cache next to the module file in well under a second. Numba's own index also checks the
@@ -21,14 +21,12 @@ read-only or missing home), kernels are compiled in memory as before, without er
 (a temporary file, then ``os.replace``), and the file for a given hash always has the same contents, so two
 processes compiling the same kernel at once are safe; Numba writes its own cache files the same way.
 
-Objects that cannot be fingerprinted reliably (e.g. a map closing over an arbitrary Python object, or one that
-looks up a global the fingerprint cannot follow) make the kernel *uncacheable*: it is compiled in memory, as
-before. Delete the folder to clear the cache.
+Maps whose identity cannot be established (e.g. a map closing over an arbitrary Python object) are compiled in
+memory at every call. Delete the folder to clear the cache.
 """
 
 from __future__ import annotations
 
-import builtins
 import glob
 import hashlib
 import importlib.util
@@ -40,7 +38,7 @@ import types
 
 import numpy as np
 
-__all__ = ["ENV_VAR", "cache_dir", "fingerprint", "Uncacheable", "load_module", "is_on_disk", "flag", "flagged"]
+__all__ = ["ENV_VAR", "cache_dir", "load_module", "is_on_disk", "flag", "flagged"]
 
 #: Environment variable that sets the cache folder (empty, ``0``, ``off``, ``false`` or ``none``: no cache).
 ENV_VAR = "RDS_CACHE_DIR"
@@ -91,100 +89,13 @@ def cache_dir() -> str | None:
     return base if _DIR_OK[base] else None
 
 
-# ------------------------------------------------------------------------------------------------ fingerprints
-_PLAIN = (bool, int, float, complex, str, bytes, type(None), type(Ellipsis))
-
-
 def _file_digest(path: str) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def _code_parts(code, out: list, seen: set, glb: dict, depth: int):
-    out.append(("code", code.co_code, code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
-                code.co_argcount, code.co_kwonlyargcount, code.co_flags))
-    for c in code.co_consts:
-        if isinstance(c, types.CodeType):
-            _code_parts(c, out, seen, glb, depth)
-        else:
-            out.append(("const", _value(c, seen, depth)))
-    for name in code.co_names:
-        if name in glb:
-            out.append(("global", name, _value(glb[name], seen, depth, names=code.co_names)))
-        elif hasattr(builtins, name):
-            out.append(("builtin", name))
-
-
-def _value(obj, seen: set, depth: int, names=()):
-    """A hashable description of ``obj`` that changes whenever what Numba compiles from it may change."""
-    if depth > 50:
-        raise Uncacheable("objects nested too deeply")
-    if isinstance(obj, _PLAIN):
-        return (type(obj).__name__, repr(obj))
-    if isinstance(obj, (np.integer, np.floating, np.bool_, np.complexfloating)):
-        return ("np", obj.dtype.str, repr(obj.item()))
-    if isinstance(obj, (tuple, list, frozenset)):
-        items = sorted(obj, key=repr) if isinstance(obj, frozenset) else obj
-        return (type(obj).__name__, tuple(_value(o, seen, depth + 1) for o in items))
-    if isinstance(obj, np.ndarray):
-        return ("array", obj.dtype.str, obj.shape, hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest())
-    if isinstance(obj, types.ModuleType):
-        # a module: its name, and the functions of it this code refers to as attributes (mod.helper(...))
-        attrs = []
-        if obj.__name__ not in ("numpy", "math", "cmath", "numba") and not obj.__name__.startswith("rds._fast"):
-            for n in names:
-                a = getattr(obj, n, None)
-                if isinstance(a, types.FunctionType) or _is_dispatcher(a):
-                    attrs.append((n, _value(a, seen, depth + 1)))
-        return ("module", obj.__name__, tuple(attrs))
-    if isinstance(obj, np.ufunc):
-        return ("ufunc", obj.__name__)
-    if _is_dispatcher(obj):
-        return ("dispatcher", repr(sorted(obj.targetoptions.items(), key=repr)), _value(obj.py_func, seen, depth + 1))
-    if isinstance(obj, types.BuiltinFunctionType):
-        return ("builtin", getattr(obj, "__module__", None), obj.__qualname__)
-    if isinstance(obj, types.FunctionType):
-        if id(obj) in seen:
-            return ("recursive", obj.__qualname__)
-        seen.add(id(obj))
-        parts: list = [("function", obj.__module__, obj.__qualname__)]
-        _code_parts(obj.__code__, parts, seen, obj.__globals__, depth + 1)
-        parts.append(("defaults", _value(obj.__defaults__, seen, depth + 1)))
-        if obj.__closure__:
-            try:
-                cells = tuple(c.cell_contents for c in obj.__closure__)
-            except ValueError:  # an empty cell
-                raise Uncacheable(f"{obj.__qualname__} closes over an unassigned variable") from None
-            parts.append(("closure", _value(cells, seen, depth + 1)))
-        return tuple(parts)
-    if isinstance(obj, type):
-        mod = getattr(obj, "__module__", "")
-        if "<locals>" in obj.__qualname__:
-            raise Uncacheable(f"{obj.__qualname__} is a local class")
-        return ("type", mod, obj.__qualname__)
-    raise Uncacheable(f"cannot fingerprint an object of type {type(obj).__name__}")
-
-
-def _is_dispatcher(obj) -> bool:
-    return hasattr(obj, "py_func") and hasattr(obj, "targetoptions")
-
-
-def fingerprint(obj) -> str:
-    """SHA-256 hex digest of what Numba compiles from ``obj`` (a function, with what it calls and closes over).
-
-    Raises :class:`Uncacheable` for objects that cannot be described reliably.
-
-    Examples
-    --------
-    >>> from rds._kernel_cache import fingerprint
-    >>> def f(s, xi, p):
-    ...     return (2.0 * s[0],)
-    >>> def g(s, xi, p):
-    ...     return (3.0 * s[0],)
-    >>> fingerprint(f) == fingerprint(f), fingerprint(f) == fingerprint(g)
-    (True, False)
-    """
-    return hashlib.sha256(repr(_value(obj, set(), 0)).encode()).hexdigest()
+#: The library sources a compiled kernel depends on (besides the map, whose identity is in ``parts``).
+_SOURCES = (("engine.py",), ("fastmath.py",), ("_identity.py",), ("backends", "numba.py"), ("backends", "_sources.py"))
 
 
 def _environment() -> tuple:
@@ -197,8 +108,7 @@ def _environment() -> tuple:
     except Exception:  # pragma: no cover
         cpu = ("unknown",)
     return (sys.version, np.__version__, numba.__version__, llvmlite.__version__, cpu,
-            _file_digest(os.path.join(here, "engine.py")), _file_digest(os.path.join(here, "fastmath.py")),
-            _file_digest(__file__))
+            *(_file_digest(os.path.join(here, *f)) for f in _SOURCES), _file_digest(__file__))
 
 
 _ENV: list = []

@@ -24,8 +24,9 @@ import warnings
 
 import numpy as np
 
-__all__ = ["check_run", "check_step_output", "check_jacobian_output", "describe", "check_callable",
-           "call_members", "check_values", "check_compilable", "compile_error", "COMPILED_SUPPORT"]
+__all__ = ["check_step", "check_jacobian", "check_region", "numpy_refusal", "check_step_output",
+           "check_jacobian_output", "describe", "check_callable", "call_members", "check_values", "check_compilable",
+           "compile_error", "COMPILED_SUPPORT"]
 
 #: What the compiled backend supports, for error messages.
 COMPILED_SUPPORT = ("the compiled backend (Numba) compiles a plain Python function (def or lambda) of scalars: "
@@ -180,13 +181,15 @@ def _step_args(system, X, xi, params):
     return args_of
 
 
-def _check_step(system, X2):
-    key = ("step", system.step, system.nvar, tuple(system.noise.shape), system.independent_noise)
-    if key in _CHECKED:
+def check_step(system, X2, ident):
+    """Call the map once on a few members (all at once, else one by one) and check what it returns; returns
+    ``(scalar_only, vector_error)``. Remembered per map identity ``ident`` (None: checked at every call)."""
+    key = ("step", ident, system.layout)
+    if ident is not None and key in _CHECKED:
         return _CHECKED[key]
     check_callable(system.step, 3, "map", "step(state, xi, params) -> tuple")
     X, xi = _sample(system, X2)
-    params = system._params_for_kernels()
+    params = system.params
     out, scalar_only, vec_error = call_members(system.step, _step_args(system, X, xi, params), len(X), "map",
                                                _VECTOR_HINT)
     if scalar_only:
@@ -198,13 +201,14 @@ def _check_step(system, X2):
     return _CHECKED[key]
 
 
-def _check_jacobian(system, X2, scalar_only):
-    jac = system._jacobian_function()
-    key = ("jac", system.step, jac, system.nvar, tuple(system.noise.shape), system.independent_noise)
-    if key in _CHECKED:
+def check_jacobian(system, X2, scalar_only, ident):
+    """Evaluate the Jacobian (analytic, or the automatic complex step) once and check it (per identity)."""
+    key = ("jac", ident, system.layout)
+    if ident is not None and key in _CHECKED:
         return
+    jac = system.map.jacobian_function()
     X, xi = _sample(system, X2)
-    params = system._params_for_kernels()
+    params = system.params
     args_of = _step_args(system, X, xi, params)
     role = "Jacobian" if system.jacobian is not None else "map"
     func = system.jacobian if system.jacobian is not None else system.step
@@ -237,8 +241,9 @@ def _check_jacobian(system, X2, scalar_only):
     _CHECKED[key] = True
 
 
-def _check_region(system, inside, X2):
-    key = ("region", inside, system.nvar)
+def check_region(system, inside, X2, region_key):
+    """Call the region predicate once on a few members and check it returns bools (per predicate identity)."""
+    key = ("region", region_key, system.nvar)
     if key in _CHECKED:
         return
     check_callable(inside, 1, "region predicate", "inside(state) -> bool")
@@ -261,55 +266,23 @@ def _check_region(system, inside, X2):
     _CHECKED[key] = True
 
 
-def check_run(system, X2, steps, backend, kw):
-    """Check the system's functions for a run (once per map), pick the backend; returns the backend.
-
-    A map that runs only member by member (it branches on the state with ``if``, or calls ``math.sin``) runs on the
-    compiled backend when ``backend`` is None — whatever ran before — and is refused with ``backend='numpy'``; a
-    map the compiled backend cannot compile (a SciPy function, an import inside it) runs on NumPy when ``backend``
-    is None, and is refused with ``backend='numba'``.
-    """
-    from rds import engine
-    if X2.shape[0] == 0:
-        return engine.choose_backend(system, backend, 0)
-    scalar_only, vec_error = _check_step(system, X2)
-    if kw.get("tangent") is not None:
-        _check_jacobian(system, X2, scalar_only)
-    if kw.get("region") is not None:
-        _check_region(system, kw["region"], X2)
-    if scalar_only:
-        if backend is None:
-            backend = "numba"
-        elif backend == "numpy":
-            raise TypeError(f"{describe(system.step)} runs only one member at a time: on all members at once it "
-                            f"raised {type(vec_error).__name__}: {vec_error}. {_VECTOR_HINT[0].upper()}"
-                            f"{_VECTOR_HINT[1:]}; or use backend='numba' (or None), which calls it per member"
-                            ) from vec_error
-    chosen = engine.choose_backend(system, backend, X2.shape[0] * max(steps, 1), steps=steps,
-                                   **engine.service_of(kw))
-    if chosen == "numba":
-        try:
-            check_compilable(system.step, "map")
-            if system.jacobian is not None and kw.get("tangent") is not None:
-                check_compilable(system.jacobian, "Jacobian")
-            if kw.get("region") is not None:
-                check_compilable(kw["region"], "region predicate")
-        except (TypeError, NameError):
-            if backend is not None or scalar_only:
-                raise
-            return "numpy"  # backend=None and a map the compiled backend cannot take: NumPy, every time
-    return chosen
+def numpy_refusal(system, vec_error):
+    """The error for ``backend='numpy'`` and a map that runs only one member at a time."""
+    return TypeError(f"{describe(system.step)} runs only one member at a time: on all members at once it raised "
+                     f"{type(vec_error).__name__}: {vec_error}. {_VECTOR_HINT[0].upper()}{_VECTOR_HINT[1:]}; or use "
+                     f"backend='numba' (or None), which calls it per member")
 
 
 # ------------------------------------------------------------------------------------------------ compiled backend
 _SAFE_MODULES = ("numpy", "math", "cmath", "builtins", "operator", "_operator", "numba", "rds")
 
 
-def check_compilable(func, role, _seen=None):
+def check_compilable(func, role, _seen=None, ident=None):
     """Raise in the user's terms if ``func`` (or a helper it calls) uses what the compiled backend cannot compile:
-    imports inside the function, undefined names, SciPy (non-NumPy) ufuncs, non-function callables."""
-    key = ("compilable", func, role)
-    if key in _CHECKED:
+    imports inside the function, undefined names, SciPy (non-NumPy) ufuncs, non-function callables. Remembered per
+    identity ``ident`` of what it reads (None: checked at every call)."""
+    key = ("compilable", ident, role)
+    if ident is not None and key in _CHECKED:
         return
     _seen = set() if _seen is None else _seen
     if func in _seen:
@@ -337,7 +310,8 @@ def check_compilable(func, role, _seen=None):
             elif not hasattr(builtins, name):
                 raise NameError(f"{where} uses the name {name!r}{at}, which is not defined (in the function's module "
                                 f"{py.__module__!r} nor a builtin)")
-    _CHECKED[key] = True
+    if ident is not None:
+        _CHECKED[key] = True
 
 
 def _codes(code):

@@ -8,11 +8,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from rds import _complexstep, _mapcheck, engine, labels
+from rds import _mapcheck, backends, engine, labels
 from rds._checks import check_memory, integer, integer_times, positive, real_array, tangent_vectors, time_window
+from rds._version import __version__
+from rds.maps import make_map
 from rds.noise import FixedDataset, NoiseSource, check_seed
 
-__all__ = ["RandomDynamicalSystem", "DivergenceWarning"]
+__all__ = ["RandomDynamicalSystem", "DivergenceWarning", "RunResult"]
+
+RunResult = engine.RunResult
 
 PROGRESS_THRESHOLD = 10**9  # member-steps above which progress=None shows a bar
 
@@ -170,21 +174,16 @@ class RandomDynamicalSystem:
             raise ValueError(f"variables must be a non-empty sequence of names, got {variables!r}")
         if len(set(variables)) != len(variables):
             raise ValueError(f"variables must be distinct, got {variables!r}")
-        if jacobian is not None and not callable(jacobian):
-            raise TypeError("jacobian must be callable or None")
         dt = positive(dt, "dt")
-        self.step = step
+        self.map = make_map(step, form, jacobian, len(variables))  # the form is decided here, once
         self.noise = noise
         self.variables = variables
         self.params = self._check_params(params)
-        self.jacobian = jacobian
         self.name = name or getattr(step, "__name__", "map")
         self.dt = dt
         self.common_noise = bool(common_noise)
         self.attrs = dict(attrs or {})
-        self.form = form
         self.precision = precision
-        self._kernels: dict = {}
         if recipe is not None and not (isinstance(recipe, tuple) and len(recipe) == 2 and callable(recipe[0])
                                        and isinstance(recipe[1], dict)):
             raise TypeError("recipe must be None or a tuple (factory, kwargs) with factory(**kwargs) -> this system")
@@ -202,6 +201,30 @@ class RandomDynamicalSystem:
             except (TypeError, ValueError):
                 raise TypeError(f"params[{i}] must be a real number, got {p!r}") from None
         return type(params)(*vals) if hasattr(params, "_fields") else tuple(vals)
+
+    @property
+    def step(self) -> Callable:
+        """The step function (``self.map.step``)."""
+        return self.map.step
+
+    @property
+    def jacobian(self) -> Callable | None:
+        """The analytic Jacobian, or None (``self.map.jacobian``)."""
+        return self.map.jacobian
+
+    @property
+    def form(self) -> str:
+        """``"elementwise"`` or ``"vector"`` (``self.map.form``)."""
+        return self.map.form
+
+    @property
+    def layout(self) -> tuple:
+        """What kernels depend on besides the map's identity: form, variables, noise layout, precision and the
+        parameters' type (their values are run-time arguments)."""
+        cls = type(self.params)
+        ptype = (cls.__module__, cls.__qualname__, tuple(getattr(cls, "_fields", ())), len(self.params))
+        return (self.form, self.nvar, tuple(self.noise.shape), self.independent_noise, bool(self.noise.quenched),
+                self.precision, ptype)
 
     @property
     def independent_noise(self) -> bool:
@@ -227,16 +250,11 @@ class RandomDynamicalSystem:
                 ("noise", f"{self.noise!r} ({'common to all members' if self.common_noise else 'independent'})"),
                 ("dt", f"{self.dt:g}"),
                 ("Jacobian", "analytic" if self.jacobian is not None else "exact automatic (complex step)"),
-                ("kernels compiled", ", ".join(map(str, self._kernels)) or "none yet")]
+                ("form", self.form)]
         body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}"
                        "</td></tr>" for k, v in rows)
         return (f"<div><b>RandomDynamicalSystem</b> <code>{escape(str(self.name))}</code>"
                 f"<table>{body}</table></div>")
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_kernels"] = {}
-        return state
 
     def __reduce__(self):
         if self._spec is not None:
@@ -287,7 +305,6 @@ class RandomDynamicalSystem:
         >>> d["model"], d["param_eta"], d["noise_sigma2"]
         ('fukumizu_amari', 0.1, 0.5)
         """
-        from rds import __version__
         attrs = {"model": self.name, "variables": ",".join(self.variables), "dt": self.dt,
                  "common_noise": int(self.common_noise), "rds_version": __version__, "form": self.form}
         if self.form == "vector":
@@ -320,29 +337,17 @@ class RandomDynamicalSystem:
         check_seed(realization, "realization")
         return X, X.reshape(-1, self.nvar), steps, t0
 
-    # ------------------------------------------------------------------ kernels
-    def _jacobian_function(self):
-        if self.jacobian is not None:
-            return self.jacobian
-        return _complexstep.jacobian_function(self.step, self.nvar)
-
-    def _params_for_kernels(self):
-        return self.params
-
-    def _get_kernels(self, backend):
-        if backend not in self._kernels:
-            self._kernels[backend] = engine.kernels_for(self, backend)
-        return self._kernels[backend]
-
+    # ------------------------------------------------------------------ running
     def _run(self, X2, t0, steps, seed, realization, backend, executor, chunk_size, progress, **kw):
-        if self.form == "vector":  # one member's step on theta: checked by the vector kernels (rds.vector)
-            backend = engine.choose_backend(self, backend, X2.shape[0] * max(steps, 1))
-        else:
-            backend = _mapcheck.check_run(self, X2, steps, backend, kw)  # the map checked once; picks the backend
+        ident = self.map.identity()  # everything the map reads, now: kernels are keyed by it
+        plan = backends.Plan.of_run(X2.shape[0], steps, kw)
+        backend = backends.choose(self, backend, X2, plan, ident=ident)
+        kern = backends.kernels_for(self, backend, ident) if executor is None else None
         bar = _progress_bar(progress, X2.shape[0], steps, chunk_size)
         try:
             out = engine.run_chunked(self, X2, t0, steps, seed=seed, realization=realization, backend=backend,
-                                     executor=executor, chunk_size=chunk_size, progress=bar, **kw)
+                                     executor=executor, chunk_size=chunk_size, progress=bar, ident=ident,
+                                     kernels=kern, **kw)
         except Exception as e:  # a compiled backend's error, in the user's terms (Numba's message chained)
             err = _mapcheck.compile_error(self, e, kw) if backend == "numba" else None
             if err is None:
@@ -355,11 +360,10 @@ class RandomDynamicalSystem:
         if ndiv:
             warnings.warn(f"{ndiv} of {X2.shape[0]} members diverged (non-finite state); they are NaN from then "
                           "on and the others went on", DivergenceWarning, stacklevel=3)
-        out["backend"] = backend
         return out
 
     # ------------------------------------------------------------------ public running interface
-    def evolve(self, initial, steps, seed=0, t0=0, realization=0, backend=None, executor=None, chunk_size=None,
+    def evolve(self, initial, steps, *, seed=0, t0=0, realization=0, backend=None, executor=None, chunk_size=None,
                progress=None):
         """Evolve states from absolute time ``t0`` to ``t0 + steps``: θ(t0 + steps) = φ(steps, θ_{t0} ω) θ(t0).
 
@@ -405,11 +409,36 @@ class RandomDynamicalSystem:
         >>> bool(np.allclose(a, fa.evolve(u, 80, t0=0), rtol=0, atol=1e-14))
         True
         """
-        X, X2, steps, t0 = self._prepare(initial, steps, seed, t0, realization)
-        out = self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress)
-        return out["state"].reshape(X.shape)
+        X = self._check_state(initial)
+        return self.run(initial, steps, seed=seed, t0=t0, realization=realization, backend=backend,
+                        executor=executor, chunk_size=chunk_size, progress=progress)["state"].reshape(X.shape)
 
-    def trajectory(self, initial, steps, seed=0, t0=0, every=1, realization=0, times=None, backend=None,
+    def run(self, initial, steps, *, seed=0, t0=0, realization=0, backend=None, executor=None, chunk_size=None,
+            progress=None) -> RunResult:
+        """:meth:`evolve`, returning what ran with the states: the general form of every service's result.
+
+        Parameters
+        ----------
+        initial, steps, seed, t0, realization, backend, executor, chunk_size, progress
+            As in :meth:`evolve`.
+
+        Returns
+        -------
+        RunResult
+            ``state`` (member, var) at ``t0 + steps``, ``diverged`` (member,) and ``backend``, the backend that ran
+            (``backend=None`` resolved by :func:`rds.backends.choose`).
+
+        Examples
+        --------
+        >>> import numpy as np, rds
+        >>> out = rds.models.fukumizu_amari().run(np.zeros((3, 4)) + 0.5, 10, backend="numpy")
+        >>> out.backend, out["state"].shape, out["diverged"].tolist()
+        ('numpy', (3, 4), [False, False, False])
+        """
+        X, X2, steps, t0 = self._prepare(initial, steps, seed, t0, realization)
+        return self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress)
+
+    def trajectory(self, initial, steps, *, seed=0, t0=0, every=1, realization=0, times=None, backend=None,
                    executor=None, chunk_size=None, progress=None) -> xr.Dataset:
         """Evolve and record the states every ``every`` steps (or at given absolute ``times``).
 
@@ -467,8 +496,8 @@ class RandomDynamicalSystem:
         ds["time"].attrs["long_name"] = "absolute time step t"
         return labels.annotate(ds)  # long_name / units from rds.labels
 
-    def propagate_tangent(self, initial, steps, tangent=None, seed=0, t0=0, realization=0, qr_every=1,
-                          times=None, backend=None, executor=None, chunk_size=None, progress=None) -> dict:
+    def propagate_tangent(self, initial, steps, *, tangent=None, seed=0, t0=0, realization=0, qr_every=1,
+                          times=None, backend=None, executor=None, chunk_size=None, progress=None) -> RunResult:
         """Evolve states with tangent vectors, QR re-orthonormalised (the engine service behind Lyapunov spectra).
 
         Parameters
@@ -486,10 +515,10 @@ class RandomDynamicalSystem:
 
         Returns
         -------
-        dict
+        RunResult
             ``state`` (member, var), ``V`` (member, var, k) orthonormal tangent vectors, ``logr`` (member, k):
             Σ log R_cc over the run, ``logr_records`` (member, time, k) at ``times``, ``diverged`` (member,),
-            ``backend``. The finite-time exponents are ``logr / (steps · dt)``.
+            ``backend`` (the backend that ran). The finite-time exponents are ``logr / (steps · dt)``.
 
         Examples
         --------
@@ -514,8 +543,8 @@ class RandomDynamicalSystem:
         return self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress,
                          tangent=np.ascontiguousarray(V), qr_every=qr_every, record_times=rec)
 
-    def first_exit(self, initial, region, max_steps, seed=0, t0=0, realization=0, backend=None, executor=None,
-                   chunk_size=None, progress=None) -> dict:
+    def first_exit(self, initial, region, max_steps, *, seed=0, t0=0, realization=0, backend=None, executor=None,
+                   chunk_size=None, progress=None) -> RunResult:
         """Evolve each member until it first leaves ``region`` (the engine service behind escape times).
 
         Parameters
@@ -530,7 +559,7 @@ class RandomDynamicalSystem:
 
         Returns
         -------
-        dict
+        RunResult
             ``exit_step`` (member,) int: the number of steps n ≥ 1 after which the member was first outside
             (0 if it started outside, −1 if it never left within ``max_steps``); ``state`` (member, var): the
             state at exit (or at the cap); ``diverged`` (member,); ``backend``.
@@ -612,21 +641,27 @@ class RandomDynamicalSystem:
         """
         X = self._check_state(state, "state")
         xi = self._noise_sample(xi, X.size // self.nvar)
-        if self.form == "vector":
-            from rds import vector
-            return vector.apply(self, X, xi)
+        self.map.identity()  # refuses a map that draws its own random numbers
+        if self.form == "vector":  # the step as written, member by member
+            kern = backends.kernels_for(self, "numpy")
+            flat = X.reshape(-1, self.nvar)
+            out = [kern._call(th.copy(), xi, self.params).astype(float) for th in flat]
+            return (np.stack(out) if out else np.empty((0, self.nvar))).reshape(X.shape)
         cols = tuple(np.moveaxis(X, -1, 0))
         out = self.step(cols, xi, self.params)
         _mapcheck.check_step_output(self, out, X.shape[:-1])
         return np.stack(np.broadcast_arrays(*[np.asarray(o, dtype=float) for o in out]), axis=-1)
 
-    def jacobian_matrix(self, state, xi=None) -> np.ndarray:
-        """Jacobian ∂φ(θ, ξ)/∂θ of the whole step map (analytic if given, else exact complex step).
+    def jacobian_matrix(self, state, xi=None, *, backend=None) -> np.ndarray:
+        """Jacobian ∂φ(θ, ξ)/∂θ of the whole step map (analytic if given, else exact: complex step or autodiff).
 
         Parameters
         ----------
         state : array_like, shape (..., var)
         xi : array_like, shape ``noise.shape`` or None
+        backend : {"numpy", "jax"} or None
+            Elementwise maps: NumPy (the analytic Jacobian, or the complex step). Vector maps: ``None`` takes JAX
+            (``jax.jacfwd``) when installed, else NumPy (analytic, or complex step column by column).
 
         Returns
         -------
@@ -642,16 +677,18 @@ class RandomDynamicalSystem:
         """
         X = self._check_state(state, "state")
         xi = self._noise_sample(xi, X.size // self.nvar)
-        if self.form == "vector":  # jax.jacfwd when JAX is installed, else complex step
-            from rds import vector
-            return vector.jacobian_matrix(self, X, xi)
-        cols = tuple(np.moveaxis(X, -1, 0))
-        J = self._jacobian_function()(cols, xi, self.params)
-        if self.jacobian is not None:
-            _mapcheck.check_jacobian_output(self, J, X.shape[:-1])
-        rows = [np.stack(np.broadcast_arrays(*[np.asarray(e, dtype=float) for e in row],
-                                             np.empty(X.shape[:-1])), axis=-1)[..., :-1] for row in J]
-        return np.stack(rows, axis=-2)
+        ident = self.map.identity()
+        if backend is None:
+            backend = "jax" if self.form == "vector" and backends.available("jax") else "numpy"
+        elif backend not in ("numpy", "jax") or (backend == "jax" and self.form != "vector"):
+            raise ValueError(f"backend must be 'numpy'{' or jax' if self.form == 'vector' else ''} or None for "
+                             f"jacobian_matrix of {_a(self.form)} map, got {backend!r}")
+        flat = X.reshape(-1, self.nvar)
+        if self.form == "elementwise" and self.jacobian is not None:  # the analytic Jacobian, checked
+            J = self.jacobian(tuple(np.ascontiguousarray(flat.T)), xi, self.params)
+            _mapcheck.check_jacobian_output(self, J, flat.shape[0])
+        J = backends.kernels_for(self, backend, ident).jacobian(flat, xi, self.params)
+        return J.reshape(X.shape + (self.nvar,))
 
     def noise_path(self, t0, t1, seed=0, realization=0, members=None) -> np.ndarray:
         """The noise samples ξ_t for t0 ≤ t < t1, exactly those the runs use.
@@ -677,6 +714,10 @@ class RandomDynamicalSystem:
         """
         return self.noise.block(seed, realization, t0, t1,
                                 members if (members is not None and self.independent_noise) else None)
+
+
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
 
 
 def _rebuild(factory, kwargs, common_noise):

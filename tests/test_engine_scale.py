@@ -162,8 +162,8 @@ def test_compiled_member_loops_vectorise():
     red = rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=0.8)
     fa.evolve(fa_initial(40), 3, backend="numba")
     red.propagate_tangent(np.zeros((3, 2)) + 0.5, 3, qr_every=2, backend="numba")
-    assert _packed_double_ops(engine.kernels_for(fa, "numba")._cache["evolve"][0].block) > 50
-    assert _packed_double_ops(engine.kernels_for(red, "numba")._cache[("tangent", 2)][0].block) > 50
+    assert _packed_double_ops(rds.backends.kernels_for(fa, "numba")._cache["evolve"][0].block) > 50
+    assert _packed_double_ops(rds.backends.kernels_for(red, "numba")._cache[("tangent", 2)][0].block) > 50
 
 
 # ------------------------------------------------------------------------------------------------ executors
@@ -211,7 +211,7 @@ def ring5(state, xi, params):
 
 def test_looped_tangent_kernel_agrees_with_numpy_for_k_below_nvar():
     sys_ = rds.RandomDynamicalSystem(ring5, noise=rds.noise.Gaussian(0.01), variables=tuple("abcde"), params=(0.3,))
-    assert not engine.tangent_unrolled(5, 4)  # nvar * k = 20: loops, not unrolled scalars
+    assert not rds.backends.numba.tangent_unrolled(5, 4)  # nvar * k = 20: loops, not unrolled scalars
     X = np.random.default_rng(3).uniform(-1, 1, (70, 5))
     V0 = np.eye(5)[:, :4]
     ref = sys_.propagate_tangent(X, 60, tangent=V0, seed=1, qr_every=3, backend="numpy")
@@ -254,7 +254,7 @@ def test_looped_tangent_kernel_stores_jacobians_of_mixed_entry_types():
 
 @pytest.mark.parametrize("batch", [2, 16])
 def test_minibatch_kernels_unrolled_over_the_batch_agree_with_numpy(batch):
-    """With the batch loop unrolled (engine.UNROLL_THRESHOLD) the compiled FA step still equals NumPy's."""
+    """With the batch loop unrolled (rds.backends.numba.UNROLL_THRESHOLD) the compiled FA step still equals NumPy's."""
     fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0, batch=batch)
     X = np.random.default_rng(5).uniform(-1, 1, (300, 4))
     np.testing.assert_allclose(fa.evolve(X, 100, seed=2, backend="numba"), fa.evolve(X, 100, seed=2, backend="numpy"),
@@ -280,12 +280,15 @@ def test_run_segments_are_lazy_and_cut_at_blocks_and_records():
 def test_backend_choice_counts_total_work():
     osc = rds.models.phase_oscillator(omega=1.0, sigma2=0.1, dt=0.01)
     # one member, 5e5 steps, 160 realisations: a Python loop over 8e7 steps on NumPy; compiled wins
-    assert engine.choose_backend(osc, None, 500_000, steps=500_000, service="tangent", k=1, repeats=160) == "numba"
+    X1 = np.zeros((1, 1))
+    plan = rds.backends.Plan("tangent", members=1, steps=500_000, k=1, repeats=160)
+    assert rds.backends.choose(osc, None, X1, plan) == "numba"
     def fresh(state, xi, params):  # a map nobody compiled in this process
         return (0.5 * state[0] + xi[0],)
 
     small = rds.RandomDynamicalSystem(fresh, noise=rds.noise.Gaussian(0.1))
-    assert engine.choose_backend(small, None, 100 * 50, steps=50) == "numpy"  # a short run: no compilation
-    assert engine.choose_backend(small, "numba", 10) == "numba"
+    X = np.zeros((100, 1))
+    assert rds.backends.choose(small, None, X, rds.backends.Plan("evolve", 100, 50)) == "numpy"  # short: no compile
+    assert rds.backends.choose(small, "numba", X, rds.backends.Plan()) == "numba"
     with pytest.raises(ValueError, match="backend"):
-        engine.choose_backend(small, "fortran", 10)
+        rds.backends.choose(small, "fortran", X, rds.backends.Plan())

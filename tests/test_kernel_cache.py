@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import rds
-from rds import _kernel_cache, engine
+from rds import _kernel_cache
+from rds._identity import Unidentifiable, identity
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,7 +20,6 @@ SCRIPT = textwrap.dedent("""
     import json, sys, time
     import numpy as np
     import rds
-    from rds import engine
 
     def user_map(state, xi, params):
         (x,) = state
@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent("""
     box = rds.regions.Box([-5.0], [5.0], variables=("x",))
     system = rds.RandomDynamicalSystem(user_map, noise=rds.noise.Gaussian(1e-4), variables=("x",), params=(2.9,))
     X = np.linspace(0.2, 0.8, 7)[:, None]
-    kern = engine.kernels_for(system, "numba")
+    kern = rds.backends.kernels_for(system, "numba")
     before = kern.status("evolve")
     t = time.perf_counter()
     out = system.evolve(X, 50, seed=1, backend="numba")
@@ -114,7 +114,7 @@ def _helper(x):
 
 
 def test_fingerprint_follows_source_constants_closures_and_helpers(monkeypatch):
-    fp = _kernel_cache.fingerprint
+    fp = identity
 
     def make(a):
         def f(s, xi, p):
@@ -146,7 +146,7 @@ def test_fingerprint_follows_source_constants_closures_and_helpers(monkeypatch):
     def u(s, xi, p):
         return (obj.value * s[0],)
 
-    with pytest.raises(_kernel_cache.Uncacheable):
+    with pytest.raises(Unidentifiable):
         fp(u)
     system = rds.RandomDynamicalSystem(u, variables=("x",))
-    assert engine.kernels_for(system, "numba").uncacheable  # compiled in memory, and says why
+    assert rds.backends.get("numba").kernels(system).uncacheable  # compiled in memory, and says why

@@ -183,7 +183,7 @@ def test_version_in_one_place_and_citation_agrees():
     """pyproject reads the version from rds.__version__; CITATION.cff must name the same one."""
     with open(os.path.join(ROOT, "pyproject.toml")) as f:
         text = f.read()
-    assert 'dynamic = ["version"]' in text and 'version = {attr = "rds.__version__"}' in text
+    assert 'dynamic = ["version"]' in text and 'version = {attr = "rds._version.__version__"}' in text
     with open(os.path.join(ROOT, "CITATION.cff")) as f:
         cff = f.read()
     assert f"\nversion: {rds.__version__}\n" in cff, "CITATION.cff version differs from rds.__version__"

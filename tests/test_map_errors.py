@@ -10,7 +10,6 @@ import pytest
 from scipy.special import erf as _erf
 
 import rds
-from rds import engine
 from rds.regions import Predicate
 
 HERE = __file__
@@ -102,8 +101,7 @@ def test_a_branching_map_is_refused_on_numpy_and_runs_compiled_whatever_ran_befo
     _check_message(e, "branch", "np.where", "backend='numba'")
     assert isinstance(e.value.__cause__, ValueError)  # NumPy's "truth value … ambiguous", chained
     # backend=None: the compiled backend, from the first call on (not only once something else compiled it)
-    key = engine._kernel_key(system, "numba")
-    engine._KERNELS.pop(key, None)
+    rds.backends._KERNELS.clear()
     out = system.trajectory(X, 3)
     assert out.attrs["backend"] == "numba"
     expected = []
@@ -136,7 +134,7 @@ def test_what_the_compiled_backend_cannot_compile_is_reported_before_compiling()
         _system(uses_scipy).evolve(X, 2, backend="numba")
     _check_message(e, "uses_scipy", "_erf", "scipy", "math.erf")
     np.testing.assert_allclose(_system(uses_scipy).evolve(X, 1, backend="numpy"), _erf(X))  # fine on NumPy
-    big = np.full((engine.AUTO_NUMBA_THRESHOLD, 1), 0.1)  # backend=None would compile this run: NumPy instead
+    big = np.full((2_000_000, 1), 0.1)  # backend=None would compile this run: NumPy instead
     assert _system(uses_scipy).trajectory(big, 1, every=1).attrs["backend"] == "numpy"
     for backend in ("numpy", "numba"):
         with pytest.raises(NameError) as e:
@@ -163,7 +161,7 @@ def test_numba_errors_are_translated_and_chained():  # compiles (fails fast, ~1 
     assert isinstance(e.value.__cause__, numba.core.errors.TypingError)
     with pytest.raises(ValueError, match="too big"):  # one block runs serially: the map's own exception
         _system(raising).evolve(np.array([[0.1], [0.5]]), 10, backend="numba")
-    X = np.full((3 * rds.engine.BLOCK, 1), 0.5)  # several blocks run in parallel: Numba cannot report it
+    X = np.full((3 * rds.backends.numba.BLOCK, 1), 0.5)  # several blocks run in parallel: Numba cannot report it
     with pytest.raises(RuntimeError, match="inside the parallel loop") as e:
         _system(raising).evolve(X, 10, backend="numba")
     assert isinstance(e.value.__cause__, SystemError)

@@ -100,8 +100,8 @@ def test_numpy_and_jax_agree_on_every_service(common):
     np.testing.assert_array_equal(ea["exit_step"], eb["exit_step"])
     np.testing.assert_allclose(ea["state"], eb["state"], rtol=0, atol=1e-12)
     xi = sys_.noise_path(0, 1, seed=1)[0]
-    np.testing.assert_allclose(rds.vector.jacobian_matrix(sys_, u, xi, backend="numpy"),
-                               rds.vector.jacobian_matrix(sys_, u, xi, backend="jax"), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(sys_.jacobian_matrix(u, xi, backend="numpy"),
+                               sys_.jacobian_matrix(u, xi, backend="jax"), rtol=0, atol=1e-13)
 
 
 def test_apply_and_jacobian_matrix_match_the_step():
@@ -205,7 +205,8 @@ def test_elementwise_maps_run_on_jax_and_agree_with_numpy():
     w0 = np.random.default_rng(1).uniform(-1.5, 1.5, (10, 2))
     np.testing.assert_array_equal(red.first_exit(w0, box, 2000, seed=2, backend="numpy")["exit_step"],
                                   red.first_exit(w0, box, 2000, seed=2, backend="jax")["exit_step"])
-    assert rds.engine.choose_backend(fa, None, 10**9) != "jax"  # None never picks JAX for elementwise maps
+    X = np.zeros((10**3, 4))  # None never picks JAX for elementwise maps
+    assert rds.backends.choose(fa, None, X, rds.backends.Plan("evolve", 10**3, 10**6)) != "jax"
 
 
 # ------------------------------------------------------------------------------------------------ built-in models

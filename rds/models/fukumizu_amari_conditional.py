@@ -63,5 +63,5 @@ def conditional_r_system(system):
     (True, True)
     """
     _check_four(system, "conditional_r_system")
-    jr = make_function(_COND_SRC, "jac_rr", {"full": system._jacobian_function()})
+    jr = make_function(_COND_SRC, "jac_rr", {"full": system.map.jacobian_function()})
     return system.replace(jacobian=jr, recipe=(conditional_r_system, {"system": system}))

@@ -31,12 +31,15 @@ import types
 
 import numpy as np
 
-from rds._complexstep import _global_names
+from rds._identity import global_names
 from rds.noise import NOISE_BLOCK
 
-__all__ = ["jaxify", "available", "JaxKernels", "member_step_for", "member_predicate_for"]
+__all__ = ["BACKEND", "jaxify", "available", "JaxKernels", "member_step_for", "member_predicate_for"]
 
-_JAXIFIED: dict = {}
+#: Cost model (seconds, CPU): per member-step of a vector map. Its cost grows with D, but only the comparison with
+#: the NumPy reference matters, which is slower by orders of magnitude at every size: ``backend=None`` runs vector
+#: maps on JAX whenever it is installed (tracing, ~1 s, is not counted).
+MEMBER_STEP_S = 1e-7
 
 
 def available() -> bool:
@@ -106,7 +109,8 @@ def jaxify(func, _memo=None):
     Returns
     -------
     callable
-        The clone (cached per function object).
+        The clone. It copies the globals the function reads *now*; kernels are rebuilt (and the map cloned again)
+        whenever the map's identity changes (:func:`rds.backends.kernels_for`).
 
     Examples
     --------
@@ -119,8 +123,6 @@ def jaxify(func, _memo=None):
     """
     if not isinstance(func, types.FunctionType):
         return func
-    if func in _JAXIFIED:
-        return _JAXIFIED[func]
     memo = {} if _memo is None else _memo
     if id(func) in memo:  # a recursive reference: the clone under construction
         return memo[id(func)]
@@ -132,7 +134,7 @@ def jaxify(func, _memo=None):
                                    tuple(_substitute_module(d) for d in func.__defaults__), func.__closure__)
         if func.__kwdefaults__:
             clone.__kwdefaults__ = {k: _substitute_module(v) for k, v in func.__kwdefaults__.items()}
-        _JAXIFIED[func] = clone
+        memo[id(func)] = clone
         return clone
     closure = None
     if func.__closure__:
@@ -141,7 +143,7 @@ def jaxify(func, _memo=None):
     glb = dict(func.__globals__)
     clone = types.FunctionType(func.__code__, glb, func.__name__, None, closure)
     memo[id(func)] = clone
-    for name in _global_names(func.__code__):
+    for name in global_names(func.__code__):
         if name in glb:
             glb[name] = _substitute(glb[name], memo)
     if func.__defaults__ is not None:
@@ -149,7 +151,6 @@ def jaxify(func, _memo=None):
     if func.__kwdefaults__:
         clone.__kwdefaults__ = {k: _substitute(v, memo) for k, v in func.__kwdefaults__.items()}
     clone.__doc__, clone.__qualname__ = func.__doc__, func.__qualname__
-    _JAXIFIED[func] = clone
     return clone
 
 
@@ -221,7 +222,6 @@ class JaxKernels:
         self._f = member_step_for(system)
         self._system = system
         self._cache: dict = {}
-        self._keep: list = []
 
     # ----------------------------------------------------------- helpers
     def _xi_axis(self):
@@ -347,15 +347,14 @@ class JaxKernels:
             return jax.lax.while_loop(cond, body, (jnp.int32(0), theta, exit_step))[1:]
         return run
 
-    def exit(self, X, exit_step, noise, params, nsteps, n0, inside):
+    def exit(self, X, exit_step, noise, params, nsteps, n0, inside, inside_key):
         if nsteps <= 0:
             return
-        key = ("exit", id(inside))
-        if key in self._cache and self._cache[key][1] is not inside:
-            del self._cache[key]
+        key = ("exit", inside_key)
         if key not in self._cache:
-            self._cache[key] = (self._jax.jit(self.exit_fn(inside)), inside)  # keep the predicate alive
-        fn = self._cache[key][0]
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != "exit"}  # one region at a time
+            self._cache[key] = self._jax.jit(self.exit_fn(inside))
+        fn = self._cache[key]
         with self._ctx():
             th, es = fn(np.asarray(X.T, dtype=self._dtype), np.asarray(exit_step, dtype=np.int64),
                         self._noise(noise, nsteps), self._params(params), np.int32(nsteps), np.int64(n0))
@@ -363,7 +362,7 @@ class JaxKernels:
             exit_step[...] = np.asarray(es)
 
     # ----------------------------------------------------------- single steps
-    def jacobian(self, theta, xi):
+    def jacobian(self, theta, xi, params):
         """Jacobian matrices (member, D, D) by forward-mode autodiff (``jax.jacfwd``) at states (member, D)."""
         jax = self._jax
         key = "jacobian"
@@ -373,4 +372,26 @@ class JaxKernels:
         with self._ctx():
             return np.asarray(self._cache[key](np.asarray(theta, dtype=self._dtype),
                                                np.asarray(xi, dtype=self._dtype),
-                                               self._params(self._system._params_for_kernels())), dtype=float)
+                                               self._params(params)), dtype=float)
+
+
+class _JaxBackend:
+    """The JAX backend (see the module docstring)."""
+
+    name = "jax"
+    forms = ("elementwise", "vector")
+
+    def available(self) -> bool:
+        return available()
+
+    def kernels(self, system):
+        return JaxKernels(system)
+
+    def estimate(self, system, plan, kernels) -> float:
+        if system.map.form != "vector":  # Numba is faster on CPU for a few variables: JAX only when asked for
+            return math.inf
+        w = 1.0 if plan.service != "tangent" else 1.0 + (plan.k or system.nvar)
+        return plan.repeats * w * plan.member_steps * MEMBER_STEP_S
+
+
+BACKEND = _JaxBackend()
