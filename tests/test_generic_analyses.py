@@ -1,0 +1,149 @@
+"""Analyses that are not specific to one model work on any system, and say nothing model-specific about it.
+
+The pullback diagnostics and plot of Sato et al. 2022 (Fig. 4) have a generic part (spread, pairwise distances,
+diameter, Hausdorff distance between successive τ) and a Fukumizu–Amari part (M_w, M_wv, θ*). The FA part appears
+only for results that say they come from the FA model (attrs ``model`` and the variables), never from a variable name
+alone. Also: the computing modules of ``analysis`` do not import the plotting modules (no import cycles), and the
+options after the run length of the escape-time analyses are keyword-only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.spatial.distance import pdist
+
+import analysis
+import rds
+from rds.noise import GaussianInputs
+
+# every variable and attr that belongs to the Fukumizu–Amari network (M_w, M_wv, θ*)
+FA_VARIABLES = {"abs_dw", "abs_dv", "abs_sw", "abs_sv", "dist_optimum", "frac_Mw", "frac_Mwv", "frac_Mwv_positive",
+                "frac_Mw_sym", "frac_Mwv_sym", "frac_optimum", "median_abs_dw", "median_abs_dv",
+                "median_dist_optimum"}
+FA_ATTRS = {"threshold", "optimum_threshold"}
+GENERIC = {"spread", "pairwise_mean", "diameter", "hausdorff", "mean", "std", "n_finite", "frac_diverged"}
+
+
+# ------------------------------------------------------------------------------------------------ systems
+def logistic_step(s, xi, p):
+    (x,) = s
+    return (p[0] * x * (1.0 - x) + xi[0],)
+
+
+def henon_step(s, xi, p):
+    x, y = s
+    return (1.0 - p[0] * x * x + y + xi[0], p[1] * x)
+
+
+def contraction_step(theta, xi, p):
+    return p[0] * theta + 0.1 * xi[0]
+
+
+def logistic():
+    return rds.RandomDynamicalSystem(logistic_step, noise=rds.noise.Gaussian(1e-6), variables=("x",), params=(3.7,))
+
+
+def henon():
+    return rds.RandomDynamicalSystem(henon_step, noise=rds.noise.Gaussian(1e-6), variables=("x", "y"),
+                                     params=(1.4, 0.3))
+
+
+def vector_map(variables=None, D=3):
+    return rds.RandomDynamicalSystem(contraction_step, noise=GaussianInputs(1.0, batch=1, dim=D), form="vector",
+                                     dim=D, params=(0.5,), variables=variables)
+
+
+def lookalike():
+    """A plain linear map whose variables happen to be called like the FA network's: not the FA model."""
+    return vector_map(("w1", "w2", "v1", "v2"), D=4)
+
+
+def _B(M, d, lo=-0.1, hi=0.1, seed=0):
+    return np.random.default_rng(seed).uniform(lo, hi, (M, d))
+
+
+GENERIC_SYSTEMS = {
+    "logistic": lambda: (logistic(), _B(12, 1, 0.2, 0.8)),
+    "henon": lambda: (henon(), _B(12, 2)),
+    "vector": lambda: (vector_map(), _B(12, 3)),
+    "w1-v2 lookalike": lambda: (lookalike(), _B(12, 4)),
+}
+
+
+def _pullback(name, taus=(0, 3, 12)):
+    system, B = GENERIC_SYSTEMS[name]()
+    return analysis.pullback_attractor(system, B, list(taus), t=0, seed=1, backend="numpy")
+
+
+# ------------------------------------------------------------------------------------------------ diagnostics
+@pytest.mark.parametrize("name", list(GENERIC_SYSTEMS))
+def test_generic_system_gets_generic_diagnostics_only(name):
+    ds = _pullback(name)
+    dg = analysis.pullback_diagnostics(ds)
+    assert GENERIC <= set(dg.data_vars)
+    assert not FA_VARIABLES & set(dg.data_vars), f"FA diagnostics attached to {name}"
+    assert not FA_ATTRS & set(dg.attrs), f"FA attrs attached to {name}"
+    for key in ("diagnostics_equations",):
+        text = str(dg.attrs.get(key, ""))
+        assert "M_w" not in text and "theta*" not in text, f"{key} = {text!r} for {name}"
+    # a plain map declares no network symmetry: nothing modulo symmetry either
+    assert "spread_canonical" not in dg and "hausdorff_symmetric" not in dg
+    # the generic diagnostics are what they say
+    X = ds.state.values
+    for k in range(X.shape[0]):
+        d = pdist(X[k])
+        assert dg.pairwise_mean.values[k] == pytest.approx(d.mean(), rel=1e-12)
+        assert dg.diameter.values[k] == pytest.approx(d.max(), rel=1e-12)
+        c = X[k] - X[k].mean(axis=0)
+        assert dg.spread.values[k] == pytest.approx(np.sqrt(np.mean(np.sum(c * c, axis=1))), rel=1e-12)
+    assert np.isnan(dg.hausdorff.values[0])
+    assert dg.hausdorff.values[1] == pytest.approx(analysis.hausdorff_distance(X[0], X[1]), rel=1e-12)
+
+
+def test_fa_model_keeps_its_diagnostics():
+    fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
+    ds = analysis.pullback_attractor(fa, _B(10, 4, -1, 1), [0, 5], backend="numpy")
+    dg = analysis.pullback_diagnostics(ds)
+    assert FA_VARIABLES <= set(dg.data_vars) and FA_ATTRS <= set(dg.attrs)
+    assert "M_w" in dg.attrs["diagnostics_equations"]
+    assert {"spread_canonical", "hausdorff_symmetric"} <= set(dg.data_vars)
+    # the same network in (p, q, r, s) coordinates (eq. 19) is the FA model too
+    pq = rds.models.fukumizu_amari_pqrs(eta=0.1, sigma2=1.0)
+    dq = analysis.pullback_diagnostics(analysis.pullback_attractor(pq, _B(10, 4, -1, 1), [0, 5], backend="numpy"))
+    assert FA_VARIABLES <= set(dq.data_vars)
+
+
+def test_fa_network_as_a_vector_map_is_the_fa_model():
+    """soft_committee(d=1, N=2, tanh) on the FA teacher is the FA model (its docstring): FA diagnostics apply."""
+    scm = rds.models.soft_committee(eta=0.1, sigma2=1.0)
+    dg = analysis.pullback_diagnostics(analysis.pullback_attractor(scm, _B(6, 4, -1, 1), [0, 5], backend="numpy"))
+    assert FA_VARIABLES <= set(dg.data_vars)
+    other = rds.models.soft_committee(eta=0.1, sigma2=1.0, teacher_W=[[1.0], [2.0]], teacher_v=[1.0, 1.0])
+    dg = analysis.pullback_diagnostics(analysis.pullback_attractor(other, _B(6, 4, -1, 1), [0, 5],
+                                                                   backend="numpy"))
+    assert not FA_VARIABLES & set(dg.data_vars)          # another teacher: θ* of eq. 9 means nothing
+    assert "spread_canonical" in dg                       # but it is still a tanh network (declared symmetry)
+
+
+def test_another_tanh_network_is_not_the_fa_model():
+    """Full-batch GD of a (w1, w2, v1, v2) student on other data: a network, but θ* of eq. 9 is not its optimum."""
+    x = np.linspace(-1, 1, 6)[:, None]
+    gd = rds.models.teacher_student(x, np.sin(x[:, 0]), hidden=2, eta=0.05)
+    dg = analysis.pullback_diagnostics(analysis.pullback_attractor(gd, _B(6, 4, -1, 1), [0, 5], backend="numpy"))
+    assert not FA_VARIABLES & set(dg.data_vars) and not FA_ATTRS & set(dg.attrs)
+    assert "spread_canonical" in dg and "hausdorff_symmetric" in dg
+
+
+def test_the_model_can_be_named_for_a_hand_made_set():
+    on = np.array([[[0.5, 0.5, 1.0, 1.0], [-2.0, -2.0, 0.3, 0.3]]])
+    ds = xr.Dataset({"state": (("tau", "member", "var"), on)}, coords={"tau": [10], "var": ["w1", "w2", "v1", "v2"]})
+    assert "frac_Mwv" not in analysis.pullback_diagnostics(ds)                # no attrs: nothing is assumed
+    assert float(analysis.pullback_diagnostics(ds, model="fukumizu_amari").frac_Mwv[0]) == 1.0
+    assert float(analysis.pullback_diagnostics(ds.assign_attrs(model="fukumizu_amari")).frac_Mwv[0]) == 1.0
+    with pytest.raises(ValueError, match="model"):
+        analysis.pullback_diagnostics(ds.rename_vars(state="state").assign_coords(var=["a", "b", "c", "d"]),
+                                      model="fukumizu_amari")
+    with pytest.raises(TypeError, match="model"):
+        analysis.pullback_diagnostics(ds, model=3)
