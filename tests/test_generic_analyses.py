@@ -154,6 +154,45 @@ def test_the_model_can_be_named_for_a_hand_made_set():
         analysis.pullback_diagnostics(ds, model=3)
 
 
+# ------------------------------------------------------------------------------------------------ plots
+def _labels(fig):
+    return " ".join(a.get_xlabel() + " " + a.get_ylabel() for a in fig.axes)
+
+
+@pytest.mark.parametrize("name", list(GENERIC_SYSTEMS))
+def test_plot_of_a_generic_system(name):
+    from matplotlib.figure import Figure
+    ds = _pullback(name)
+    fig = analysis.plot_pullback_attractors(ds, diagnostics=analysis.pullback_diagnostics(ds))
+    assert type(fig) is Figure and len(fig.axes) == ds.sizes["tau"]
+    labels = _labels(fig)
+    assert "w1" not in labels or name == "w1-v2 lookalike"
+    assert "(v1, v2)" not in labels and "blue" not in labels
+    names = [str(v) for v in ds["var"].values]
+    if len(names) == 1:
+        assert "member" in labels and names[0] in labels
+    else:
+        assert names[0] in labels and names[1] in labels
+    texts = " ".join(t.get_text() for a in fig.axes for t in a.texts)
+    assert "M_w" not in texts and "θ*" not in texts
+
+
+def test_plot_fa_panels_and_ax():
+    from matplotlib.figure import Figure
+    fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
+    ds = analysis.pullback_attractor(fa, _B(10, 4, -1, 1), [0, 5], backend="numpy")
+    fig = analysis.plot_pullback_attractors(ds, diagnostics=analysis.pullback_diagnostics(ds))
+    assert "w1" in _labels(fig) and "M_wv" in " ".join(t.get_text() for t in fig.axes[0].texts)
+    # draw into given axes: one Axes per (tau, dataset); the Figure they belong to comes back
+    host = Figure()
+    axs = host.subplots(1, 2)
+    assert analysis.plot_pullback_attractors(ds, ax=axs) is host
+    one = Figure().subplots()
+    h = _pullback("henon", taus=(4,))
+    assert analysis.plot_pullback_attractors(h, ax=one) is one.figure
+    assert one.get_xlabel() == "x" and one.get_ylabel() == "y"
+
+
 # ------------------------------------------------------------------------------------------------ import graph
 def _imports(path: pathlib.Path, modules: set) -> set:
     """Modules of ``modules`` that the file imports, at module level or inside functions."""
