@@ -10,6 +10,7 @@ options after the run length of the escape-time analyses are keyword-only.
 from __future__ import annotations
 
 import ast
+import inspect
 import pathlib
 
 import numpy as np
@@ -235,3 +236,26 @@ def test_plots_are_still_reachable_from_the_package():
     assert analysis.plot_learning_curves is plots_overfitting.plot_learning_curves
     assert analysis.plot_trajectory is plots_overfitting.plot_trajectory
     assert analysis.plot_pullback_attractors is plots_pullback.plot_pullback_attractors
+
+
+# ------------------------------------------------------------------------------------------------ keyword-only options
+@pytest.mark.parametrize("func, last_positional", [(analysis.escape_times, "max_steps"),
+                                                   (analysis.escape_time_scan, "max_steps")])
+def test_options_after_the_run_length_are_keyword_only(func, last_positional):
+    params = list(inspect.signature(func).parameters.values())
+    names = [p.name for p in params]
+    after = params[names.index(last_positional) + 1:]
+    assert after and all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in after), \
+        [p.name for p in after if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+
+
+def test_seed_cannot_be_passed_by_position():
+    red = rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=0.1)
+    box = rds.regions.Box([-2.0, -2.0], [2.0, 2.0], ("w", "v"))
+    X = np.ones((3, 2))
+    with pytest.raises(TypeError):
+        analysis.escape_times(red, X, box, 5, 7)                                   # seed=7 by position
+    with pytest.raises(TypeError):
+        analysis.escape_time_scan(lambda s2: rds.models.fukumizu_amari_reduced(sigma2=s2), [0.1], X, box, 5, 7)
+    ds = analysis.escape_times(red, X, box, 5, seed=7, n_boot=0, backend="numpy")
+    assert ds.attrs["seed"] == 7
