@@ -57,16 +57,14 @@ from analysis.overfitting import (
     make_dataset,
     optimal_set_sample,
     overfitting_point,
-    plot_learning_curves,
-    plot_trajectory,
     training_gradient,
     training_hessian,
 )
 from analysis.plots_lyapunov import plot_exponent_history, plot_exponent_vs_sigma2, plot_transverse_exponents
-from analysis.plots_overfitting import plot_loss_curves
+from analysis.plots_overfitting import plot_learning_curves, plot_loss_curves, plot_trajectory
+from analysis.plots_pullback import plot_pullback_attractors
 from analysis.pullback import (
     hausdorff_distance,
-    plot_pullback_attractors,
     pullback_attractor,
     pullback_diagnostics,
     sample_initial,

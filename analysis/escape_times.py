@@ -292,9 +292,9 @@ def _describe_summaries(ds, max_steps, tail_from, confidence, bootstrap, n_boot)
 
 
 # ---------------------------------------------------------------------------------------------- escape_times
-def escape_times(system, initial, region, max_steps, seed=0, realizations=1, members=None, t0=0, n_boot=1000,
+def escape_times(system, initial, region, max_steps, *, seed=0, realizations=1, members=None, t0=0, n_boot=1000,
                  confidence=0.95, bootstrap="both", tail_from=0, backend=None, executor=None, chunk_size=None,
-                 progress=None, keep_members=True, *, sample_seed=None) -> xr.Dataset:
+                 progress=None, keep_members=True, sample_seed=None) -> xr.Dataset:
     """First-exit (escape) times from a region, as right-censored survival data (Sato et al. 2022, §4.2, Fig. 5).
 
     Each initial state is evolved with :meth:`rds.RandomDynamicalSystem.first_exit` (stopping early once all
@@ -316,7 +316,7 @@ def escape_times(system, initial, region, max_steps, seed=0, realizations=1, mem
     region : rds.regions.Region or callable
         The trapping region (e.g. ``Box([-2, -2], [2, 2], ("w", "v"))``) or an elementwise predicate.
     max_steps : int
-        The cap (≥ 1).
+        The cap (≥ 1). The options after it are keyword-only.
     seed : int
         Noise seed (and seed of the initial sampling and of the bootstrap).
     realizations : int
@@ -453,7 +453,7 @@ def _region_attrs(region):
 
 
 # ---------------------------------------------------------------------------------------------- scan over σ²
-def escape_time_scan(make_system: Callable, sigma2, initial, region, max_steps, seed=0, store=None, progress=None,
+def escape_time_scan(make_system: Callable, sigma2, initial, region, max_steps, *, seed=0, store=None, progress=None,
                      realizations=1, members=None, t0=0, n_boot=1000, confidence=0.95, bootstrap="both",
                      tail_from=0, backend=None, executor=None, chunk_size=None, keep_members=True,
                      protocol="") -> xr.Dataset:
@@ -471,7 +471,7 @@ def escape_time_scan(make_system: Callable, sigma2, initial, region, max_steps, 
         Distinct noise strengths σ² ≥ 0.
     initial, region, max_steps, seed, realizations, members, t0, n_boot, confidence, bootstrap, tail_from,
     backend, executor, chunk_size, keep_members
-        As in :func:`escape_times`.
+        As in :func:`escape_times`; the options after ``max_steps`` are keyword-only.
     store : str or os.PathLike or None
         netCDF file. After each σ² the rows done so far are saved atomically (:func:`rds.io.save`); if the file
         exists, the scan resumes after its finished rows — provided it was made with the same settings (model,

@@ -49,7 +49,7 @@ from rds.timegrid import log_times
 __all__ = ["make_dataset", "load_dataset", "teacher", "network_output", "training_error", "training_gradient",
            "training_hessian", "generalization_error", "function_distance", "distance_to_optimal_set",
            "count_unstable", "overfitting_point", "learning_curves", "convergence_modulo_symmetry", "END_KINDS",
-           "optimal_set_sample", "PHASES", "plot_learning_curves", "plot_trajectory"]
+           "optimal_set_sample", "PHASES"]
 
 PHASES = ("plateau", "near_optimal", "overfitting")
 """Phase labels; the ``phase`` variable of :func:`learning_curves` holds indices into this tuple."""
@@ -724,21 +724,3 @@ def convergence_modulo_symmetry(gd, initial, steps, backend=None, polish: bool =
                      "n_degenerate_min": int((kind == 1).sum()), "steps": steps, "polish": int(polish),
                      "n_diverged": int((~finite).sum()), "reference": "Maleknia & Sato 2026, Theorem 3.1"})
     return annotate(ds)  # long_name / units from rds.labels
-
-
-# --------------------------------------------------------------------------------------------------- plots
-# The figures live in analysis.plots_overfitting; these lazy re-exports keep the names (matplotlib is imported only
-# when a figure is drawn).
-
-def plot_learning_curves(curves, labels=None, ax=None):
-    """Log–log learning curves; see :func:`analysis.plots_overfitting.plot_learning_curves`."""
-    from analysis.plots_overfitting import plot_learning_curves as _plot
-
-    return _plot(curves, labels=labels, ax=ax)
-
-
-def plot_trajectory(curves, axes=None):
-    """(w1, w2) and (v1, v2) trajectory; see :func:`analysis.plots_overfitting.plot_trajectory`."""
-    from analysis.plots_overfitting import plot_trajectory as _plot
-
-    return _plot(curves, axes=axes)

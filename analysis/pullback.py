@@ -16,10 +16,11 @@ Cost: each τ is a separate run from t − τ (the sets for different τ start a
 shared), hence Σ_τ τ steps per member in total. This is inherent to the pullback construction; it is the forward
 run from one start time that is cheap, and that gives a different object (the forward image, not the pullback).
 
-:func:`pullback_diagnostics` measures how far each member is from the degenerate subspaces M_w = {w1 = w2}
-(eq. 17) and M_wv = {w1 = w2, v1 = v2} (eq. 18), and from the optimal set θ* (eq. 9) modulo the symmetries of
-the network; the spread of the set; and the Hausdorff distance between the sets of successive τ (which goes to 0
-as Ã_τ converges to A(t, ω)).
+:func:`pullback_diagnostics` works for any system: the spread, mean pairwise distance and diameter of each set,
+and the Hausdorff distance between the sets of successive τ (which goes to 0 as Ã_τ converges to A(t, ω)). For the
+Fukumizu–Amari network only (:func:`fukumizu_amari_theta`: the result says it comes from that model), it also
+measures how far each member is from the degenerate subspaces M_w = {w1 = w2} (eq. 17) and
+M_wv = {w1 = w2, v1 = v2} (eq. 18), and from the optimal set θ* (eq. 9) modulo the symmetries of the network.
 
 Reference: Sato, Tsutsui, Fujiwara, *Noise-induced degeneration in online learning*, Physica D 430 (2022) 133095.
 """
@@ -37,10 +38,14 @@ from rds.sampling import initial_states
 from rds.symmetry import canonical, orbit
 
 __all__ = ["pullback_attractor", "pullback_diagnostics", "hausdorff_distance", "sample_initial",
-           "plot_pullback_attractors", "network_distance"]
+           "network_distance", "fukumizu_amari_theta"]
 
 _THETA = ("w1", "w2", "v1", "v2")
 _PQRS = ("p", "q", "r", "s")
+# The models whose sets are the Fukumizu–Amari network (Sato et al. 2022), with the variables they describe it in.
+_FA_MODELS = {"fukumizu_amari": _THETA, "fukumizu_amari_pqrs": _PQRS}
+# soft_committee(inputs=1, hidden=2, tanh) is the FA model when its teacher is T(x) = 2 tanh(x) - tanh(4x) (eq. 8)
+_FA_TEACHER = (1.0, 4.0, 2.0, -1.0)  # (w*1, w*2, v*1, v*2)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -269,22 +274,107 @@ def hausdorff_distance(a, b, *, modulo_symmetry=False):
     return float(max(d_ab, d_ba))
 
 
-def _theta(state: xr.DataArray) -> np.ndarray | None:
-    """(tau, member, 4) in (w1, w2, v1, v2) if the variables allow it, else None."""
-    names = tuple(str(v) for v in state["var"].values)
-    arr = state.transpose("tau", "member", "var").values
-    if names == _THETA:
-        return arr
+def _names(ds) -> tuple:
+    return tuple(str(v) for v in ds["var"].values)
+
+
+def _check_model(model):
+    if model is not None and not isinstance(model, str):
+        raise TypeError(f"model must be a model name (str, e.g. 'fukumizu_amari') or None, got {type(model).__name__}")
+    return model
+
+
+def _is_fa(attrs, names, model=None) -> bool:
+    """Whether a result with these attrs and variables comes from the Fukumizu–Amari network (Sato et al. 2022)."""
+    model = str(attrs.get("model", "")) if model is None else model
+    if model in _FA_MODELS:
+        return names == _FA_MODELS[model]
+    if model == "soft_committee" and names == _THETA:  # the FA network as a vector map, on the FA teacher
+        try:
+            if (int(attrs["inputs"]), int(attrs["hidden"]), str(attrs["activation"])) != (1, 2, "tanh"):
+                return False
+            teacher = np.concatenate([np.ravel(attrs["teacher_W"]), np.ravel(attrs["teacher_v"])]).astype(float)
+        except (KeyError, TypeError, ValueError):
+            return False
+        return teacher.shape == (4,) and bool(np.allclose(canonical(teacher), canonical(np.array(_FA_TEACHER))))
+    return False
+
+
+def _odd_network(attrs, names) -> bool:
+    """Whether the variables are a tanh-like network (w1…wN, v1…vN) with one input that declares the neuron
+    swaps and sign flips of :mod:`rds.symmetry` (FA, teacher_student and odd soft_committee/dataset_sgd, d = 1)."""
+    N = len(names) // 2
+    if N == 0 or names != tuple(f"w{i + 1}" for i in range(N)) + tuple(f"v{i + 1}" for i in range(N)):
+        return False
+    try:
+        one_input = int(attrs.get("inputs", -1)) == 1
+    except (TypeError, ValueError):
+        return False
+    declared = (str(attrs.get("network_symmetry", "")) == "neuron_permutation_sign"
+                or str(attrs.get("model", "")) == "teacher_student")  # tanh students (rds.models.teacher_student)
+    return one_input and declared
+
+
+def fukumizu_amari_theta(ds, *, model=None) -> np.ndarray | None:
+    """The sets of a pullback result in the Fukumizu–Amari coordinates (w1, w2, v1, v2); None for other systems.
+
+    A result is taken to be the FA network (Sato et al. 2022, eqs. 4–16) only when it says so: its attr ``model``
+    (from ``system.describe()``) is ``"fukumizu_amari"`` with variables (w1, w2, v1, v2), ``"fukumizu_amari_pqrs"``
+    with variables (p, q, r, s) (converted by eq. 19), or ``"soft_committee"`` with one input, two tanh neurons and
+    the FA teacher T(x) = 2 tanh(x) − tanh(4x) (eq. 8). Variable names alone never decide it: another map, or
+    another network, called (w1, w2, v1, v2) is not the FA model, and its optimal set is not θ* of eq. 9.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        ``state`` with dims (tau, member, var) (a result of :func:`pullback_attractor`, or any Dataset with a
+        ``var`` coordinate and ``state``).
+    model : str or None
+        The model the sets come from; None: ``ds.attrs["model"]``. Use it for hand-made Datasets without attrs.
+
+    Returns
+    -------
+    ndarray, shape (tau, member, 4), or None
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"state": (("tau", "member", "var"), np.zeros((1, 2, 4)))},
+    ...                 coords={"var": ["w1", "w2", "v1", "v2"]})
+    >>> fukumizu_amari_theta(ds) is None                                 # no model named: nothing assumed
+    True
+    >>> fukumizu_amari_theta(ds, model="fukumizu_amari").shape
+    (1, 2, 4)
+    """
+    if not isinstance(ds, xr.Dataset) or "state" not in ds or "var" not in ds["state"].dims:
+        raise TypeError("ds must be an xarray.Dataset with a 'state' variable (tau, member, var)")
+    model = _check_model(model)
+    names = _names(ds)
+    if not _is_fa(ds.attrs, names, model):
+        return None
+    arr = ds["state"].transpose("tau", "member", "var").values
     if names == _PQRS:
         from rds.coords import from_pqrs
         return from_pqrs(arr)
-    return None
+    return arr
 
 
-def pullback_diagnostics(ds, *, threshold=0.05, optimum_threshold=0.05, symmetry=True) -> xr.Dataset:
-    """Where the finite-time pullback attractors lie: degenerate subspaces, the optimal set, spread, convergence.
+def pullback_diagnostics(ds, *, threshold=0.05, optimum_threshold=0.05, symmetry=True, model=None) -> xr.Dataset:
+    """Where the finite-time pullback attractors lie: spread, convergence, and for FA the degenerate subspaces.
 
-    For the Fukumizu–Amari network (variables (w1, w2, v1, v2), or (p, q, r, s), converted by eq. 19):
+    For any system (elementwise or vector maps, any variables): the spread of the set (RMS distance to its
+    centroid), the mean pairwise distance and the diameter of the set (both → 0 when the ensemble synchronises on one
+    random point), the centroid and standard deviation per variable, and the Hausdorff distance between the sets of
+    successive τ (eq. C.1: it tends to 0 as Ã_τ approaches the random attractor A(t, ω)).
+
+    For networks that declare their symmetry: two-layer networks with attrs ``network_symmetry``, ``hidden``,
+    ``inputs`` (:func:`rds.models.soft_committee`, :func:`rds.models.dataset_sgd`) also get the pairwise distances
+    modulo neuron permutations and sign flips (:func:`network_distance`); tanh networks with one input in the layout
+    (w1…wN, v1…vN) (the FA model, :func:`rds.models.teacher_student`, or a declared sign symmetry) also get the spread
+    of the canonical representatives and the Hausdorff distance modulo symmetry (:mod:`rds.symmetry`).
+
+    For the Fukumizu–Amari network only (the result says it comes from that model, :func:`fukumizu_amari_theta`;
+    variables (w1, w2, v1, v2), or (p, q, r, s) converted by eq. 19):
 
     * |w1 − w2| (= 2|r|) and |v1 − v2| (= 2|s|): distances that vanish on M_w = {w1 = w2} (eq. 17) and
       M_wv = {w1 = w2, v1 = v2} (eq. 18). A member is *on M_w* if |w1 − w2| < threshold, *on M_wv* if also
@@ -295,47 +385,49 @@ def pullback_diagnostics(ds, *, threshold=0.05, optimum_threshold=0.05, symmetry
     * the Euclidean distance to the optimal set θ* (eq. 9, ``rds.models.OPTIMA``, closed under the symmetries)
       modulo symmetry, and the fraction within ``optimum_threshold``.
 
-    For any system (elementwise or vector maps): the spread of the set (RMS distance to its centroid; also of the
-    canonical representatives modulo symmetry for 2N-variable networks), the mean pairwise distance and the
-    diameter of the set (both → 0 when the ensemble synchronises on one random point), and the Hausdorff distance
-    between the sets of successive τ (eq. C.1: it tends to 0 as Ã_τ approaches the random attractor A(t, ω)). For
-    two-layer networks that declare their symmetry (attrs ``network_symmetry``, ``hidden``, ``inputs``, as
-    :func:`rds.models.soft_committee` and :func:`rds.models.dataset_sgd` do), also the pairwise distances modulo
-    neuron permutations and sign flips (:func:`network_distance`).
-
     Parameters
     ----------
     ds : xarray.Dataset
         A result of :func:`pullback_attractor`: ``state`` with dims (tau, member, var).
     threshold : float
-        Distance below which a member counts as on M_w / M_wv (default 0.05).
+        FA only: distance below which a member counts as on M_w / M_wv (default 0.05).
     optimum_threshold : float
-        Distance below which a member counts as at θ* (default 0.05).
+        FA only: distance below which a member counts as at θ* (default 0.05).
     symmetry : bool
-        Also compute the Hausdorff distance modulo the network symmetries (8× more points in the trees).
+        Also compute the Hausdorff distance modulo the network symmetries (8× more points in the trees), for
+        networks with that symmetry.
+    model : str or None
+        The model the sets come from; None (default): ``ds.attrs["model"]`` (set by :func:`pullback_attractor`
+        from ``system.describe()``). Name it for a hand-made Dataset, e.g. ``model="fukumizu_amari"``; a model
+        whose variables do not match raises a ValueError.
 
     Returns
     -------
     xarray.Dataset
-        Per (tau, member), FA only: ``abs_dw`` = |w1 − w2|, ``abs_dv`` = |v1 − v2|, ``abs_sw`` = |w1 + w2|,
-        ``abs_sv`` = |v1 + v2|, ``dist_optimum`` (modulo symmetry). Per tau: ``frac_Mw``, ``frac_Mwv``,
+        Any system: per tau ``frac_diverged``, ``n_finite``, ``spread``, ``hausdorff`` (distance to the set of the
+        previous τ; NaN for the first), ``pairwise_mean``, ``diameter``; per (tau, var) ``mean``, ``std``.
+        Coordinate ``previous_tau`` (tau). Fractions are over all members (diverged ones are counted as nowhere).
+        Networks with a declared symmetry: ``pairwise_mean_symmetric``, ``diameter_symmetric``; tanh networks
+        (w1…wN, v1…vN): ``spread_canonical``, ``hausdorff_symmetric`` (with ``symmetry``).
+        FA only: per (tau, member) ``abs_dw`` = |w1 − w2|, ``abs_dv`` = |v1 − v2|, ``abs_sw`` = |w1 + w2|,
+        ``abs_sv`` = |v1 + v2|, ``dist_optimum`` (modulo symmetry); per tau ``frac_Mw``, ``frac_Mwv``,
         ``frac_Mwv_positive``, ``frac_Mw_sym``, ``frac_Mwv_sym``, ``frac_optimum``, ``median_abs_dw``,
-        ``median_abs_dv``, ``median_dist_optimum`` (FA only);
-        ``frac_diverged``, ``n_finite``, ``spread``, ``spread_canonical`` (2N networks), ``hausdorff``
-        (distance to the set of the previous τ; NaN for the first) and ``hausdorff_symmetric``; ``pairwise_mean``,
-        ``diameter`` and, for networks with a declared symmetry, ``pairwise_mean_symmetric``,
-        ``diameter_symmetric``. Per (tau, var):
-        ``mean``, ``std``. Coordinate ``previous_tau`` (tau). Fractions are over all members (diverged ones are
-        counted as nowhere). Attrs: those of ``ds`` plus the thresholds.
+        ``median_abs_dv``, ``median_dist_optimum``. Attrs: those of ``ds``, ``diagnostics``, ``symmetry``,
+        ``diagnostics_equations``, and for FA the thresholds.
 
     Examples
     --------
     >>> import numpy as np, xarray as xr
     >>> on = np.array([[[0.5, 0.5, 1.0, 1.0], [-2.0, -2.0, 0.3, 0.3]]])        # two members on M_wv
     >>> ds = xr.Dataset({"state": (("tau", "member", "var"), on)},
-    ...                 coords={"tau": [10], "var": ["w1", "w2", "v1", "v2"]})
+    ...                 coords={"tau": [10], "var": ["w1", "w2", "v1", "v2"]}, attrs={"model": "fukumizu_amari"})
     >>> float(pullback_diagnostics(ds).frac_Mwv[0])
     1.0
+    >>> x = xr.Dataset({"state": (("tau", "member", "var"), [[[0.1], [0.4]], [[0.2], [0.2]]])},
+    ...                coords={"tau": [0, 5], "var": ["x"]})                  # any system: a 1-D map
+    >>> dg = pullback_diagnostics(x)
+    >>> dg.diameter.values.round(12).tolist(), "frac_Mwv" in dg
+    ([0.3, 0.0], False)
     """
     if not isinstance(ds, xr.Dataset) or "state" not in ds:
         raise TypeError("ds must be an xarray.Dataset with a 'state' variable (tau, member, var)")
@@ -344,18 +436,23 @@ def pullback_diagnostics(ds, *, threshold=0.05, optimum_threshold=0.05, symmetry
         raise ValueError(f"ds.state must have dims (tau, member, var), got {state.dims}")
     threshold = nonnegative(threshold, "threshold")
     optimum_threshold = nonnegative(optimum_threshold, "optimum_threshold")
+    model = _check_model(model)
+    names = _names(ds)
+    if model is not None and model in _FA_MODELS and names != _FA_MODELS[model]:
+        raise ValueError(f"model={model!r} has the variables {_FA_MODELS[model]}, but ds.state has {names}")
     state = state.transpose("tau", "member", "var")
     X = state.values
     T, M, d = X.shape
     finite = np.all(np.isfinite(X), axis=-1)  # (tau, member)
     tau = state["tau"].values
-    theta = _theta(state)
+    theta = fukumizu_amari_theta(ds, model=model)
+    attrs = dict(ds.attrs) if model is None else {**ds.attrs, "model": model}
     out = {}
     if theta is not None:
         out.update(_fa_diagnostics(theta, finite, threshold, optimum_threshold))
-    is_net = theta is not None or (d % 2 == 0 and _is_network(state))
+    is_net = theta is not None or _odd_network(attrs, names)
     out.update(_set_diagnostics(X, finite, theta if theta is not None else X, is_net, symmetry))
-    out.update(_network_symmetry_diagnostics(X, finite, ds.attrs))
+    out.update(_network_symmetry_diagnostics(X, finite, attrs))
     coords = {"tau": tau, "member": state["member"].values if "member" in state.coords else np.arange(M),
               "var": state["var"].values,
               "previous_tau": ("tau", np.concatenate([[-1], tau[:-1]]).astype(np.int64))}
@@ -363,10 +460,12 @@ def pullback_diagnostics(ds, *, threshold=0.05, optimum_threshold=0.05, symmetry
     if "start_time" in ds.coords:
         res = res.assign_coords(start_time=ds["start_time"])
     res["previous_tau"].attrs["long_name"] = "tau of the set the Hausdorff distance is measured to (-1: none)"
-    res.attrs.update(ds.attrs)
-    res.attrs.update({"diagnostics": "pullback_diagnostics", "threshold": float(threshold),
-                      "optimum_threshold": float(optimum_threshold), "symmetry": int(bool(symmetry)),
-                      "diagnostics_equations": "M_w eq. 17, M_wv eq. 18, theta* eq. 9, Hausdorff eq. C.1"})
+    res.attrs.update(attrs)
+    res.attrs.update({"diagnostics": "pullback_diagnostics", "symmetry": int(bool(symmetry)),
+                      "diagnostics_equations": "Hausdorff distance between successive tau: eq. C.1"})
+    if theta is not None:
+        res.attrs.update({"threshold": float(threshold), "optimum_threshold": float(optimum_threshold),
+                          "diagnostics_equations": "M_w eq. 17, M_wv eq. 18, theta* eq. 9, Hausdorff eq. C.1"})
     return annotate(res)  # long_name / units from rds.labels
 
 
@@ -545,12 +644,6 @@ def _network_symmetry_diagnostics(X, finite, attrs):
             "diameter_symmetric": (("tau",), diam, {"long_name": f"largest pairwise distance modulo {what}"})}
 
 
-def _is_network(state) -> bool:
-    names = [str(v) for v in state["var"].values]
-    N = len(names) // 2
-    return names == [f"w{i + 1}" for i in range(N)] + [f"v{i + 1}" for i in range(N)]
-
-
 def _nanmedian(a):
     out = np.full(a.shape[0], np.nan)
     for k in range(a.shape[0]):
@@ -558,48 +651,3 @@ def _nanmedian(a):
         if row.size:
             out[k] = np.median(row)
     return out
-
-
-def plot_pullback_attractors(*args, **kwargs):
-    """Fig. 4-style plot of finite-time pullback attractors (Sato et al. 2022, Fig. 4; sets Ã_τ(t, ω) of eq. C.2).
-
-    A lazy re-export of :func:`analysis.plots_pullback.plot_pullback_attractors` (matplotlib is imported only when
-    plotting); all arguments are passed through unchanged.
-
-    Parameters
-    ----------
-    datasets : xarray.Dataset or sequence of Dataset
-        Results of :func:`pullback_attractor` for the FA model, var (w1, w2, v1, v2) or (p, q, r, s), dims
-        (tau, member, var); one column each.
-    diagnostics : Dataset, sequence of Dataset or None, optional
-        Matching results of :func:`pullback_diagnostics` (fractions on M_w, M_wv and at θ* written in the panels).
-    max_points : int, optional
-        At most this many members per panel (default 20000).
-    lim : float, optional
-        Axis limits [−lim, lim] (default 5).
-    markersize : float, optional
-    taus : sequence of int or None, optional
-        Pullback times to show, one row each (default: all of the first dataset).
-    titles : sequence of str or None, optional
-        Column titles (default "σ² = …").
-    seed : int, optional
-        Seed of the member subsampling.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        ``len(taus)`` rows × ``len(datasets)`` columns of axes.
-
-    Examples
-    --------
-    >>> import rds
-    >>> fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
-    >>> box = rds.regions.Box([-1] * 4, [1] * 4, variables=fa.variables)
-    >>> ds = pullback_attractor(fa, box, taus=[0, 20], members=50, backend="numpy")
-    >>> fig = plot_pullback_attractors(ds, diagnostics=pullback_diagnostics(ds))
-    >>> len(fig.axes)
-    2
-    """
-    from analysis.plots_pullback import plot_pullback_attractors as _plot
-    return _plot(*args, **kwargs)
-

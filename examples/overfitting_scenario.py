@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 
 import analysis.overfitting as ov  # noqa: E402
 import rds  # noqa: E402
+from analysis.plots_overfitting import plot_learning_curves, plot_trajectory  # noqa: E402
 
 START = np.array([-0.13, 0.13, 0.16, -0.15])
 ETA = 0.01
@@ -79,12 +80,12 @@ def run(out_dir="out", scale="small", data=None, steps=None, noise_std=0.2, seed
     conv.attrs["dataset"] = source
     rds.io.save(conv, os.path.join(out_dir, "overfitting_convergence.nc"))
 
-    fig = ov.plot_learning_curves([noisy, clean], ["noisy labels", "noise-free labels"])
+    fig = plot_learning_curves([noisy, clean], ["noisy labels", "noise-free labels"])
     fig.axes[0].set_title(f"GD, eta = {ETA}, start w = (-0.13, 0.13), v = (0.16, -0.15)")
     fig.savefig(os.path.join(out_dir, "overfitting_learning_curves.png"), dpi=130)
     plt.close(fig)
     for ds, name in ((noisy, "noisy"), (clean, "clean")):
-        fig = ov.plot_trajectory(ds)
+        fig = plot_trajectory(ds)
         fig.suptitle(f"{name} labels: trajectory coloured by log10 t; grey: O; red stars: end point (Newton-polished)")
         fig.savefig(os.path.join(out_dir, f"overfitting_trajectory_{name}.png"), dpi=130)
         plt.close(fig)

@@ -23,11 +23,16 @@ def _B(m=12, seed=3):
     return np.random.default_rng(seed).uniform(-1, 1, (m, 4))
 
 
-def _set_ds(states, var=("w1", "w2", "v1", "v2"), taus=None):
+def _set_ds(states, var=("w1", "w2", "v1", "v2"), taus=None, model=None):
+    """Hand-made sets; of the FA model (attr ``model``) when the variables are the FA network's."""
     states = np.asarray(states, dtype=float)
     taus = np.arange(states.shape[0]) if taus is None else taus
+    if model is None:
+        model = {("w1", "w2", "v1", "v2"): "fukumizu_amari", ("p", "q", "r", "s"): "fukumizu_amari_pqrs"}.get(
+            tuple(var), "hand_made")
     return xr.Dataset({"state": (("tau", "member", "var"), states)},
-                      coords={"tau": taus, "member": np.arange(states.shape[1]), "var": list(var)})
+                      coords={"tau": taus, "member": np.arange(states.shape[1]), "var": list(var)},
+                      attrs={"model": model})
 
 
 # ------------------------------------------------------------------ the sets themselves
