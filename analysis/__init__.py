@@ -39,7 +39,6 @@ from analysis.neuron_splitting import (
     inner_hessian,
     numerical_classification,
     plateau_map,
-    plot_plateau_map,
     split_neuron,
     two_layer_gradient,
     two_layer_hessian,
@@ -63,6 +62,7 @@ from analysis.overfitting import (
 from analysis.plots_lyapunov import plot_exponent_history, plot_exponent_vs_sigma2, plot_transverse_exponents
 from analysis.plots_overfitting import plot_learning_curves, plot_loss_curves, plot_trajectory
 from analysis.plots_pullback import plot_pullback_attractors
+from analysis.plots_splitting import plot_plateau_map
 from analysis.pullback import (
     hausdorff_distance,
     pullback_attractor,

@@ -73,7 +73,6 @@ __all__ = [
     "inner_hessian",
     "numerical_classification",
     "plateau_map",
-    "plot_plateau_map",
     "split_neuron",
     "two_layer_gradient",
     "two_layer_hessian",
@@ -1102,34 +1101,3 @@ def _plateau_dataset(scan, W, v, X, y, j, grid, activation, tol):
         },
     )
     return annotate(ds)  # long_name / units from rds.labels
-
-
-def plot_plateau_map(ds, ax=None, title=None):
-    """Plot a :func:`plateau_map` Dataset: local-min / saddle regions over beta.
-
-    Two daughters: the smallest transverse wide-Hessian eigenvalue against beta_0, with the theorem's
-    local-min intervals shaded. Three daughters: the (beta_0, beta_1) plane coloured by type, with the
-    lines beta_i = 0 (the region boundaries of Theorem 1) drawn.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        From :func:`plateau_map` with 2 or 3 daughters.
-    ax : matplotlib Axes, optional
-    title : str, optional
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(20, 2)); y = np.tanh(X @ [1.0, -1.0]) + 0.5 * np.tanh(X @ [0.5, 1.0])
-    >>> W, v = find_local_minimum(X, y, hidden=1, seed=0)
-    >>> fig = plot_plateau_map(plateau_map(W, v, X, y, 0, grid=np.linspace(-1, 2, 7)))
-    """
-    from analysis.plots_splitting import plot_plateau_map as _plot
-
-    return _plot(ds, ax=ax, title=title)

@@ -223,10 +223,8 @@ def test_analysis_has_no_import_cycles():
         return seen
     cycles = sorted(m for m in graph if m in reach(m))
     assert not cycles, f"import cycles through {cycles}"
-    # computing code never imports plotting code (neuron_splitting's lazy re-export of plot_plateau_map is the one
-    # left: no cycle, since plots_splitting imports nothing back; to be moved by whoever owns that module)
-    known = {"analysis.neuron_splitting"}
-    for m in set(graph) - known:
+    # computing code never imports plotting code
+    for m in set(graph):
         if not m.split(".")[-1].startswith("plots_"):
             assert not {b for b in graph[m] if b.split(".")[-1].startswith("plots_")}, m
 

@@ -16,13 +16,13 @@ from analysis.neuron_splitting import (
     inner_hessian,
     numerical_classification,
     plateau_map,
-    plot_plateau_map,
     split_neuron,
     two_layer_gradient,
     two_layer_hessian,
     two_layer_loss,
     unsplit_neuron,
 )
+from analysis.plots_splitting import plot_plateau_map
 
 # (n samples, data seed) of a 1-neuron student on a 2-neuron tanh teacher, d = 2, whose local minimum has
 # an inner Hessian of the given definiteness (found by a scan; the definiteness is asserted below)
