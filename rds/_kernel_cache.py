@@ -16,10 +16,20 @@ loaded from Numba's cache next to the module file in well under a second. Numba'
 argument types, the CPU and the source file's contents.
 
 Folder: ``$RDS_CACHE_DIR`` if set (an empty value, ``0`` or ``off`` turns the cache off), else
-``$XDG_CACHE_HOME/rds/kernels``, else ``~/.cache/rds/kernels``. If the folder cannot be created or written (a
-read-only or missing home), kernels are compiled in memory as before, without error. Writes are atomic
-(a temporary file, then ``os.replace``), and the file for a given hash always has the same contents, so two
-processes compiling the same kernel at once are safe; Numba writes its own cache files the same way.
+``$XDG_CACHE_HOME/rds/kernels``, else ``~/.cache/rds/kernels``. Writes are atomic (a temporary file, then
+``os.replace``), and the file for a given hash always has the same contents, so two processes compiling the same
+kernel at once are safe; Numba writes its own cache files the same way.
+
+**Trust.** Loading a cached kernel unpickles it, and unpickling runs code: whoever can write the folder can run
+code in every process that uses it. The cache is therefore used only from a folder that only its user can write,
+the rule ssh applies to ``~/.ssh`` (:func:`untrusted_reason`): the folder (and its ``__pycache__``, where Numba
+keeps the compiled code) must be owned by the current user and not writable by group or others
+(``mode & 0o022 == 0``); a symbolic link must itself be owned by the user and point to such a folder. A folder rds
+creates is created with mode ``0o700``. A folder that breaks the rule is not used at all — nothing is read from or
+written to it, kernels compile in memory — and a :class:`KernelCacheWarning` (once per folder and process) says why
+and how to fix it. On platforms without POSIX owners (Windows: no ``os.getuid``) the check
+is skipped. If the folder cannot be created or written (a read-only or missing home), kernels are compiled in
+memory as before, without error.
 
 Objects that cannot be fingerprinted reliably (e.g. a map closing over an arbitrary Python object, or one that
 looks up a global the fingerprint cannot follow) make the kernel *uncacheable*: it is compiled in memory, as
@@ -34,17 +44,21 @@ import hashlib
 import importlib.util
 import linecache
 import os
+import stat
 import sys
 import tempfile
 import types
+import warnings
 
 import numpy as np
 
-__all__ = ["ENV_VAR", "cache_dir", "fingerprint", "Uncacheable", "load_module", "is_on_disk", "flag", "flagged"]
+__all__ = ["ENV_VAR", "KernelCacheWarning", "cache_dir", "cache_status", "untrusted_reason", "fingerprint",
+           "Uncacheable", "load_module", "is_on_disk", "flag", "flagged"]
 
 #: Environment variable that sets the cache folder (empty, ``0``, ``off``, ``false`` or ``none``: no cache).
 ENV_VAR = "RDS_CACHE_DIR"
 _OFF = {"", "0", "off", "false", "none", "no"}
+#: folder -> whether it is used as the cache (decided once per process; why not: _DIR_WHY)
 _DIR_OK: dict = {}
 
 
@@ -54,6 +68,10 @@ class Uncacheable(Exception):
 
 def cache_dir() -> str | None:
     """The kernel cache folder, created if needed; None when caching is off or the folder is not writable.
+
+    Also None when the folder is not trusted (:func:`untrusted_reason`), with a :class:`KernelCacheWarning`
+    once per folder and process; a folder that cannot be created or written means None silently. Either way
+    kernels compile in memory. The verdict on a folder is kept for the rest of the process.
 
     Returns
     -------
@@ -67,27 +85,14 @@ def cache_dir() -> str | None:
     >>> d is None or os.path.isdir(d)
     True
     """
-    env = os.environ.get(ENV_VAR)
-    if env is not None:
-        if env.strip().lower() in _OFF:
-            return None
-        base = os.path.expanduser(env)
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        if not xdg:
-            home = os.path.expanduser("~")
-            if not home or home == "~":
-                return None
-            xdg = os.path.join(home, ".cache")
-        base = os.path.join(xdg, "rds", "kernels")
-    base = os.path.abspath(base)
+    base = _configured_folder()
+    if base is None:
+        return None
     if base not in _DIR_OK:
-        try:
-            os.makedirs(base, exist_ok=True)
-            tempfile.TemporaryFile(dir=base).close()  # writable?
-            _DIR_OK[base] = True
-        except OSError:
-            _DIR_OK[base] = False
+        _DIR_OK[base], why, untrusted = _examine(base)
+        _DIR_WHY[base] = (why, untrusted)
+        if untrusted:
+            _warn_once(("untrusted", base), _untrusted_message(base, why or ""))
     return base if _DIR_OK[base] else None
 
 
@@ -214,6 +219,138 @@ try:  # at import: the digests are of the engine sources this process runs (not 
     _ENV.append(_environment())
 except Exception:  # pragma: no cover - computed again (and raising) at the first kernel
     pass
+
+# ------------------------------------------------------------------------------------------------ trust
+#: folder -> (why it is not used, whether the trust rule refused it)
+_DIR_WHY: dict[str, tuple[str | None, bool]] = {}
+_WARNED: set = set()
+
+
+class KernelCacheWarning(RuntimeWarning):
+    """The kernel cache is not used (an untrusted folder) or could not be written (a full disk, …): the kernels
+    concerned are compiled in memory, which is slower on first use but gives the same results."""
+
+
+def _warn_once(key, message: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(message, KernelCacheWarning, stacklevel=3)
+
+
+def _configured_folder() -> str | None:
+    """The cache folder the environment asks for (absolute), or None when the cache is off or there is no home."""
+    env = os.environ.get(ENV_VAR)
+    if env is not None:
+        if env.strip().lower() in _OFF:
+            return None
+        base = os.path.expanduser(env)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        if not xdg:
+            home = os.path.expanduser("~")
+            if not home or home == "~":
+                return None
+            xdg = os.path.join(home, ".cache")
+        base = os.path.join(xdg, "rds", "kernels")
+    return os.path.abspath(base)
+
+
+def untrusted_reason(path: str) -> str | None:
+    """Why compiled code must not be loaded from the folder ``path``; None when it may.
+
+    A folder is trusted when it (the folder itself, after following a symbolic link) is owned by the current
+    user and not writable by group or others, and a symbolic link to it is owned by the user too: then only the
+    user (and root) can have put files there. Always None where there are no POSIX owners (no ``os.getuid``).
+    Raises ``OSError`` when ``path`` cannot be examined (e.g. it does not exist).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from rds._kernel_cache import untrusted_reason
+    >>> d = tempfile.mkdtemp()              # mode 0o700, owned by this user
+    >>> untrusted_reason(d) is None
+    True
+    >>> os.chmod(d, 0o777)
+    >>> untrusted_reason(d) if hasattr(os, "getuid") else "writable by group and others (mode 0o777)"
+    'writable by group and others (mode 0o777)'
+    >>> os.rmdir(d)
+    """
+    if not hasattr(os, "getuid"):  # Windows: no POSIX owners, and its mode bits say nothing about others
+        return None
+    uid = os.getuid()
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        if st.st_uid != uid:
+            return f"a symbolic link owned by uid {st.st_uid}, not by you (uid {uid})"
+        st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a folder"
+    if st.st_uid != uid:
+        return f"owned by uid {st.st_uid}, not by you (uid {uid})"
+    if st.st_mode & 0o022:
+        who = {0o020: "group", 0o002: "others", 0o022: "group and others"}[st.st_mode & 0o022]
+        return f"writable by {who} (mode {oct(stat.S_IMODE(st.st_mode))})"
+    return None
+
+
+def _untrusted_message(folder: str, why: str) -> str:
+    path = os.path.join(folder, "__pycache__") if why.startswith("its __pycache__") else folder
+    own = f"set {ENV_VAR} to a folder of your own"
+    fix = (f"run `chmod go-w {path}` if it is yours, or {own}" if "writable by" in why else
+           f"{own}, or have {path} removed (rds recreates it, private)")
+    return (f"rds does not use the kernel cache folder {folder}: {why}. Cached kernels are loaded by "
+            "unpickling, which runs code, so the cache is used only from a folder that only you can write (owned "
+            "by you, not writable by group or others, like ~/.ssh). Kernels are compiled in memory instead (slower "
+            f"first calls, same results). To fix it, {fix} ({ENV_VAR}=off turns the cache off and this warning "
+            "with it).")
+
+
+def _examine(base: str) -> tuple[bool, str | None, bool]:
+    """``(usable, why not, refused by the trust rule)`` for the cache folder ``base``; creates it (mode 0o700)
+    and its ``__pycache__`` (mode 0o700, where Numba keeps the compiled code) if they are missing."""
+    try:
+        os.makedirs(base, mode=0o700, exist_ok=True)
+    except OSError as e:
+        return False, f"it cannot be created ({e.strerror or e})", False
+    try:
+        why = untrusted_reason(base)
+        if why is not None:
+            return False, f"it is {why}", True
+        pycache = os.path.join(base, "__pycache__")
+        if not os.path.lexists(pycache):
+            os.makedirs(pycache, mode=0o700, exist_ok=True)
+        why = untrusted_reason(pycache)
+        if why is not None:
+            return False, f"its __pycache__ is {why}", True
+        tempfile.TemporaryFile(dir=base).close()  # writable?
+    except OSError as e:
+        return False, f"it is not writable ({e.strerror or e})", False
+    return True, None, False
+
+
+def cache_status() -> dict:
+    """Where the kernel cache is and whether it is used, without warning (for ``python -m rds``).
+
+    Returns
+    -------
+    dict
+        ``folder`` (the configured folder, None when the cache is off), ``used`` (bool), ``trusted`` (bool, or
+        None when the folder could not be examined), ``reason`` (why it is not used, or None).
+
+    Examples
+    --------
+    >>> from rds._kernel_cache import cache_status
+    >>> s = cache_status()
+    >>> s["used"] == (s["reason"] is None and s["folder"] is not None)
+    True
+    """
+    base = _configured_folder()
+    if base is None:
+        return {"folder": None, "used": False, "trusted": None, "reason": f"turned off ({ENV_VAR}) or no home folder"}
+    ok, why, untrusted = (_DIR_OK[base], *_DIR_WHY[base]) if base in _DIR_OK else _examine(base)
+    return {"folder": base, "used": ok, "trusted": (False if untrusted else True if ok else None),
+            "reason": why}
+
 
 # ------------------------------------------------------------------------------------------------ modules
 _MODULES: dict = {}

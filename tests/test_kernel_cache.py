@@ -1,12 +1,16 @@
 """The persistent kernel cache: compiled kernels are reused by later processes, recompiled when the map changes,
-safe under concurrent compilation, and a missing or read-only cache folder degrades to in-memory compilation."""
+safe under concurrent compilation; a folder that others could write is never used, and a missing or read-only cache
+folder degrades to in-memory compilation."""
 
 import json
 import os
+import pickle
+import re
 import subprocess
 import sys
 import textwrap
 
+import numba
 import numpy as np
 import pytest
 
@@ -150,3 +154,124 @@ def test_fingerprint_follows_source_constants_closures_and_helpers(monkeypatch):
         fp(u)
     system = rds.RandomDynamicalSystem(u, variables=("x",))
     assert engine.kernels_for(system, "numba").uncacheable  # compiled in memory, and says why
+
+
+# ------------------------------------------------------------------------------------------------ trust, damage
+# A tiny kernel module (one jitted function, compiled in a fraction of a second) exercises the cache's file handling
+# without the engine's compile times; each test uses its own constants, so its module names are its own.
+TRIVIAL = "@nb.njit(cache=CACHE)\ndef kernel(x):\n    return x * {c!r} + 1.0\n"
+
+
+def _trivial_parts(c):
+    return ("tests.test_kernel_cache", float(c))
+
+
+def _trivial_modname(c):
+    return _kernel_cache._module_name("t", _kernel_cache._digest(TRIVIAL.format(c=float(c)), _trivial_parts(c)))
+
+
+def _load_trivial(c):
+    return _kernel_cache.load_module("t", TRIVIAL.format(c=float(c)), {"nb": numba}, _trivial_parts(c))
+
+
+class _Payload:
+    """A pickle that, when loaded, creates the folder ``marker``: what a planted cache index could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _plant(folder, modname, functions, nlines, marker):
+    pyc = folder / "__pycache__"
+    pyc.mkdir(exist_ok=True)
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}{getattr(sys, 'abiflags', '')}"
+    for fn in functions:  # Numba's index name: <module>.<function>-<first line>.<python>.nbi
+        for line in range(1, nlines + 1):
+            (pyc / f"{modname}.{fn}-{line}.{tag}.nbi").write_bytes(pickle.dumps(_Payload(marker)))
+
+
+def test_world_writable_cache_folder_is_not_used(tmp_path, monkeypatch):
+    # the issue's reproducer: RDS_CACHE_DIR=/tmp/shared (anyone may write it) with an index planted under the
+    # expected name; its pickled payload must never run, and the kernels compile in memory with the right numbers
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("RDS_CACHE_DIR", str(shared))
+    marker = tmp_path / "payload_ran"
+    coef = 0.37  # this test's own map (a closure constant), so no other test has loaded its kernel module
+
+    def make(a):
+        def m(s, xi, p):
+            return (a * s[0] + xi[0],)
+        return m
+
+    system = rds.RandomDynamicalSystem(make(coef), noise=rds.noise.Gaussian(0.1), variables=("x",))
+    kern = engine.kernels_for(system, "numba")
+    src = kern._source("evolve", kern._vec_len)
+    modname = _kernel_cache._module_name("evolve", _kernel_cache._digest(src, kern._parts))
+    _plant(shared, modname, ("kernel", "kernel1"), src.count("\n") + 2, marker)
+    X = np.linspace(-1.0, 1.0, 5)[:, None]
+    with pytest.warns(_kernel_cache.KernelCacheWarning, match="writable by group and others") as rec:
+        out = system.evolve(X, 4, seed=3, backend="numba")
+        again = system.evolve(X, 4, seed=3, backend="numba")
+    assert sum(issubclass(w.category, _kernel_cache.KernelCacheWarning) for w in rec) == 1  # once per folder
+    assert not marker.exists()  # nothing was loaded from the folder
+    assert not list(shared.glob("rds_kernel_*"))  # nor written to it
+    np.testing.assert_allclose(out, system.evolve(X, 4, seed=3, backend="numpy"), rtol=1e-12)
+    np.testing.assert_array_equal(again, out)
+    assert _kernel_cache.cache_dir() is None and kern.status("evolve") == "memory"
+
+
+@pytest.mark.parametrize("how", ["owned by another user", "group-writable", "symlink owned by another user"])
+def test_cache_folder_not_only_yours_is_not_used(tmp_path, monkeypatch, how):
+    if not hasattr(os, "getuid") or os.getuid() != 0:
+        pytest.skip("needs root to give a folder to another uid")  # os.chown to another uid
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    folder = mine
+    if how == "owned by another user":
+        os.chown(mine, 12345, -1)
+    elif how == "group-writable":
+        mine.chmod(0o770)
+    else:
+        folder = tmp_path / "link"
+        folder.symlink_to(mine)
+        os.lchown(folder, 12345, -1)
+    monkeypatch.setenv("RDS_CACHE_DIR", str(folder))
+    c = {"owned by another user": 1.25, "group-writable": 1.5, "symlink owned by another user": 1.75}[how]
+    marker = tmp_path / "payload_ran"
+    _plant(mine, _trivial_modname(c), ("kernel",), 2, marker)
+    expected = {"owned by another user": "owned by uid 12345", "group-writable": "writable by group (mode 0o770)",
+                "symlink owned by another user": "symbolic link owned by uid 12345"}[how]
+    with pytest.warns(_kernel_cache.KernelCacheWarning, match=re.escape(expected)):
+        mod = _load_trivial(c)
+    assert mod.kernel(2.0) == 2.0 * c + 1.0 and not mod.CACHE
+    assert not marker.exists() and not list(mine.glob("rds_kernel_*"))
+    status = _kernel_cache.cache_status()
+    assert status["used"] is False and status["trusted"] is False and expected in status["reason"]
+
+
+def test_cache_folder_rules(tmp_path, monkeypatch):
+    # a folder rds creates is private; one that is yours and not writable by others is used (read-only for the
+    # group is fine); sticky /tmp-like folders (mode 1777) are not
+    monkeypatch.setenv("RDS_CACHE_DIR", str(tmp_path / "new" / "kernels"))
+    assert _kernel_cache.cache_dir() == str(tmp_path / "new" / "kernels")
+    assert (tmp_path / "new" / "kernels").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "new" / "kernels" / "__pycache__").stat().st_mode & 0o777 == 0o700
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    ok.chmod(0o755)
+    assert _kernel_cache.untrusted_reason(str(ok)) is None
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    assert "writable by group and others" in _kernel_cache.untrusted_reason(str(sticky))
+    # Numba's own folder for the compiled code is held to the same rule
+    (ok / "__pycache__").mkdir()
+    (ok / "__pycache__").chmod(0o777)
+    monkeypatch.setenv("RDS_CACHE_DIR", str(ok))
+    with pytest.warns(_kernel_cache.KernelCacheWarning, match="its __pycache__ is writable"):
+        assert _kernel_cache.cache_dir() is None
