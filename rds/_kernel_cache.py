@@ -27,9 +27,17 @@ keeps the compiled code) must be owned by the current user and not writable by g
 (``mode & 0o022 == 0``); a symbolic link must itself be owned by the user and point to such a folder. A folder rds
 creates is created with mode ``0o700``. A folder that breaks the rule is not used at all — nothing is read from or
 written to it, kernels compile in memory — and a :class:`KernelCacheWarning` (once per folder and process) says why
-and how to fix it. On platforms without POSIX owners (Windows: no ``os.getuid``) the check
-is skipped. If the folder cannot be created or written (a read-only or missing home), kernels are compiled in
-memory as before, without error.
+and how to fix it. The same check applies to any other folder Numba would keep a kernel's compiled code in
+(``NUMBA_CACHE_DIR``). On platforms without POSIX owners (Windows: no ``os.getuid``) the check is skipped.
+
+**Damage.** A cache entry that cannot be loaded (a truncated or garbage ``.nbi`` index or ``.nbc`` data file,
+whatever the error) is deleted and the kernel compiled again, which writes a fresh entry; a generated ``.py``
+module whose contents differ from the expected source (truncated, garbage) is rewritten before it is imported.
+
+**Fall-backs.** If the folder cannot be created or written (a read-only or missing home), kernels are compiled in
+memory, silently, as before. A write that fails once the folder is in use (a full disk, ``ENOSPC``, or any other
+``OSError``, writing the module or Numba's index and data) makes that kernel compile in memory, with one
+:class:`KernelCacheWarning` per folder and kind of error; a run never fails because of the cache.
 
 Objects that cannot be fingerprinted reliably (e.g. a map closing over an arbitrary Python object, or one that
 looks up a global the fingerprint cannot follow) make the kernel *uncacheable*: it is compiled in memory, as
@@ -39,6 +47,7 @@ before. Delete the folder to clear the cache.
 from __future__ import annotations
 
 import builtins
+import errno
 import glob
 import hashlib
 import importlib.util
@@ -368,6 +377,12 @@ def load_module(name: str, source: str, namespace: dict, parts):
     and ``parts``, the source is written (once, atomically) to ``<folder>/rds_kernel_<name>_<hash>.py`` and
     imported from there with ``CACHE = True`` (the module's jitted functions use ``cache=CACHE``); otherwise it
     is executed in memory with ``CACHE = False``. Returns the module.
+
+    Numba's cache of each jitted function of a cached module is guarded (:func:`_guard_numba_cache`): an entry
+    that fails to load is deleted and compiled anew, a failed write leaves the function compiled in memory, and
+    compiled code is never loaded from a folder that :func:`untrusted_reason` refuses. If the module file cannot
+    be written (or Numba finds no usable folder for its cache), the module is executed in memory instead, with a
+    :class:`KernelCacheWarning`.
     """
     digest = _digest(source, parts)
     if parts is None:  # not identified by its source alone (the injected objects differ): a module of its own
@@ -377,24 +392,51 @@ def load_module(name: str, source: str, namespace: dict, parts):
     if modname in _MODULES:
         return _MODULES[modname]
     folder = cache_dir() if parts is not None else None
-    path = None
+    mod = None
     if folder is not None:
         path = os.path.join(folder, modname + ".py")
         try:
-            if not os.path.exists(path) or _read(path) != source:
-                fd, tmp = tempfile.mkstemp(dir=folder, prefix=modname, suffix=".tmp")
-                try:
-                    with os.fdopen(fd, "w") as f:
-                        f.write(source)
-                    os.replace(tmp, path)  # atomic; every writer writes the same bytes
-                except BaseException:
-                    try:
-                        os.unlink(tmp)
-                    except OSError:
-                        pass
-                    raise
+            _write_source(folder, path, modname, source)
+        except OSError as e:  # a full disk, a quota, …: this kernel compiles in memory
+            _write_failed(folder, e, f"the kernel module {modname}.py")
+        else:
+            try:
+                mod = _exec_module(modname, name, source, namespace, path)
+                _guard_numba_cache(mod)
+            except Exception as e:  # Numba's cache locators found no writable folder (raised while decorating)
+                mod = _exec_module(modname, name, source, namespace, None)  # a genuine error raises here again
+                _write_failed(folder, e, f"Numba's cache of {modname}")
+    if mod is None:
+        mod = _exec_module(modname, name, source, namespace, None)
+    if parts is not None:
+        _MODULES[modname] = mod
+    return mod
+
+
+def _write_source(folder: str, path: str, modname: str, source: str) -> None:
+    """Write ``source`` to ``path`` unless it holds exactly that (a truncated or garbage file is replaced)."""
+    data = source.encode("utf-8")
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=modname, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)  # atomic; every writer writes the same bytes
+    except BaseException:
+        try:
+            os.unlink(tmp)
         except OSError:
-            path = None
+            pass
+        raise
+
+
+def _exec_module(modname: str, name: str, source: str, namespace: dict, path: str | None):
+    """Execute ``source`` as the module ``modname``, backed by the file ``path`` (``CACHE = True``) or in memory."""
     mod = types.ModuleType(modname, f"rds generated kernel {name}")
     mod.__dict__.update(namespace)
     mod.CACHE = path is not None  # type: ignore[attr-defined]
@@ -412,14 +454,98 @@ def load_module(name: str, source: str, namespace: dict, parts):
     except BaseException:
         del sys.modules[modname]
         raise
-    if parts is not None:
-        _MODULES[modname] = mod
     return mod
 
 
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read()
+def _write_failed(folder: str, exc: BaseException, what: str) -> None:
+    """One :class:`KernelCacheWarning` per folder and kind of error: ``what`` could not be written."""
+    code = getattr(exc, "errno", None)
+    full = code is not None and code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    hint = "Free some disk space" if full else "Check the folder"
+    _warn_once(("write", folder, code if code is not None else type(exc).__name__),
+               f"rds could not write {what} to the kernel cache folder {folder} ({type(exc).__name__}: {exc}); "
+               "that kernel is compiled in memory instead (slower first calls, same results). "
+               f"{hint}, or set {ENV_VAR} to another folder ({ENV_VAR}=off turns the cache off).")
+
+
+# ------------------------------------------------------------------------------------------------ Numba's cache
+_GUARDED: list = []
+_PATH_TRUST: dict[str, str | None] = {}
+
+
+def _guarded_cache_class():
+    """Numba's ``FunctionCache`` (the on-disk cache of one jitted function), made safe for the kernel cache:
+
+    * loading: any error (a truncated or garbage index or data file gives ``UnpicklingError``, ``EOFError``,
+      ``ValueError``, …) deletes the function's index and data files and reports a miss, so the function is
+      compiled again and the fresh entry written in their place;
+    * saving: any error (a full disk: ``OSError(ENOSPC)``) turns the cache of that function off — it stays
+      compiled in memory — with a :class:`KernelCacheWarning`.
+
+    None when Numba (or the class) is not there: the cache is then used unguarded.
+    """
+    if not _GUARDED:
+        try:
+            from numba.core.caching import FunctionCache
+        except Exception:  # pragma: no cover - numba is a dependency
+            _GUARDED.append(None)
+            return None
+
+        class GuardedFunctionCache(FunctionCache):
+            def load_overload(self, sig, target_context):
+                try:
+                    return super().load_overload(sig, target_context)
+                except Exception:  # a damaged entry: delete it, compile anew (save_overload then replaces it)
+                    _discard_entry(self)
+                    return None
+
+            def save_overload(self, sig, data):
+                try:
+                    super().save_overload(sig, data)
+                except Exception as e:  # a full disk, …: keep the function compiled in memory only
+                    self.disable()
+                    _write_failed(self.cache_path, e, f"Numba's compiled code ({self._name})")
+
+        _GUARDED.append(GuardedFunctionCache)
+    return _GUARDED[0]
+
+
+def _discard_entry(cache) -> None:
+    """Delete the index (``.nbi``) and data files (``.nbc``) of one function in Numba's cache."""
+    try:
+        base = os.path.join(cache.cache_path, cache._impl.filename_base)
+    except Exception:  # pragma: no cover - Numba's internals changed: nothing to delete, compile anyway
+        return
+    for p in [base + ".nbi", *glob.glob(glob.escape(base) + ".*.nbc")]:
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
+
+
+def _guard_numba_cache(mod) -> None:
+    """Guard the Numba cache of every jitted function ``mod`` defines (see :func:`_guarded_cache_class`), and turn
+    it off where the folder Numba chose (``<folder>/__pycache__``, or under ``NUMBA_CACHE_DIR``) is not trusted."""
+    guarded = _guarded_cache_class()
+    if guarded is None:  # pragma: no cover
+        return
+    for obj in list(vars(mod).values()):
+        cache = getattr(obj, "_cache", None)
+        if cache is None or type(cache) is not guarded.__bases__[0]:
+            continue
+        if getattr(obj.py_func, "__module__", None) != mod.__name__:  # injected (step, jac, …): not cached
+            continue
+        cache.__class__ = guarded  # same state, guarded methods
+        where = cache.cache_path
+        if where not in _PATH_TRUST:
+            try:
+                _PATH_TRUST[where] = untrusted_reason(where)
+            except OSError as e:
+                _PATH_TRUST[where] = f"not examinable ({e.strerror or e})"
+        why = _PATH_TRUST[where]
+        if why is not None:
+            cache.disable()
+            _warn_once(("untrusted", where), _untrusted_message(where, f"it is {why}"))
 
 
 def is_on_disk(name: str, source: str, parts, function: str = "kernel*") -> bool:

@@ -1,13 +1,15 @@
 """The persistent kernel cache: compiled kernels are reused by later processes, recompiled when the map changes,
-safe under concurrent compilation; a folder that others could write is never used, and a missing or read-only cache
-folder degrades to in-memory compilation."""
+safe under concurrent compilation; a folder that others could write is never used, a damaged entry is compiled
+again, and a missing, read-only or full cache folder degrades to in-memory compilation."""
 
+import errno
 import json
 import os
 import pickle
 import re
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numba
@@ -85,6 +87,19 @@ def test_second_process_reuses_kernels_and_changed_map_recompiles(tmp_path):
     assert again["out"] == first[0]["out"] and again["exit"] == first[0]["exit"]
     assert _numba_files(cache) == files
     assert again["seconds"] < 0.6 * max(r["seconds"] for r in first)
+
+    # a damaged entry (garbage index, truncated data) is compiled again and replaced, not a raw UnpicklingError
+    (evolve_mod,) = cache.glob("rds_kernel_evolve_*.py")
+    damaged = sorted((cache / "__pycache__").glob(evolve_mod.stem + ".*"))
+    assert {p.suffix for p in damaged} == {".nbi", ".nbc"}
+    for p in damaged:
+        data = p.read_bytes()
+        p.write_bytes(b"\x80garbage" if p.suffix == ".nbi" else data[: len(data) // 2])
+    repaired = _result(_start(script, cache))
+    assert repaired["before"] == "disk" and repaired["out"] == first[0]["out"]
+    for p in (cache / "__pycache__").glob(evolve_mod.stem + ".*.nbi"):
+        with open(p, "rb") as f:  # a valid index again (Numba's format: its version, then the entries)
+            assert pickle.load(f) == numba.__version__ and pickle.loads(f.read())[1]
 
     # a changed constant in the map's source: a new kernel, compiled (not reused), with different results
     changed = _result(_start(_script(tmp_path, "0.02"), cache))
@@ -172,6 +187,17 @@ def _trivial_modname(c):
 
 def _load_trivial(c):
     return _kernel_cache.load_module("t", TRIVIAL.format(c=float(c)), {"nb": numba}, _trivial_parts(c))
+
+
+def _compile_in_subprocess(cache, constants):
+    """Compile the tiny kernels of ``constants`` in a fresh process (so this one loads them from disk)."""
+    code = ("import json, sys\nsys.path.insert(0, 'tests')\nimport test_kernel_cache as t\n"
+            f"print(json.dumps([t._load_trivial(c).kernel(2.0) for c in {list(constants)!r}]))")
+    env = dict(os.environ, RDS_CACHE_DIR=str(cache), PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 class _Payload:
@@ -275,3 +301,75 @@ def test_cache_folder_rules(tmp_path, monkeypatch):
     monkeypatch.setenv("RDS_CACHE_DIR", str(ok))
     with pytest.warns(_kernel_cache.KernelCacheWarning, match="its __pycache__ is writable"):
         assert _kernel_cache.cache_dir() is None
+
+
+DAMAGE = {  # constant of the tiny kernel -> (file, what is done to it)
+    2.5: (".nbi", "garbage"), 3.5: (".nbi", "truncated"), 4.5: (".nbc", "garbage"), 5.5: (".nbc", "truncated"),
+    6.5: (".py", "garbage"), 7.5: (".py", "truncated")}
+
+
+def _damage(path, how):
+    data = path.read_bytes()
+    path.write_bytes(os.urandom(64) if how == "garbage" else data[: len(data) // 3])
+
+
+def test_damaged_cache_entries_are_compiled_again_and_replaced(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = _compile_in_subprocess(cache, DAMAGE)
+    assert first == [2.0 * c + 1.0 for c in DAMAGE]
+    for c, (ext, how) in DAMAGE.items():
+        modname = _trivial_modname(c)
+        files = list(cache.glob(f"{modname}.py")) + list(cache.glob(f"__pycache__/{modname}.*"))
+        (path,) = [p for p in files if p.suffix == ext]
+        _damage(path, how)
+    monkeypatch.setenv("RDS_CACHE_DIR", str(cache))
+    for c, (ext, how) in DAMAGE.items():  # this process has not loaded them: it reads the damaged files
+        mod = _load_trivial(c)
+        assert mod.CACHE and mod.kernel(2.0) == 2.0 * c + 1.0, (ext, how)
+        hits = sum(mod.kernel.stats.cache_hits.values())
+        assert hits == (1 if ext == ".py" else 0), (ext, how)  # the module is rewritten; Numba's entry was fine
+        assert (cache / f"{_trivial_modname(c)}.py").read_text() == TRIVIAL.format(c=c)
+    # the damaged entries were replaced: a later process loads every kernel from disk without compiling
+    code = ("import json, sys\nsys.path.insert(0, 'tests')\nimport test_kernel_cache as t\n"
+            f"ms = [t._load_trivial(c) for c in {list(DAMAGE)!r}]\n"
+            "print(json.dumps([[m.kernel(2.0), sum(m.kernel.stats.cache_hits.values())] for m in ms]))")
+    env = dict(os.environ, RDS_CACHE_DIR=str(cache), PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [[2.0 * c + 1.0, 1] for c in DAMAGE]
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_full_disk_writing_the_module_compiles_in_memory_with_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("RDS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(tempfile, "mkstemp", _enospc)
+    with pytest.warns(_kernel_cache.KernelCacheWarning, match="No space left on device") as rec:
+        mods = [_load_trivial(c) for c in (8.25, 8.5)]
+    assert len([w for w in rec if issubclass(w.category, _kernel_cache.KernelCacheWarning)]) == 1
+    assert [m.kernel(2.0) for m in mods] == [17.5, 18.0] and not any(m.CACHE for m in mods)
+    assert not list((tmp_path / "cache").glob("rds_kernel_*"))
+
+
+def test_full_disk_writing_numbas_cache_compiles_in_memory_with_one_warning(tmp_path, monkeypatch):
+    # Numba writes its index and data after compiling, inside the kernel's first call: a write error there used to
+    # fail the run (the engine's evolve here, through its compiled kernel)
+    from numba.core import caching
+    monkeypatch.setenv("RDS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(caching.IndexDataCacheFile, "_open_for_write", _enospc)
+
+    def make(a):
+        def m(s, xi, p):
+            return (a * s[0] - xi[0],)
+        return m
+
+    system = rds.RandomDynamicalSystem(make(0.81), noise=rds.noise.Gaussian(0.1), variables=("x",))
+    X = np.linspace(-1.0, 1.0, 5)[:, None]
+    with pytest.warns(_kernel_cache.KernelCacheWarning, match="No space left on device") as rec:
+        out = system.evolve(X, 4, seed=2, backend="numba")
+    assert len([w for w in rec if issubclass(w.category, _kernel_cache.KernelCacheWarning)]) == 1
+    np.testing.assert_allclose(out, system.evolve(X, 4, seed=2, backend="numpy"), rtol=1e-12)
+    assert not list((tmp_path / "cache" / "__pycache__").glob("*.nbi"))
