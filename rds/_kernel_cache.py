@@ -29,6 +29,7 @@ creates is created with mode ``0o700``. A folder that breaks the rule is not use
 written to it, kernels compile in memory — and a :class:`KernelCacheWarning` (once per folder and process) says why
 and how to fix it. The same check applies to any other folder Numba would keep a kernel's compiled code in
 (``NUMBA_CACHE_DIR``). On platforms without POSIX owners (Windows: no ``os.getuid``) the check is skipped.
+``python -m rds`` reports whether the folder is used and, if not, why.
 
 **Damage.** A cache entry that cannot be loaded (a truncated or garbage ``.nbi`` index or ``.nbc`` data file,
 whatever the error) is deleted and the kernel compiled again, which writes a fresh entry; a generated ``.py``

@@ -373,3 +373,20 @@ def test_full_disk_writing_numbas_cache_compiles_in_memory_with_one_warning(tmp_
     assert len([w for w in rec if issubclass(w.category, _kernel_cache.KernelCacheWarning)]) == 1
     np.testing.assert_allclose(out, system.evolve(X, 4, seed=2, backend="numpy"), rtol=1e-12)
     assert not list((tmp_path / "cache" / "__pycache__").glob("*.nbi"))
+
+
+def test_python_m_rds_reports_whether_the_cache_is_trusted(tmp_path, monkeypatch):
+    from rds import __main__ as cli
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("RDS_CACHE_DIR", str(shared))
+    c = cli._cache_info()
+    assert c["kernel_cache"] == str(shared) and c["kernel_cache_used"] is False
+    assert c["kernel_cache_trusted"] is False and "writable by group and others" in c["kernel_cache_note"]
+    assert "NOT USED" in c["kernel_cache_note"] and "chmod go-w" in c["kernel_cache_note"]
+    monkeypatch.setenv("RDS_CACHE_DIR", str(tmp_path / "private"))
+    c = cli._cache_info()
+    assert c["kernel_cache_used"] is True and c["kernel_cache_trusted"] is True
+    assert "not writable by group or others" in c["kernel_cache_note"]
+    assert "only if it is owned by you and not writable by group or others" in " ".join(cli.__doc__.split())
