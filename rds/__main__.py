@@ -1,6 +1,12 @@
 """``python -m rds``: the version, the backends available on this machine and where caches live.
 
 The first thing to paste into a bug report. ``python -m rds --json`` prints the same as JSON.
+
+Kernel cache: compiled kernels are kept in ``$RDS_CACHE_DIR`` (``off`` turns it off), else
+``$XDG_CACHE_HOME/rds/kernels`` or ``~/.cache/rds/kernels``. Loading a cached kernel unpickles it, which runs code,
+so the folder is used only if it is owned by you and not writable by group or others (like ``~/.ssh``; rds creates
+it with mode 0700); otherwise kernels compile in memory and this report says why. A damaged cache entry is compiled
+again, and a full disk or another write error compiles in memory: the cache never fails a run.
 """
 
 from __future__ import annotations
@@ -74,11 +80,31 @@ def _cache_info() -> dict[str, Any]:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         return {"kernel_cache": None, "kernel_cache_note": "no persistent kernel cache in this version",
                 "default_location": os.path.join(base, "rds")}
-    env = os.environ.get(getattr(_kernel_cache, "ENV_VAR", "RDS_CACHE_DIR"))
-    folder = _kernel_cache.cache_dir()
-    return {"kernel_cache": folder, "RDS_CACHE_DIR": env,
-            "kernel_cache_note": "set RDS_CACHE_DIR to move it, RDS_CACHE_DIR=off to disable; delete the folder "
-                                 "to clear it" if folder else "off or not writable: kernels compile in memory"}
+    var = getattr(_kernel_cache, "ENV_VAR", "RDS_CACHE_DIR")
+    env = os.environ.get(var)
+    status = getattr(_kernel_cache, "cache_status", None)
+    if status is None:  # a version without the trust rule
+        folder = _kernel_cache.cache_dir()
+        return {"kernel_cache": folder, var: env,
+                "kernel_cache_note": f"set {var} to move it, {var}=off to disable; delete the folder "
+                                     "to clear it" if folder else "off or not writable: kernels compile in memory"}
+    s = status()
+    if s["used"]:
+        checked = "owned by you, not writable by group or others" if hasattr(os, "getuid") else \
+            "ownership not checked on this platform"
+        note = f"used ({checked}); set {var} to move it, {var}=off to disable; delete the folder to clear it"
+    elif s["folder"] is None:
+        note = (f"turned off by {var}={env}" if env is not None else "no home folder") + \
+            ": kernels compile in memory"
+    elif s["trusted"] is False:
+        note = (f"NOT USED, not trusted: {s['reason']}. Cached kernels are unpickled, which runs code, so the "
+                "cache is used only from a folder owned by you and not writable by group or others. Kernels "
+                f"compile in memory. Fix: `chmod go-w` it if it is yours, remove it (rds recreates it with mode "
+                f"0700), or set {var} to a folder of your own")
+    else:
+        note = f"not used: {s['reason']}; kernels compile in memory"
+    return {"kernel_cache": s["folder"], var: env, "kernel_cache_used": s["used"],
+            "kernel_cache_trusted": s["trusted"], "kernel_cache_reason": s["reason"], "kernel_cache_note": note}
 
 
 def info() -> dict[str, Any]:
@@ -134,7 +160,8 @@ def _format(d: dict[str, Any]) -> str:
     else:
         lines.append("  jax: not installed")
     c = d["caches"]
-    lines.append(f"kernel cache: {c.get('kernel_cache') or c.get('default_location')}  ({c['kernel_cache_note']})")
+    lines.append(f"kernel cache: {c.get('kernel_cache') or c.get('default_location') or 'off'}  "
+                 f"({c['kernel_cache_note']})")
     return "\n".join(lines)
 
 
