@@ -98,7 +98,7 @@ class _Walk:
             if obj.dtype.hasobject:
                 return ("objarray", obj.shape, tuple(self.value(o, depth + 1) for o in obj.ravel()))
             return ("array", obj.dtype.str, obj.shape,
-                    hashlib.sha256(np.ascontiguousarray(obj).view(np.uint8)).hexdigest())
+                    hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest())
         if isinstance(obj, (tuple, list, frozenset, set)):
             items = sorted(obj, key=repr) if isinstance(obj, (frozenset, set)) else obj
             fields = getattr(type(obj), "_fields", None)

@@ -310,6 +310,12 @@ def check_compilable(func, role, _seen=None, ident=None):
             elif not hasattr(builtins, name):
                 raise NameError(f"{where} uses the name {name!r}{at}, which is not defined (in the function's module "
                                 f"{py.__module__!r} nor a builtin)")
+    for name, cell in zip(py.__code__.co_freevars, py.__closure__ or ()):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell: Numba reports it
+            continue
+        _check_global(value, name, where, " (a variable it closes over)", _seen)
     if ident is not None:
         _CHECKED[key] = True
 
@@ -324,6 +330,14 @@ def _codes(code):
 def _check_global(obj, name, where, at, seen):
     if isinstance(obj, pytypes.ModuleType):
         return
+    if isinstance(obj, type) and not _numba_knows(obj):
+        raise TypeError(f"{where} reads the Python class {name}{at}, which the compiled backend cannot compile (it "
+                        f"compiles numbers, arrays, tuples, functions and module attributes); use backend='numpy', or "
+                        f"read the value from a module-level constant or a module attribute")
+    if not callable(obj) and not _plain_value(obj) and not _numba_knows(obj):
+        raise TypeError(f"{where} reads {name}{at}, {_a(type(obj).__name__)} object, which the compiled backend cannot "
+                        f"compile (it compiles numbers, arrays, tuples, functions and module attributes); use "
+                        f"backend='numpy', or pass the value as a number, an array or a module attribute")
     if isinstance(obj, pytypes.FunctionType):
         check_compilable(obj, f"helper of the {where}", seen)
         return
@@ -338,6 +352,12 @@ def _check_global(obj, name, where, at, seen):
             and not hasattr(obj, "py_func") and not _numba_knows(obj):
         raise TypeError(f"{where} calls {name} ({_origin(obj)}){at}, which the compiled backend cannot compile; use "
                         f"backend='numpy'. {COMPILED_SUPPORT}")
+
+
+def _plain_value(obj) -> bool:
+    if isinstance(obj, (bool, int, float, complex, str, np.ndarray, np.generic)):
+        return True
+    return isinstance(obj, tuple) and all(_plain_value(o) or callable(o) for o in obj)
 
 
 def _numba_knows(obj) -> bool:

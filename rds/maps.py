@@ -107,8 +107,9 @@ class Map:
             return None
 
     # the subclasses' services
-    def jacobian_function(self) -> Callable:
-        """The function computing the Jacobian (made anew at each call: callers cache it per identity)."""
+    def jacobian_function(self) -> Callable | None:
+        """The function computing the Jacobian (made anew at each call: callers cache it per identity); None where
+        the backends differentiate the step themselves."""
         raise NotImplementedError
 
     def check(self, system, X2, plan, ident=False) -> Checked:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import xarray as xr
@@ -13,6 +14,9 @@ from rds._checks import check_memory, integer, integer_times, positive, real_arr
 from rds._version import __version__
 from rds.maps import make_map
 from rds.noise import FixedDataset, NoiseSource, check_seed
+
+if TYPE_CHECKING:
+    from rds.backends.numpy import NumpyVectorKernels
 
 __all__ = ["RandomDynamicalSystem", "DivergenceWarning", "RunResult"]
 
@@ -643,7 +647,7 @@ class RandomDynamicalSystem:
         xi = self._noise_sample(xi, X.size // self.nvar)
         self.map.identity()  # refuses a map that draws its own random numbers
         if self.form == "vector":  # the step as written, member by member
-            kern = backends.kernels_for(self, "numpy")
+            kern = cast("NumpyVectorKernels", backends.kernels_for(self, "numpy"))
             flat = X.reshape(-1, self.nvar)
             out = [kern._call(th.copy(), xi, self.params).astype(float) for th in flat]
             return (np.stack(out) if out else np.empty((0, self.nvar))).reshape(X.shape)
