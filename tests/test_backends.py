@@ -81,6 +81,23 @@ def test_results_do_not_depend_on_chunks_or_executor(backend, form):
         np.testing.assert_array_equal(whole, chunked)
 
 
+@pytest.mark.parametrize("common", [True, False])
+def test_numpy_member_blocks_change_nothing(monkeypatch, common):
+    """The NumPy backend calls an elementwise map per block of members: blocks of 4 give the same bits as one."""
+    system = _elementwise().replace(common_noise=common)
+    X = _initial(system, 11)
+    region = rds.regions.Box([-0.5] * system.nvar, [1.3] * system.nvar, variables=system.variables)
+
+    def services():
+        tr = system.propagate_tangent(X, 30, seed=1, qr_every=4, backend="numpy")
+        ex = system.first_exit(X, region, 200, seed=2, backend="numpy")
+        return [system.evolve(X, 25, seed=5, backend="numpy"), tr["state"], tr["logr"], ex["exit_step"], ex["state"]]
+    whole = services()
+    monkeypatch.setattr(rds.backends.numpy, "BLOCK", 4)
+    for a, b in zip(whole, services()):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("backend,form", CASES)
 def test_a_map_changed_between_calls_is_seen(backend, form):
     ns = {"np": np, "C": 0.5}

@@ -1,7 +1,8 @@
 """The NumPy backend: the reference, which evaluates the map as written.
 
-Elementwise maps: a Python loop over steps, each step one call of the map on whole arrays of members (the update
-of :mod:`rds.backends._sources` with ``m = slice(None)``). Vector maps: Python loops over steps and members calling
+Elementwise maps: a Python loop over steps, each step one call of the map per block of ``BLOCK`` members (the
+update of :mod:`rds.backends._sources` with ``m`` a slice of members: the map's temporaries then stay in the CPU's
+cache, twice as fast as whole-ensemble arrays at 10⁵ members). Vector maps: Python loops over steps and members calling
 the one-member step. Nothing is recorded, rewritten or frozen: the map, as the user's Python sees it, is called at
 every step (only the automatic complex-step Jacobian is a clone of the map, rebuilt whenever the map's identity
 changes). Slow for long runs, which ``backend=None`` sends to the compiled backends.
@@ -23,8 +24,15 @@ __all__ = ["BACKEND", "NumpyKernels", "NumpyVectorKernels", "STEP_S", "MEMBER_ST
 #: Cost model (seconds; a 2-core AVX2 machine): Python overhead per step, and per member-step.
 STEP_S = 3e-5
 MEMBER_STEP_S = 4e-8
+#: Members per call of an elementwise map (its temporaries, ~10 arrays of this length, fit in a 2 MB cache).
+BLOCK = 16384
 #: A vector map's reference evaluation: Python overhead per member-step.
 VECTOR_MEMBER_STEP_S = 2e-5
+
+
+def _blocks(M: int) -> list[slice]:
+    """The member blocks of an ensemble of ``M`` members (one call of the map each)."""
+    return [slice(b, min(b + BLOCK, M)) for b in range(0, M, BLOCK)] or [slice(0, 0)]
 
 
 def _np_sel(ok, a):
@@ -56,9 +64,11 @@ class NumpyKernels:
         self._jac = ns["jac"]
 
     def evolve(self, X, noise, params, nsteps):
-        m = slice(None)
+        blocks = _blocks(X.shape[1])
         for t in range(nsteps):
-            self._evolve(X, m, self._xi_of(noise, t), t, params)
+            nt = self._xi_of(noise, t)
+            for m in blocks:
+                self._evolve(X, m, nt, t, params)
 
     def _tangent_update(self, k):
         if k not in self._tangent_cache:
@@ -69,12 +79,15 @@ class NumpyKernels:
 
     def tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
         update, qr = self._tangent_update(V.shape[1])
-        m = slice(None)
+        blocks = _blocks(X.shape[1])
         for t in range(nsteps):
-            update(X, V, m, self._xi_of(noise, t), t, params)
+            nt = self._xi_of(noise, t)
             n = n0 + t + 1
-            if n % qr_every == 0 or (t == nsteps - 1 and qr_final):
-                qr(V, logr, m)
+            orth = n % qr_every == 0 or (t == nsteps - 1 and qr_final)
+            for m in blocks:
+                update(X, V, m, nt, t, params)
+                if orth:
+                    qr(V, logr, m)
 
     def exit(self, X, exit_step, noise, params, nsteps, n0, inside, inside_key):
         entry = self._exit_cache.get(inside_key)
@@ -82,9 +95,11 @@ class NumpyKernels:
             entry = (inside, make_function(self._exit_src, "update", dict(self._ns, inside=inside)))
             self._exit_cache = {inside_key: entry}
         update = entry[1]
-        m = slice(None)
+        blocks = _blocks(X.shape[1])
         for t in range(nsteps):
-            update(X, exit_step, m, self._xi_of(noise, t), t, params, n0 + t + 1)
+            nt = self._xi_of(noise, t)
+            for m in blocks:
+                update(X, exit_step, m, nt, t, params, n0 + t + 1)
             if np.all(exit_step >= 0):
                 break
 
