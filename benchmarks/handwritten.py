@@ -18,21 +18,22 @@ is most of the difference: replacing it by an additive mask gave 0.86–0.87); `
 (FA 4-D) and 0.92 (reduced map). Raising LLVM's unroll threshold for the kernels (``rds.engine.UNROLL_THRESHOLD``)
 leaves these batch-1 figures unchanged (0.84 either way).
 
-Measured NumPy figures (2 shared cores, best of 5), engine / hand-written in-place. The engine's NumPy backend
-records the map once and replays it with preallocated buffers and in-place ufuncs (:mod:`rds._tape`; results
-bitwise those of the direct evaluation); before that, each operation of the map allocated a temporary array:
+Measured NumPy figures, engine / hand-written in-place (2 shared cores, loaded by other jobs). The engine's NumPy
+backend calls the map as written at every step (nothing recorded or frozen: a map changed between calls is seen),
+once per block of 16384 members so that its temporaries stay in cache (``rds.backends.numpy.BLOCK``); results are
+bitwise those of one call on the whole ensemble:
 
 ==========  ==========================  ==========================
-members     direct evaluation           recorded tape
+members     one call per step           blocks of 16384 members
 ==========  ==========================  ==========================
-10⁴         81.5 / 208 M/s = 0.39       103 / 201 M/s = 0.52
-10⁵         24.3 / 138 M/s = 0.18       98.9 / 170 M/s = 0.58
-10⁶         30.0 / 109 M/s = 0.28       54.9 / 98.6 M/s = 0.56
+10⁴         (one block)                 13.4 / 44.0 M/s = 0.31
+10⁵         25.0 / 74.0 M/s = 0.34      47.6 / 75.7 M/s = 0.63
+10⁶         —                           15.5 / 14.8 M/s = 1.05
 ==========  ==========================  ==========================
 
-(10⁵: this script's default run, ``--steps-numpy 100``; 10⁴ and 10⁶: the same two kernels, 300 and 20 steps.)
-The tape also serves ``first_exit`` (FA, 10⁵ members: 12 → 64 M member-steps/s) and the map and Jacobian calls
-of the tangent service (3.0 → 5.3 M member-steps/s, k = 4; there the tangent update and QR dominate).
+(10⁵: this script's default run; 10⁴: ``--members 10000 --steps 300 --steps-numpy 300``; 10⁶: ``--members
+1000000 --steps 100 --steps-numpy 20``.) At 10⁴ members the Python overhead of the map's ~40 NumPy operations per
+step dominates; ``backend=None`` sends such runs to Numba.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def main(argv=None):
     print(f"FA map (eta=0.1, sigma2=1, batch 1, common noise), {M} members, numba threads {nb.get_num_threads()}")
 
     # same inputs for the hand-written kernels as the engine uses
-    xs = fa.noise_path(0, S, seed=0)
+    xs = fa.noise_path(0, max(S, Snp), seed=0)
     fa.evolve(X0[:10], 3, backend="numba")
     fa_evolve_numba(np.ascontiguousarray(X0[:10].T), xs[:3], 0.1, 3)
     a = fa.evolve(X0[:1000], S, seed=0, backend="numba")
