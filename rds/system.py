@@ -384,7 +384,7 @@ class RandomDynamicalSystem:
             ``evolve(evolve(u, s, t0=0), t, t0=s) == evolve(u, s + t, t0=0)`` holds exactly.
         backend : {"numpy", "numba", "jax"} or None
             ``None`` picks the one with the smaller estimated time for the total work
-            (:func:`rds.engine.choose_backend`): NumPy costs ≈3·10⁻⁵ s per step plus ≈4·10⁻⁸ s per member-step;
+            (:func:`rds.backends.choose`): NumPy costs ≈3·10⁻⁵ s per step plus ≈4·10⁻⁸ s per member-step;
             Numba ≈3·10⁻⁹ s per member-step plus compiling the service once per machine (≈6 s; ≈15 s for a
             tangent service), ≈0.7 s to load it from the on-disk kernel cache, nothing once loaded in this process.
             So short runs stay on NumPy and long ones (even of a single member) go to Numba; the choice is
