@@ -15,8 +15,8 @@ Prints member-steps/s and the ratios engine / hand-written in the same run (best
 Measured 2026-12-02, 2 cores, quiet machine, 10⁵ members (default run, three runs): Numba evolve engine /
 hand-written 0.83–0.85 (≈ 780 / 925 M member-steps/s; the engine's divergence test, a sum and a select per member,
 is most of the difference: replacing it by an additive mask gave 0.86–0.87); ``first_exit`` / ``evolve`` 0.82–0.90
-(FA 4-D) and 0.92 (reduced map). Raising LLVM's unroll threshold for the kernels (``rds.backends.numba.UNROLL_THRESHOLD``)
-leaves these batch-1 figures unchanged (0.84 either way).
+(FA 4-D) and 0.92 (reduced map). Raising LLVM's unroll threshold for the kernels
+(``rds.backends.numba.UNROLL_THRESHOLD``) leaves these batch-1 figures unchanged (0.84 either way).
 
 Measured NumPy figures, engine / hand-written in-place (2 shared cores, loaded by other jobs). The engine's NumPy
 backend calls the map as written at every step (nothing recorded or frozen: a map changed between calls is seen),

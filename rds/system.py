@@ -649,7 +649,7 @@ class RandomDynamicalSystem:
         if self.form == "vector":  # the step as written, member by member
             kern = cast("NumpyVectorKernels", backends.kernels_for(self, "numpy"))
             flat = X.reshape(-1, self.nvar)
-            out = [kern._call(th.copy(), xi, self.params).astype(float) for th in flat]
+            out = [kern.step_one(th.copy(), xi, self.params).astype(float) for th in flat]
             return (np.stack(out) if out else np.empty((0, self.nvar))).reshape(X.shape)
         cols = tuple(np.moveaxis(X, -1, 0))
         out = self.step(cols, xi, self.params)

@@ -137,7 +137,8 @@ class NumpyVectorKernels:
     def _xi(self, noise, t, m):
         return noise[t][..., m] if self._independent else noise[t]
 
-    def _call(self, theta, xi, params):
+    def step_one(self, theta, xi, params):
+        """One member's step as written, its output's shape checked: ``theta`` (D,) → (D,)."""
         out = np.asarray(self._step(theta, xi, params))
         if out.shape != (self._nvar,):
             raise ValueError(f"step must return an array of shape ({self._nvar},) (the vector theta of one member), "
@@ -145,7 +146,7 @@ class NumpyVectorKernels:
         return out
 
     def _advance(self, theta, xi, params):
-        new = self._call(theta.copy(), xi, params).astype(float)
+        new = self.step_one(theta.copy(), xi, params).astype(float)
         return new if np.isfinite(np.sum(new)) else np.full(self._nvar, np.nan)  # the engine's test
 
     def evolve(self, X, noise, params, nsteps):

@@ -13,7 +13,7 @@ Reference: Sato, Tsutsui & Fujiwara, "Noise-induced degeneration in online learn
 from __future__ import annotations
 
 from rds._codegen import make_function
-from rds.models.fukumizu_amari_conjugate import _check_four
+from rds.models.fukumizu_amari_conjugate import check_four_variables
 
 __all__ = ["conditional_r_system"]
 
@@ -62,6 +62,6 @@ def conditional_r_system(system):
     ...                                                                                      fa.apply(u, xi)))
     (True, True)
     """
-    _check_four(system, "conditional_r_system")
+    check_four_variables(system, "conditional_r_system")
     jr = make_function(_COND_SRC, "jac_rr", {"full": system.map.jacobian_function()})
     return system.replace(jacobian=jr, recipe=(conditional_r_system, {"system": system}))

@@ -70,7 +70,7 @@ def pqrs_system(system):
     >>> bool(np.allclose(rds.coords.to_pqrs(fa.apply(u, xi)), sp.apply(rds.coords.to_pqrs(u), xi), atol=1e-15))
     True
     """
-    _check_four(system, "pqrs_system")
+    check_four_variables(system, "pqrs_system")
     step = make_function(_PQRS_STEP_SRC, "step_pqrs", {"inner": system.step})
     jac = make_function(_PQRS_JAC_SRC, "jac_pqrs", {"full": system.map.jacobian_function()})
     attrs = dict(system.attrs, coordinates="p, q, r, s (eq. 19)")
@@ -79,7 +79,8 @@ def pqrs_system(system):
                           recipe=(pqrs_system, {"system": system}))
 
 
-def _check_four(system, who):
+def check_four_variables(system, who):
+    """Refuse (naming the caller ``who``) a system that is not a four-variable (w1, w2, v1, v2) rds system."""
     from rds.system import RandomDynamicalSystem
 
     if not isinstance(system, RandomDynamicalSystem):
