@@ -17,6 +17,9 @@ system says):
     every ``qr_every`` steps while accumulating ``log |R_cc|`` (the Benettin / QR method for Lyapunov exponents);
 ``exit``
     advance until each member first leaves a region, recording the exit step and freezing the member there.
+    Members that have left are retired: each noise block steps, and draws the independent noise of, only the
+    members still inside (:data:`RETIRE`), so a run costs about the sum of the exit times, not members × the
+    slowest exit; the results are the same bit for bit.
 
 A member whose state becomes non-finite is set to NaN (all variables) and counted as diverged; the others go on.
 Every run returns a :class:`RunResult`, which names the backend that ran.
@@ -24,12 +27,13 @@ Every run returns a :class:`RunResult`, which names the backend that ran.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Executor
 
 import numpy as np
 
 from rds import backends
-from rds.noise import NOISE_BLOCK
+from rds.noise import MEMBER_GROUP, NOISE_BLOCK
 
 __all__ = ["RunResult", "run", "run_chunked"]
 
@@ -79,6 +83,65 @@ def _segments(t0, t1, rec):
                 nxt = next(inner, None)
         yield a, b
         a = b
+
+
+#: Retire members that have left the region in the first-exit service: each noise block steps (and, for
+#: independent noise, generates the noise of) only the members still inside, so a run costs the sum of the exit
+#: times rather than members × the slowest exit. The results are the same bit for bit (each member's arithmetic
+#: and noise do not depend on the others); ``RDS_RETIRE=0`` in the environment turns it off (to compare).
+RETIRE = os.environ.get("RDS_RETIRE", "1").strip() not in ("0", "false", "False", "no")
+
+
+def _live_noise(system, seed, realization, bs, members, live):
+    """The independent noise of block ``[bs, bs + NOISE_BLOCK)`` for the live members only (member axis last).
+
+    ``live``: local indices (sorted) of the chunk whose absolute member range is ``members``. Only the generator
+    groups (:data:`rds.noise.MEMBER_GROUP` members) holding a live member are drawn, through the source's own
+    :meth:`~rds.noise.NoiseSource.block`, so each member's numbers are those of a full run.
+    """
+    t1 = bs + NOISE_BLOCK
+    if members is None:
+        return system.noise.block(seed, realization, bs, t1, None)
+    if live.size == 0:
+        return system.noise.block(seed, realization, bs, t1, (members[0], members[0]))
+    G = MEMBER_GROUP
+    absm = members[0] + live
+    grp = absm // G
+    groups = np.unique(grp)
+    runs = np.split(groups, np.flatnonzero(np.diff(groups) != 1) + 1)  # contiguous runs of groups
+    parts = [system.noise.block(seed, realization, bs, t1, (int(r[0]) * G, int(r[-1] + 1) * G)) for r in runs]
+    if any(p.strides[-1] == 0 for p in parts):  # the same sample for every member (a quenched dataset): a view
+        return _same_for(parts[0], live.size)
+    full = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+    return full[..., np.searchsorted(groups, grp) * G + absm % G]
+
+
+def _same_for(noise, m):
+    """A noise array whose samples are the same for every member (zero stride), as a view for ``m`` members."""
+    return np.broadcast_to(noise[..., :1], noise.shape[:-1] + (m,))
+
+
+def _exit_live(kern, X, exit_step, nz, noise_cols, live, independent, params, n, n0, region, inside_key):
+    """One first-exit segment for the live members only: gathered, advanced by the kernel, scattered back."""
+    M = X.shape[1]
+    if live.size == M:  # (independent noise contiguous, as when compacted: one compiled signature)
+        nz = np.ascontiguousarray(nz) if independent and nz.strides[-1] != 0 else nz
+        kern.exit(X, exit_step, nz, params, n, n0, region, inside_key)
+        return
+    if live.size == 0:
+        return
+    if independent and nz.strides[-1] == 0:
+        nz = _same_for(nz, live.size)
+    elif independent:
+        cols = live if noise_cols is None else np.searchsorted(noise_cols, live)
+        if noise_cols is None or cols.size != noise_cols.size:
+            nz = nz[..., cols]
+        nz = np.ascontiguousarray(nz)
+    Xl = X[:, live]
+    el = exit_step[live]
+    kern.exit(Xl, el, nz, params, n, n0, region, inside_key)
+    X[:, live] = Xl
+    exit_step[live] = el
 
 
 def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backend="numpy",
@@ -149,17 +212,25 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
         if tangent is not None:
             out_rec_logr[ri] = logr
         ri += 1
-    blk_start, noise_blk = None, None
+    blk_start, noise_blk, noise_cols = None, None, None
+    retire = region is not None and RETIRE
     for a, b in _segments(t0, t1, rec):  # cut at noise blocks and recorded times
         bs = (a // NOISE_BLOCK) * NOISE_BLOCK
+        live = np.flatnonzero(exit_step < 0) if retire else None
         if bs != blk_start:
             blk_start = bs
-            noise_blk = system.noise.block(seed, realization, bs, bs + NOISE_BLOCK, members)
+            if retire and live.size < M:  # noise only for the members still inside
+                noise_blk, noise_cols = _live_noise(system, seed, realization, bs, members, live), live
+            else:
+                noise_blk, noise_cols = system.noise.block(seed, realization, bs, bs + NOISE_BLOCK, members), None
         nz = noise_blk[a - bs:b - bs]
         n = b - a
         is_rec = ri < rec.size and rec[ri] == b
         if tangent is not None:
             kern.tangent(X, V, logr, nz, params, n, a - t0, qr_every, bool(is_rec or b == t1))
+        elif retire:
+            _exit_live(kern, X, exit_step, nz, noise_cols, live, members is not None, params, n, a - t0, region,
+                       inside_key)
         elif region is not None:
             kern.exit(X, exit_step, nz, params, n, a - t0, region, inside_key)
         else:

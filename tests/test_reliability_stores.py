@@ -1,0 +1,115 @@
+"""Reliability of stores and files, process pools, sizes and the first-exit cost (reproducers, one test each)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rds
+from rds.noise import Gaussian, GaussianInputs
+
+
+# ------------------------------------------------------------------------------------------------ C8: first exit
+class _CountingGaussian(Gaussian):
+    """Gaussian inputs that count the samples drawn (to see the members whose noise is generated)."""
+
+    drawn = 0
+
+    def _draw(self, rng, size):
+        type(self).drawn += int(np.prod(size))
+        return super()._draw(rng, size)
+
+
+def _walk(s, xi, p):
+    return (s[0] + xi[0],)
+
+
+def _heavy_tail_case(members=256):
+    """A random walk one σ from the edge of (-1, 1): most members leave at once, a few after thousands of steps."""
+    system = rds.RandomDynamicalSystem(_walk, noise=_CountingGaussian(sigma2=1e-3), variables=("x",),
+                                       common_noise=False)
+    return system, rds.regions.Box([-1.0], [1.0], variables=("x",)), np.full((members, 1), 0.97)
+
+
+def test_first_exit_retires_finished_members():
+    """Noise is generated for the members still inside only (group granularity): the cost follows the sum of the
+    exit times, not members × the slowest exit."""
+    system, box, X = _heavy_tail_case(members=640)
+    _CountingGaussian.drawn = 0
+    out = system.first_exit(X, box, 20_000, seed=3, backend="numpy", progress=False)
+    es = out["exit_step"]
+    assert (es > 0).all()
+    slowest_blocks = -(-int(es.max()) // rds.noise.NOISE_BLOCK)
+    full_cost = X.shape[0] * slowest_blocks * rds.noise.NOISE_BLOCK
+    assert slowest_blocks >= 4  # heavy tail: the case is one where retiring matters
+    B, G = rds.noise.NOISE_BLOCK, rds.noise.MEMBER_GROUP
+    needed = sum(np.unique(np.flatnonzero(es > b * B) // G).size * G * B for b in range(slowest_blocks))
+    assert _CountingGaussian.drawn == needed  # each block: the generator groups that hold a live member
+    assert needed < 0.6 * full_cost
+
+
+def _step2(s, xi, p):
+    x, y = s
+    return (x + 1e-4 * np.sin(3.0 * y) + xi[0], y + 1e-4 * np.tanh(x) * np.exp(-y * y) + xi[1])
+
+
+def _step2_light(s, xi, p):  # (quick to compile)
+    x, y = s
+    return (x + 1e-4 * np.exp(-y * y) + xi[0], y + 1e-4 * x + xi[1])
+
+
+def _elementwise_case(backend):
+    step = _step2_light if backend == "numba" else _step2
+    system = rds.RandomDynamicalSystem(step, noise=Gaussian(sigma2=1e-4, batch=2), variables=("x", "y"),
+                                       common_noise=False)
+    X = np.random.default_rng(5).uniform(-0.995, 0.995, (300, 2))
+    return system, rds.regions.Box([-1.0, -1.0], [1.0, 1.0], variables=("x", "y")), X
+
+
+def _backends():
+    out = ["numpy", "numba"]
+    if rds.backends.available("jax"):
+        out.append("jax")
+    return out
+
+
+@pytest.mark.parametrize("backend, common", [(b, False) for b in _backends()] + [("numpy", True)])
+def test_first_exit_retire_bitwise(monkeypatch, backend, common):
+    """Retiring finished members changes no bit of the exit steps or states (a fixed seed, every backend)."""
+    system, box, X = _elementwise_case(backend)
+    if common:
+        system = system.replace(common_noise=True)
+    runs = {}
+    for retire in (False, True):
+        monkeypatch.setattr(rds.engine, "RETIRE", retire)
+        runs[retire] = system.first_exit(X, box, 3000, seed=7, backend=backend, progress=False,
+                                         chunk_size=200)
+    es = runs[True]["exit_step"]
+    assert 0 < (es > 0).sum() < es.size and es.max() > 2 * rds.noise.NOISE_BLOCK  # members retire over blocks
+    np.testing.assert_array_equal(runs[True]["exit_step"], runs[False]["exit_step"])
+    assert runs[True]["state"].tobytes() == runs[False]["state"].tobytes()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_first_exit_retire_bitwise_vector(monkeypatch, backend):
+    if backend == "jax":
+        pytest.importorskip("jax")
+
+    def step(theta, xi, params):
+        return theta - 2e-4 * np.tanh(xi @ theta) @ xi / xi.shape[0] + 0.02 * xi[0]
+    D = 3
+    system = rds.RandomDynamicalSystem(step, noise=GaussianInputs(1.0, batch=2, dim=D), form="vector", dim=D,
+                                       common_noise=False)
+
+    def inside(theta):
+        return np.sum(theta * theta) < 1.0
+    X = np.random.default_rng(1).uniform(-0.6, 0.6, (70 if backend == "jax" else 20, D))
+    runs = {}
+    for retire in (False, True):
+        monkeypatch.setattr(rds.engine, "RETIRE", retire)
+        runs[retire] = system.first_exit(X, inside, 2500 if backend == "jax" else 1500, seed=2, backend=backend,
+                                         progress=False)
+    es = runs[True]["exit_step"]
+    assert (es > 0).sum() > 5 and (es < 0).sum() + (es > rds.noise.NOISE_BLOCK).sum() > 0
+    np.testing.assert_array_equal(runs[True]["exit_step"], runs[False]["exit_step"])
+    assert runs[True]["state"].tobytes() == runs[False]["state"].tobytes()
