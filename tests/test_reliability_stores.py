@@ -113,3 +113,94 @@ def test_first_exit_retire_bitwise_vector(monkeypatch, backend):
     assert (es > 0).sum() > 5 and (es < 0).sum() + (es > rds.noise.NOISE_BLOCK).sum() > 0
     np.testing.assert_array_equal(runs[True]["exit_step"], runs[False]["exit_step"])
     assert runs[True]["state"].tobytes() == runs[False]["state"].tobytes()
+
+
+# ------------------------------------------------------------------------------------------------ A4: stores, files
+import json  # noqa: E402
+
+import xarray as xr  # noqa: E402
+
+import analysis  # noqa: E402
+from rds.regions import Box  # noqa: E402
+
+netCDF4 = pytest.importorskip("netCDF4")
+
+
+def _saved(tmp_path):
+    ds = xr.Dataset({"a": ("x", np.arange(4.0), {"units": "m"})}, coords={"x": np.arange(4)},
+                    attrs={"seed": 3, "model": "fa"})
+    p = tmp_path / "f.nc"
+    rds.io.save(ds, p)
+    return ds, p
+
+
+def _edit(p, fn):
+    with netCDF4.Dataset(p, "a") as nc:
+        fn(nc)
+
+
+@pytest.mark.parametrize("edit, what", [
+    (lambda nc: nc.setncattr("seed", 4), "attrs"),
+    (lambda nc: nc.variables["a"].setncattr("units", "km"), "'a'"),
+    (lambda nc: nc.createVariable("extra", "f8", ("x",)).__setitem__(slice(None), np.ones(4)), "'extra'"),
+])
+def test_load_refuses_edited_attrs_and_added_variables(tmp_path, edit, what):
+    ds, p = _saved(tmp_path)
+    xr.testing.assert_identical(rds.io.load(p), ds)
+    _edit(p, edit)
+    with pytest.raises(rds.io.InvalidFileError, match=what):
+        rds.io.load(p)
+    rds.io.load(p, verify=False)  # the opt-out reads it
+
+
+@pytest.mark.parametrize("table", [None, '{"sha256": {}}'])
+def test_load_says_missing_or_empty_table_is_unverified(tmp_path, table):
+    ds, p = _saved(tmp_path)
+
+    def edit(nc):
+        if table is None:
+            nc.delncattr(rds.io.CHECKSUM_ATTR)
+        else:
+            nc.setncattr(rds.io.CHECKSUM_ATTR, "json:" + table)
+        nc.setncattr("seed", 4)
+    _edit(p, edit)
+    with pytest.warns(rds.io.UnverifiedWarning, match="unverified"):
+        back = rds.io.load(p)
+    assert back.attrs["seed"] == 4
+
+
+def test_hand_recomputed_table_is_accepted(tmp_path):
+    """Documented limit: checksums detect accidents, not forgery."""
+    ds, p = _saved(tmp_path)
+    edited = ds.assign_attrs(seed=4)
+    _edit(p, lambda nc: (nc.setncattr("seed", 4),
+                         nc.setncattr(rds.io.CHECKSUM_ATTR, "json:" + json.dumps(rds.io._table(edited)))))
+    assert rds.io.load(p).attrs["seed"] == 4
+
+
+def _scan(store, grid=(0.05, 0.1, 0.2)):
+    return analysis.escape_time_scan(lambda s2: rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=s2), list(grid),
+                                     Box([0.5, 0.5], [1.5, 1.5], ("w", "v")), Box([-2, -2], [2, 2], ("w", "v")), 40,
+                                     members=6, n_boot=0, backend="numpy", progress=False, store=store)
+
+
+def _interrupted(store, edit):
+    ds = rds.io.load(store).isel(sigma2=[0, 1])  # what a scan interrupted after two rows leaves
+    ds.attrs["row_checksums"] = ds.attrs["row_checksums"][:2]
+    rds.io.save(edit(ds), store)  # edited and saved again (the file's own checksums are then valid)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda ds: ds.assign_coords(t=ds["t"].values + 1),
+    lambda ds: ds.assign(initial=ds["initial"] * 0 + 0.7),
+    lambda ds: ds.assign_attrs(protocol="edited"),
+    lambda ds: ds.assign(extra=("member", np.zeros(ds.sizes["member"]))),
+], ids=["t", "initial", "attr", "added"])
+def test_scan_resume_refuses_edits_without_sigma2(tmp_path, edit):
+    p = tmp_path / "s.nc"
+    full = _scan(p)
+    _interrupted(p, lambda ds: ds)
+    xr.testing.assert_identical(_scan(p), full)  # an untouched interrupted store resumes
+    _interrupted(p, edit)
+    with pytest.raises(ValueError, match="store.*checksum"):
+        _scan(p)
