@@ -221,7 +221,9 @@ def survival_summary(T, censored, max_steps, realization=None, member=None, n_bo
     point["median"], point["restricted_mean"] = median, rmst
 
     ci = {k: np.full(2, np.nan) for k in _SCALARS}
-    if n_boot:
+    if n_boot:  # the replicates of every statistic are kept (for their quantiles): check before drawing them
+        check_memory(16 * n_boot * len(_SCALARS), f"n_boot = {n_boot} bootstrap replicates of {len(_SCALARS)} "
+                     "statistics", "use fewer replicates (n_boot = 1000-10000 gives the quantiles of a 95% interval)")
         rng = np.random.default_rng(boot_seed)
         idx_r = np.unique(np.arange(N) if realization is None else np.asarray(realization), return_inverse=True)[1]
         idx_m = np.unique(np.arange(N) if member is None else np.asarray(member), return_inverse=True)[1]

@@ -129,10 +129,24 @@ def encode_attrs(attrs: dict) -> dict:
     return {str(k): _encode_value(v, k) for k, v in attrs.items()}
 
 
+class _BadArray(ValueError):
+    """A tagged array attr whose payload is not one :func:`encode_attrs` writes."""
+
+
 def _decode_value(v):
     out = json.loads(v[len(_TAG):])
     if isinstance(out, dict) and set(out) == {_ARRAY_KEY, "dtype"}:
-        return np.asarray(out[_ARRAY_KEY], dtype=np.dtype(out["dtype"]))
+        try:
+            dt = np.dtype(out["dtype"])
+        except (TypeError, ValueError):
+            raise _BadArray(f"its array's dtype {out['dtype']!r} is not a NumPy dtype") from None
+        if dt.kind not in "biuf" or dt.itemsize > 16:  # what encode_attrs writes (and nothing to allocate GBs)
+            raise _BadArray(f"its array's dtype {out['dtype']!r} is not a bool, integer or float type (rds stores "
+                            "only those as tagged arrays)")
+        try:
+            return np.asarray(out[_ARRAY_KEY], dtype=dt)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise _BadArray(f"its array's values do not fit dtype {out['dtype']!r} ({e})") from None
     return out
 
 
@@ -163,6 +177,8 @@ def decode_attrs(attrs: dict) -> dict:
         if isinstance(v, str) and v.startswith(_TAG):
             try:
                 out[k] = _decode_value(v)
+            except _BadArray as e:
+                raise ValueError(f"attrs[{k!r}]: {e}") from None
             except (ValueError, TypeError, RecursionError) as e:
                 what = "nested too deeply" if isinstance(e, RecursionError) else f"not valid JSON: {e}"
                 raise ValueError(f"attrs[{k!r}]: its {_TAG} value is {what}") from None
@@ -564,6 +580,19 @@ class _Writer(threading.Thread):
         _ACTIVE.discard(self.tmp)
 
 
+def _check_size(ds, path):
+    """Refuse, before reading, a file whose variables need more memory than is available (a few KB of netCDF can
+    declare terabytes: unwritten chunks take no room on disk)."""
+    from rds._checks import memory_available
+    need = sum(int(np.prod(v.shape, dtype=object)) * v.dtype.itemsize for v in ds.variables.values())
+    avail = memory_available()
+    if need > avail:
+        big = max(ds.variables.items(), key=lambda kv: int(np.prod(kv[1].shape, dtype=object)) * kv[1].dtype.itemsize)
+        raise InvalidFileError(f"{path!r}: its variables need {need / 1e9:.3g} GB in memory (the largest, "
+                               f"{str(big[0])!r}, has shape {tuple(big[1].shape)} of {big[1].dtype}), more than "
+                               f"the {avail / 1e9:.3g} GB available; open it lazily with xarray.open_dataset instead")
+
+
 def load(path, verify: bool = True) -> xr.Dataset:
     """Load a Dataset saved by :func:`save` (fully into memory; the file is closed), decoding attrs.
 
@@ -616,9 +645,13 @@ def load(path, verify: bool = True) -> xr.Dataset:
         with _hdf5_lock():
             store = _open_store(path, "r")
             try:
-                ds = xr.open_dataset(store).load()
+                ds = xr.open_dataset(store)
+                _check_size(ds, path)
+                ds = ds.load()
             finally:
                 store.close()
+    except InvalidFileError:
+        raise
     except (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
         raise InvalidFileError(f"{path!r} cannot be read as a netCDF4 file (truncated, damaged or another "
                                f"format): {type(e).__name__}: {e}") from e
@@ -626,7 +659,10 @@ def load(path, verify: bool = True) -> xr.Dataset:
         sums = ds.attrs.pop(CHECKSUM_ATTR, None)
         ds.attrs = decode_attrs(ds.attrs)
         for name in ds.variables:
-            ds[name].attrs = decode_attrs(ds[name].attrs)
+            try:
+                ds[name].attrs = decode_attrs(ds[name].attrs)
+            except ValueError as e:
+                raise ValueError(f"variable {str(name)!r}: {e}") from None
         if sums is not None:
             sums = _decode_value(sums) if isinstance(sums, str) and sums.startswith(_TAG) else None
             if not isinstance(sums, dict):

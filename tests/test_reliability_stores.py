@@ -204,3 +204,69 @@ def test_scan_resume_refuses_edits_without_sigma2(tmp_path, edit):
     _interrupted(p, edit)
     with pytest.raises(ValueError, match="store.*checksum"):
         _scan(p)
+
+
+# ------------------------------------------------------------------------------------------------ B6: sizes
+def _fa():
+    return rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
+
+
+def _big_vector(D):
+    def step(theta, xi, params):
+        return 0.99 * theta + 0.01 * xi[0, 0]
+    return rds.RandomDynamicalSystem(step, noise=GaussianInputs(1.0, 1, 1), form="vector", dim=D)
+
+
+@pytest.mark.parametrize("call, names", [
+    (lambda: analysis.lyapunov_spectrum(_fa(), np.full(4, 0.5), 10**9, num_history=10**9, backend="numpy"),
+     "num_history"),
+    (lambda: analysis.lyapunov_spectrum(_fa(), np.full(4, 0.5), 10, realizations=10**9, backend="numpy"),
+     "realizations"),
+    (lambda: analysis.lyapunov_spectrum(_big_vector(10**5), np.zeros((4, 10**5)), 10, backend="numpy"), "k"),
+    (lambda: _big_vector(10**5).propagate_tangent(np.zeros((4, 10**5)), 10, backend="numpy"), "k"),
+    (lambda: analysis.escape_times(rds.models.fukumizu_amari_reduced(), np.full((50, 2), 0.5),
+                                   Box([-2, -2], [2, 2], ("w", "v")), 20, n_boot=10**12, backend="numpy"), "n_boot"),
+    (lambda: rds.models.soft_committee(inputs=10**8, hidden=1), "inputs=100000000"),
+    (lambda: rds.models.dataset_sgd(np.zeros((10, 3)), np.zeros(10), hidden=10**8), "hidden=100000000"),
+    (lambda: _big_vector(10**10), "dim=10000000000"),
+    (lambda: _big_vector(10**5).jacobian_matrix(np.zeros(10**5), np.zeros((1, 1)), backend="numpy"),
+     "jacobian_matrix"),
+], ids=["num_history", "realizations", "k_None", "tangent_None", "n_boot", "soft_committee", "dataset_sgd", "dim",
+        "jacobian_matrix"])
+def test_sizes_are_checked_before_allocating(call, names):
+    with pytest.raises(ValueError, match=f"{names}.*GB"):
+        call()
+
+
+def test_log_times_many_points_does_not_allocate_them():
+    from rds.timegrid import log_times
+    assert log_times(1000, 10**12).tolist() == list(range(1, 1001))  # the same as with a few thousand points
+    assert log_times(1000, 14000).tolist() == list(range(1, 1001))
+
+
+def test_load_refuses_a_small_file_declaring_a_huge_variable(tmp_path):
+    p = tmp_path / "huge.nc"
+    with netCDF4.Dataset(p, "w") as nc:
+        nc.createDimension("n", 2 * 10**10)
+        nc.createVariable("big", "f8", ("n",), chunksizes=(1024,))  # nothing written: a few KB on disk
+    assert p.stat().st_size < 100_000
+    with pytest.raises(rds.io.InvalidFileError, match="'big'.*GB"):
+        rds.io.load(p)
+
+
+# ------------------------------------------------------------------------------------------------ B7: attrs
+@pytest.mark.parametrize("dtype, what", [("U500000000", "not a bool, integer or float"),
+                                         ("V8", "not a bool, integer or float"),
+                                         ("nonsense", "not a NumPy dtype")])
+def test_tagged_array_attr_with_odd_dtype(dtype, what):
+    enc = {"a": "json:" + json.dumps({"__rds_ndarray__": [1], "dtype": dtype})}
+    with pytest.raises(ValueError, match=f"attrs\\['a'\\]: .*{what}") as e:
+        rds.io.decode_attrs(enc)
+    assert "JSON" not in str(e.value)
+
+
+def test_bad_json_attr_on_a_variable_is_named(tmp_path):
+    ds, p = _saved(tmp_path)
+    _edit(p, lambda nc: nc.variables["a"].setncattr("cfg", "json:{oops"))
+    with pytest.raises(rds.io.InvalidFileError, match="variable 'a'.*attrs\\['cfg'\\].*not valid JSON"):
+        rds.io.load(p)
