@@ -27,15 +27,17 @@ Every run returns a :class:`RunResult`, which names the backend that ran.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from concurrent.futures import Executor
+import sys
+from concurrent.futures import Executor, ProcessPoolExecutor
 
 import numpy as np
 
 from rds import backends
 from rds.noise import MEMBER_GROUP, NOISE_BLOCK
 
-__all__ = ["RunResult", "run", "run_chunked"]
+__all__ = ["RunResult", "run", "run_chunked", "check_fork_safe"]
 
 
 class RunResult(dict):
@@ -259,6 +261,70 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
     return out
 
 
+def _threads_started() -> list:
+    """The libraries that have started thread pools in this process which a forked child inherits broken."""
+    out = []
+    jax_bridge = sys.modules.get("jax._src.xla_bridge")
+    if jax_bridge is not None:
+        try:
+            started = jax_bridge.backends_are_initialized()
+        except Exception:  # another JAX version: JAX imported counts as started
+            started = True
+        if started:
+            out.append("JAX (XLA's thread pools; e.g. after backend='jax')")
+    par = sys.modules.get("numba.np.ufunc.parallel")
+    if par is not None and getattr(par, "_is_initialized", False):
+        import numba
+        try:
+            layer = numba.threading_layer()
+        except ValueError:
+            layer = "?"
+        if layer != "tbb":  # only TBB is fork-safe (Numba's "forksafe" layers: tbb, and omp but GNU OpenMP)
+            out.append(f"Numba's parallel threads ({layer} threading layer; e.g. after backend='numba')")
+    return out
+
+
+def check_fork_safe(executor) -> None:
+    """Refuse a process pool that would fork this process after JAX or Numba started their threads.
+
+    A child forked from a process with running thread pools inherits their locks but not their threads, and can
+    wait forever (a deadlock, no error). ``concurrent.futures.ProcessPoolExecutor`` forks by default on Linux
+    (Python < 3.14); one made with ``mp_context=multiprocessing.get_context("spawn")`` (or ``"forkserver"``)
+    starts clean workers.
+
+    Parameters
+    ----------
+    executor : concurrent.futures.Executor or None
+        Anything but a forking ``ProcessPoolExecutor`` passes.
+
+    Raises
+    ------
+    ValueError
+        Naming the library whose threads are running, and the fix.
+
+    Examples
+    --------
+    >>> import multiprocessing
+    >>> from concurrent.futures import ProcessPoolExecutor
+    >>> from rds.engine import check_fork_safe
+    >>> with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
+    ...     check_fork_safe(ex)   # a spawning pool is always safe
+    """
+    if not isinstance(executor, ProcessPoolExecutor):
+        return
+    ctx = getattr(executor, "_mp_context", None)
+    method = (ctx if ctx is not None else multiprocessing.get_context()).get_start_method()
+    if method != "fork":
+        return
+    started = _threads_started()
+    if started:
+        raise ValueError(
+            "executor: this ProcessPoolExecutor starts its workers by fork, and this process already runs "
+            f"{' and '.join(started)}; a forked worker can then hang forever. Create the pool with a safe start "
+            "method: ProcessPoolExecutor(n, mp_context=multiprocessing.get_context('spawn')) (or 'forkserver'), "
+            "in a script under `if __name__ == \"__main__\":`, or use a dask.distributed Client")
+
+
 def run_chunked(system, X0, t0, steps, *, executor=None, chunk_size=None, progress=None, tangent=None,
                 **kwargs):
     """:func:`run` over chunks of members, locally or on a ``concurrent.futures.Executor``.
@@ -273,6 +339,7 @@ def run_chunked(system, X0, t0, steps, *, executor=None, chunk_size=None, progre
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
+    check_fork_safe(executor)
     bounds = [(lo, min(lo + chunk_size, M)) for lo in range(0, max(M, 1), chunk_size)] if M else [(0, 0)]
     offset = kwargs.pop("member_offset", 0)
     kernels = kwargs.pop("kernels", None)  # this process's kernels: used locally, rebuilt by each remote worker

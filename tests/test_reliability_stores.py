@@ -270,3 +270,38 @@ def test_bad_json_attr_on_a_variable_is_named(tmp_path):
     _edit(p, lambda nc: nc.variables["a"].setncattr("cfg", "json:{oops"))
     with pytest.raises(rds.io.InvalidFileError, match="variable 'a'.*attrs\\['cfg'\\].*not valid JSON"):
         rds.io.load(p)
+
+
+# ------------------------------------------------------------------------------------------------ B5: process pools
+FORKED_POOL = """
+import multiprocessing, sys
+import numpy as np, rds
+from concurrent.futures import ProcessPoolExecutor
+if __name__ == "__main__":
+    fa = rds.models.fukumizu_amari(eta=0.1, sigma2=1.0)
+    X = np.full((8, 4), 0.5)
+    ref = fa.evolve(X, 20, backend="jax")  # JAX starts its thread pools
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as ex:
+        try:
+            fa.evolve(X, 20, backend="numpy", executor=ex, chunk_size=4)
+            print("ran")
+        except ValueError as e:
+            print("refused:", e)
+"""
+
+
+def test_forking_pool_after_jax_is_refused_with_the_fix(tmp_path):
+    """(A spawning pool runs: tests/test_engine_scale.py.)"""
+    pytest.importorskip("jax")
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "pool.py"
+    script.write_text(FORKED_POOL)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    try:
+        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the forked pool hung (deadlock) instead of being refused")
+    assert "refused: executor:" in out.stdout and "spawn" in out.stdout and "JAX" in out.stdout, out.stderr[-2000:]
