@@ -233,7 +233,8 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
         elif retire:
             _exit_live(kern, X, exit_step, nz, noise_cols, live, members is not None, params, n, a - t0, region,
                        inside_key)
-        elif region is not None:
+        elif region is not None:  # (not retiring: the same arrays as when retiring, one compiled signature)
+            nz = np.ascontiguousarray(nz) if members is not None and nz.strides[-1] != 0 else nz
             kern.exit(X, exit_step, nz, params, n, a - t0, region, inside_key)
         else:
             kern.evolve(X, nz, params, n)
