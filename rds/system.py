@@ -548,13 +548,13 @@ class RandomDynamicalSystem:
         X, X2, steps, t0 = self._prepare(initial, steps, seed, t0, realization)
         qr_every = integer(qr_every, "qr_every", 1)
         M = X2.shape[0]
-        nrec = 0 if times is None else np.size(times)
+        rec = None if times is None else integer_times(times, "times")
         if tangent is None:
-            check_tangent_memory(1, M, self.nvar, self.nvar, nrec, "propagate_tangent: ", "k (tangent=None: all)")
+            check_tangent_memory(1, M, self.nvar, self.nvar, 0 if rec is None else rec.size, "propagate_tangent: ",
+                                 "k (tangent=None: all)")
             V = np.broadcast_to(np.eye(self.nvar), (M, self.nvar, self.nvar))
         else:
             V = tangent_vectors(tangent, M, self.nvar)
-        rec = None if times is None else integer_times(times, "times")
         if rec is not None and rec.size and (rec[0] < t0 or rec[-1] > t0 + steps):
             raise ValueError(f"times must lie within [t0, t0 + steps] = [{t0}, {t0 + steps}]")
         return self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress,
