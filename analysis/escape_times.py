@@ -221,7 +221,9 @@ def survival_summary(T, censored, max_steps, realization=None, member=None, n_bo
     point["median"], point["restricted_mean"] = median, rmst
 
     ci = {k: np.full(2, np.nan) for k in _SCALARS}
-    if n_boot:
+    if n_boot:  # the replicates of every statistic are kept (for their quantiles): check before drawing them
+        check_memory(16 * n_boot * len(_SCALARS), f"n_boot = {n_boot} bootstrap replicates of {len(_SCALARS)} "
+                     "statistics", "use fewer replicates (n_boot = 1000-10000 gives the quantiles of a 95% interval)")
         rng = np.random.default_rng(boot_seed)
         idx_r = np.unique(np.arange(N) if realization is None else np.asarray(realization), return_inverse=True)[1]
         idx_m = np.unique(np.arange(N) if member is None else np.asarray(member), return_inverse=True)[1]
@@ -476,9 +478,11 @@ def escape_time_scan(make_system: Callable, sigma2, initial, region, max_steps, 
         netCDF file. After each σ² the rows done so far are saved atomically (:func:`rds.io.save`); if the file
         exists, the scan resumes after its finished rows — provided it was made with the same settings (model,
         grid, region, initial states, seeds, method settings and the ``backend`` argument; stored in attrs
-        ``scan_settings``), else ValueError. Each stored row carries a checksum (attr ``row_checksums``) and
-        its σ² must be the grid's: a store whose rows or σ² coordinates were edited is refused (ValueError), as
-        is resuming with another ``backend`` (the backend each row used is the variable ``backend_used``).
+        ``scan_settings``), else ValueError. Each stored row carries a checksum (attr ``row_checksums``), and
+        everything else — the variables without a σ² dim (``t``, ``initial``, …), the coordinates, every attr —
+        another (``store_checksum``; :func:`rds.io.seal_store`), and its σ² must be the grid's: a store in which
+        anything was edited is refused (ValueError), as is resuming with another ``backend`` (the backend each
+        row used is the variable ``backend_used``). Checksums detect accidents, not deliberate forgery.
     progress : bool or None
         A tqdm bar over σ²; ``None`` (default) shows it for scans above 10⁹ member-steps in all.
     protocol : str
@@ -573,17 +577,7 @@ def _combine(rows, settings):
     ds.attrs["analysis"] = "escape_time_scan"
     ds.attrs["scan_settings"] = settings
     ds.attrs["protocol"] = settings["protocol"]
-    ds.attrs["row_checksums"] = [_row_checksum(ds, i) for i in range(ds.sizes["sigma2"])]
-    return rds.labels.annotate(ds)  # long_name / units from rds.labels
-
-
-def _row_checksum(ds, i):
-    """SHA-256 of row i of a scan: its σ² and every variable along sigma2 (as stored and as loaded)."""
-    parts = [rds.io.checksum(ds["sigma2"].values[i])]
-    for name in sorted(str(n) for n in ds.data_vars):
-        if "sigma2" in ds[name].dims:
-            parts.append(name + ":" + rds.io.checksum(ds[name].isel(sigma2=i).values))
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+    return rds.io.seal_store(rds.labels.annotate(ds), "sigma2")  # long_name / units; checksums of rows and rest
 
 
 def _check_stored_rows(old, s2, store):
@@ -594,14 +588,7 @@ def _check_stored_rows(old, s2, store):
         raise ValueError(f"store: {store!r} holds rows for sigma2 = {got.tolist()}, which are not the first rows "
                          f"of the grid {s2.tolist()} (edited coordinates?); refusing to resume — use another file "
                          "or delete it")
-    sums = old.attrs.get("row_checksums")
-    if not isinstance(sums, list) or len(sums) != n:
-        raise ValueError(f"store: {store!r} has no checksum for each of its {n} rows (attr row_checksums); "
-                         "refusing to resume — use another file or delete it")
-    bad = [float(s2[i]) for i in range(n) if _row_checksum(old, i) != sums[i]]
-    if bad:
-        raise ValueError(f"store: {store!r}: the stored rows for sigma2 = {bad} do not match their checksums "
-                         "(edited after the scan wrote them); refusing to resume — use another file or delete it")
+    rds.io.verify_store(old, "sigma2", f"store: {store!r}")
 
 
 def _jsonable(v):

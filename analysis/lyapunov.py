@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 import rds.backends
-from rds._checks import integer, tangent_vectors
+from rds._checks import check_tangent_memory, integer, tangent_vectors
 from rds.labels import annotate
 from rds.noise import check_seed
 from rds.sampling import initial_states
@@ -193,8 +193,12 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
         system, steps, transient, qr_every, realizations, num_history, t0, seed)
     X, _ = initial_states(initial, system.variables, members=members,
                           sample_seed=seed if sample_seed is None else sample_seed)
-    V0 = _initial_tangents(system.nvar, X.shape[0], k, tangent)
     n = steps - transient
+    kk = (system.nvar if k is None else k) if tangent is None else np.shape(tangent)[-1]
+    if isinstance(kk, (int, np.integer)) and not isinstance(kk, bool):  # (a bad k is refused below)
+        check_tangent_memory(realizations, X.shape[0], system.nvar, kk, min(num_history, n), "lyapunov_spectrum: ",
+                             "k (None: all)" if k is None else "k")
+    V0 = _initial_tangents(system.nvar, X.shape[0], k, tangent)
     dur = history_times(n, num_history)
     if backend is None:  # one choice for all realisations, by their total work (the one chooser, rds.backends)
         backend = rds.backends.choose(system, None, X, rds.backends.Plan("tangent", X.shape[0], steps,

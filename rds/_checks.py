@@ -122,6 +122,38 @@ def check_memory(nbytes, what, hint=""):
                          f"available" + (f"; {hint}" if hint else ""))
 
 
+#: Bytes per parameter name of a vector map (a short Python str in a tuple), for :func:`check_parameter_count`.
+NAME_BYTES = 100
+
+
+def check_parameter_count(D, what, jacobian=False):
+    """ValueError before setting up a parameter vector of ``D`` entries too large for the memory available.
+
+    A vector map keeps the names of its ``D`` parameters (≈ :data:`NAME_BYTES` bytes each) and, with
+    ``jacobian=True``, a ``D × D`` float matrix (the analytic Jacobians of the two-layer models).
+    ``what`` names the arguments that gave ``D`` (e.g. ``"inputs=10**8, hidden=1"``).
+    """
+    D = int(D)
+    need = NAME_BYTES * D + (8 * D * D if jacobian else 0)
+    check_memory(need, f"{what}: D = {D} parameters ({'their names and a D x D Jacobian' if jacobian else 'names'})",
+                 "use fewer parameters (vector maps are meant for D up to about 10**4)")
+
+
+def check_tangent_memory(realizations, members, nvar, k, records, what="", k_name="k"):
+    """ValueError before a tangent (Lyapunov) run whose arrays need more memory than is available.
+
+    Per realisation and member: ``k`` tangent vectors of ``nvar`` entries (a few copies), ``records`` recorded
+    finite-time exponents of ``k`` each, the state; ``realizations`` results are kept.
+    """
+    R, M, D, K, H = (int(x) for x in (realizations, members, nvar, k, records))
+    kept = 8 * R * M * (K * D + K * (H + 1) + D)  # the results of every realisation
+    work = 8 * M * (3 * K * D + K * (H + 1) + 2 * D)  # one realisation's run (tangents, records, copies)
+    check_memory(kept + work,
+                 f"{what}{R} realizations x {M} members x {k_name} = {K} tangent vectors of {D} entries x "
+                 f"{H} recorded times (num_history)",
+                 "pass a smaller k (the leading exponents only), fewer realizations, members or num_history")
+
+
 def positive_int_arg(text) -> int:
     """``argparse`` type: an integer >= 1 (``--members 0`` or ``-5`` is a usage error, not a traceback)."""
     import argparse

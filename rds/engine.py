@@ -17,6 +17,9 @@ system says):
     every ``qr_every`` steps while accumulating ``log |R_cc|`` (the Benettin / QR method for Lyapunov exponents);
 ``exit``
     advance until each member first leaves a region, recording the exit step and freezing the member there.
+    Members that have left are retired: each noise block steps, and draws the independent noise of, only the
+    members still inside (:data:`RETIRE`), so a run costs about the sum of the exit times, not members × the
+    slowest exit; the results are the same bit for bit.
 
 A member whose state becomes non-finite is set to NaN (all variables) and counted as diverged; the others go on.
 Every run returns a :class:`RunResult`, which names the backend that ran.
@@ -24,14 +27,17 @@ Every run returns a :class:`RunResult`, which names the backend that ran.
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
+import multiprocessing
+import os
+import sys
+from concurrent.futures import Executor, ProcessPoolExecutor
 
 import numpy as np
 
 from rds import backends
-from rds.noise import NOISE_BLOCK
+from rds.noise import MEMBER_GROUP, NOISE_BLOCK
 
-__all__ = ["RunResult", "run", "run_chunked"]
+__all__ = ["RunResult", "run", "run_chunked", "check_fork_safe"]
 
 
 class RunResult(dict):
@@ -79,6 +85,65 @@ def _segments(t0, t1, rec):
                 nxt = next(inner, None)
         yield a, b
         a = b
+
+
+#: Retire members that have left the region in the first-exit service: each noise block steps (and, for
+#: independent noise, generates the noise of) only the members still inside, so a run costs the sum of the exit
+#: times rather than members × the slowest exit. The results are the same bit for bit (each member's arithmetic
+#: and noise do not depend on the others); ``RDS_RETIRE=0`` in the environment turns it off (to compare).
+RETIRE = os.environ.get("RDS_RETIRE", "1").strip() not in ("0", "false", "False", "no")
+
+
+def _live_noise(system, seed, realization, bs, members, live):
+    """The independent noise of block ``[bs, bs + NOISE_BLOCK)`` for the live members only (member axis last).
+
+    ``live``: local indices (sorted) of the chunk whose absolute member range is ``members``. Only the generator
+    groups (:data:`rds.noise.MEMBER_GROUP` members) holding a live member are drawn, through the source's own
+    :meth:`~rds.noise.NoiseSource.block`, so each member's numbers are those of a full run.
+    """
+    t1 = bs + NOISE_BLOCK
+    if members is None:
+        return system.noise.block(seed, realization, bs, t1, None)
+    if live.size == 0:
+        return system.noise.block(seed, realization, bs, t1, (members[0], members[0]))
+    G = MEMBER_GROUP
+    absm = members[0] + live
+    grp = absm // G
+    groups = np.unique(grp)
+    runs = np.split(groups, np.flatnonzero(np.diff(groups) != 1) + 1)  # contiguous runs of groups
+    parts = [system.noise.block(seed, realization, bs, t1, (int(r[0]) * G, int(r[-1] + 1) * G)) for r in runs]
+    if any(p.strides[-1] == 0 for p in parts):  # the same sample for every member (a quenched dataset): a view
+        return _same_for(parts[0], live.size)
+    full = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+    return full[..., np.searchsorted(groups, grp) * G + absm % G]
+
+
+def _same_for(noise, m):
+    """A noise array whose samples are the same for every member (zero stride), as a view for ``m`` members."""
+    return np.broadcast_to(noise[..., :1], noise.shape[:-1] + (m,))
+
+
+def _exit_live(kern, X, exit_step, nz, noise_cols, live, independent, params, n, n0, region, inside_key):
+    """One first-exit segment for the live members only: gathered, advanced by the kernel, scattered back."""
+    M = X.shape[1]
+    if live.size == M:  # (independent noise contiguous, as when compacted: one compiled signature)
+        nz = np.ascontiguousarray(nz) if independent and nz.strides[-1] != 0 else nz
+        kern.exit(X, exit_step, nz, params, n, n0, region, inside_key)
+        return
+    if live.size == 0:
+        return
+    if independent and nz.strides[-1] == 0:
+        nz = _same_for(nz, live.size)
+    elif independent:
+        cols = live if noise_cols is None else np.searchsorted(noise_cols, live)
+        if noise_cols is None or cols.size != noise_cols.size:
+            nz = nz[..., cols]
+        nz = np.ascontiguousarray(nz)
+    Xl = X[:, live]
+    el = exit_step[live]
+    kern.exit(Xl, el, nz, params, n, n0, region, inside_key)
+    X[:, live] = Xl
+    exit_step[live] = el
 
 
 def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backend="numpy",
@@ -149,18 +214,27 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
         if tangent is not None:
             out_rec_logr[ri] = logr
         ri += 1
-    blk_start, noise_blk = None, None
+    blk_start, noise_blk, noise_cols = None, None, None
+    retire = region is not None and RETIRE
     for a, b in _segments(t0, t1, rec):  # cut at noise blocks and recorded times
         bs = (a // NOISE_BLOCK) * NOISE_BLOCK
+        live = np.flatnonzero(exit_step < 0) if retire else None
         if bs != blk_start:
             blk_start = bs
-            noise_blk = system.noise.block(seed, realization, bs, bs + NOISE_BLOCK, members)
+            if retire and live.size < M:  # noise only for the members still inside
+                noise_blk, noise_cols = _live_noise(system, seed, realization, bs, members, live), live
+            else:
+                noise_blk, noise_cols = system.noise.block(seed, realization, bs, bs + NOISE_BLOCK, members), None
         nz = noise_blk[a - bs:b - bs]
         n = b - a
         is_rec = ri < rec.size and rec[ri] == b
         if tangent is not None:
             kern.tangent(X, V, logr, nz, params, n, a - t0, qr_every, bool(is_rec or b == t1))
-        elif region is not None:
+        elif retire:
+            _exit_live(kern, X, exit_step, nz, noise_cols, live, members is not None, params, n, a - t0, region,
+                       inside_key)
+        elif region is not None:  # (not retiring: the same arrays as when retiring, one compiled signature)
+            nz = np.ascontiguousarray(nz) if members is not None and nz.strides[-1] != 0 else nz
             kern.exit(X, exit_step, nz, params, n, a - t0, region, inside_key)
         else:
             kern.evolve(X, nz, params, n)
@@ -188,6 +262,70 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
     return out
 
 
+def _threads_started() -> list:
+    """The libraries that have started thread pools in this process which a forked child inherits broken."""
+    out = []
+    jax_bridge = sys.modules.get("jax._src.xla_bridge")
+    if jax_bridge is not None:
+        try:
+            started = jax_bridge.backends_are_initialized()
+        except Exception:  # another JAX version: JAX imported counts as started
+            started = True
+        if started:
+            out.append("JAX (XLA's thread pools; e.g. after backend='jax')")
+    par = sys.modules.get("numba.np.ufunc.parallel")
+    if par is not None and getattr(par, "_is_initialized", False):
+        import numba
+        try:
+            layer = numba.threading_layer()
+        except ValueError:
+            layer = "?"
+        if layer != "tbb":  # only TBB is fork-safe (Numba's "forksafe" layers: tbb, and omp but GNU OpenMP)
+            out.append(f"Numba's parallel threads ({layer} threading layer; e.g. after backend='numba')")
+    return out
+
+
+def check_fork_safe(executor) -> None:
+    """Refuse a process pool that would fork this process after JAX or Numba started their threads.
+
+    A child forked from a process with running thread pools inherits their locks but not their threads, and can
+    wait forever (a deadlock, no error). ``concurrent.futures.ProcessPoolExecutor`` forks by default on Linux
+    (Python < 3.14); one made with ``mp_context=multiprocessing.get_context("spawn")`` (or ``"forkserver"``)
+    starts clean workers.
+
+    Parameters
+    ----------
+    executor : concurrent.futures.Executor or None
+        Anything but a forking ``ProcessPoolExecutor`` passes.
+
+    Raises
+    ------
+    ValueError
+        Naming the library whose threads are running, and the fix.
+
+    Examples
+    --------
+    >>> import multiprocessing
+    >>> from concurrent.futures import ProcessPoolExecutor
+    >>> from rds.engine import check_fork_safe
+    >>> with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
+    ...     check_fork_safe(ex)   # a spawning pool is always safe
+    """
+    if not isinstance(executor, ProcessPoolExecutor):
+        return
+    ctx = getattr(executor, "_mp_context", None)
+    method = (ctx if ctx is not None else multiprocessing.get_context()).get_start_method()
+    if method != "fork":
+        return
+    started = _threads_started()
+    if started:
+        raise ValueError(
+            "executor: this ProcessPoolExecutor starts its workers by fork, and this process already runs "
+            f"{' and '.join(started)}; a forked worker can then hang forever. Create the pool with a safe start "
+            "method: ProcessPoolExecutor(n, mp_context=multiprocessing.get_context('spawn')) (or 'forkserver'), "
+            "in a script under `if __name__ == \"__main__\":`, or use a dask.distributed Client")
+
+
 def run_chunked(system, X0, t0, steps, *, executor=None, chunk_size=None, progress=None, tangent=None,
                 **kwargs):
     """:func:`run` over chunks of members, locally or on a ``concurrent.futures.Executor``.
@@ -202,6 +340,7 @@ def run_chunked(system, X0, t0, steps, *, executor=None, chunk_size=None, progre
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
+    check_fork_safe(executor)
     bounds = [(lo, min(lo + chunk_size, M)) for lo in range(0, max(M, 1), chunk_size)] if M else [(0, 0)]
     offset = kwargs.pop("member_offset", 0)
     kernels = kwargs.pop("kernels", None)  # this process's kernels: used locally, rebuilt by each remote worker

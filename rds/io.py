@@ -14,8 +14,12 @@ Safety of the file on disk:
   after a ``kill -9`` it stays, and the next save into that folder removes it (its process is gone).
 * Saving to a symbolic link writes the link's target (the link stays a link). A replaced file keeps its
   permission bits; a new file gets those of the umask (like ``open``).
-* Every variable (data and coordinates) is stored with a SHA-256 checksum of its values (attr ``rds_checksums``);
-  :func:`load` verifies them and refuses a file whose numbers changed (``verify=False`` reads it anyway).
+* The file carries SHA-256 checksums (attr ``rds_checksums``) of every variable and coordinate (values, dims and
+  attrs), of which variables are coordinates, and of the Dataset's attrs. :func:`load` verifies them and refuses a
+  file in which any of these changed, or to which a variable was added (``verify=False`` reads it anyway); a file
+  without a checksum table, or with an empty one, is read with an :class:`UnverifiedWarning` saying that its
+  contents are unverified. Checksums detect accidents — damage, truncation, a file edited and saved by other
+  tools — not deliberate forgery: whoever edits a file can recompute them.
 * Ctrl-C during a save stops it at once: the file is written by a helper thread while the calling thread waits,
   so ``KeyboardInterrupt`` is raised within a fraction of a second even during a long HDF5 call, and the helper
   removes the temporary file when that call returns (the process exits after it). Writing through xarray's
@@ -35,18 +39,24 @@ import secrets
 import signal
 import threading
 import time
+import warnings
 
 import numpy as np
 import xarray as xr
 
 __all__ = ["save", "load", "encode_attrs", "decode_attrs", "checksum", "remove_stale_temp_files", "InvalidFileError",
-           "CHECKSUM_ATTR"]
+           "CHECKSUM_ATTR", "UnverifiedWarning", "row_checksums", "content_checksum", "seal_store", "verify_store"]
 
 _TAG = "json:"
 _ARRAY_KEY = "__rds_ndarray__"
 #: Name of the global attr holding the checksums of the variables (reserved: :func:`save` overwrites it).
 CHECKSUM_ATTR = "rds_checksums"
 _INT64 = (-2**63, 2**63 - 1)
+
+
+class UnverifiedWarning(UserWarning):
+    """:func:`load` could not verify a file (no checksum table, an empty one, or an older one that does not cover
+    attrs): the contents are read as they are."""
 
 
 class InvalidFileError(ValueError, OSError):
@@ -119,10 +129,24 @@ def encode_attrs(attrs: dict) -> dict:
     return {str(k): _encode_value(v, k) for k, v in attrs.items()}
 
 
+class _BadArray(ValueError):
+    """A tagged array attr whose payload is not one :func:`encode_attrs` writes."""
+
+
 def _decode_value(v):
     out = json.loads(v[len(_TAG):])
     if isinstance(out, dict) and set(out) == {_ARRAY_KEY, "dtype"}:
-        return np.asarray(out[_ARRAY_KEY], dtype=np.dtype(out["dtype"]))
+        try:
+            dt = np.dtype(out["dtype"])
+        except (TypeError, ValueError):
+            raise _BadArray(f"its array's dtype {out['dtype']!r} is not a NumPy dtype") from None
+        if dt.kind not in "biuf" or dt.itemsize > 16:  # what encode_attrs writes (and nothing to allocate GBs)
+            raise _BadArray(f"its array's dtype {out['dtype']!r} is not a bool, integer or float type (rds stores "
+                            "only those as tagged arrays)")
+        try:
+            return np.asarray(out[_ARRAY_KEY], dtype=dt)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise _BadArray(f"its array's values do not fit dtype {out['dtype']!r} ({e})") from None
     return out
 
 
@@ -153,6 +177,8 @@ def decode_attrs(attrs: dict) -> dict:
         if isinstance(v, str) and v.startswith(_TAG):
             try:
                 out[k] = _decode_value(v)
+            except _BadArray as e:
+                raise ValueError(f"attrs[{k!r}]: {e}") from None
             except (ValueError, TypeError, RecursionError) as e:
                 what = "nested too deeply" if isinstance(e, RecursionError) else f"not valid JSON: {e}"
                 raise ValueError(f"attrs[{k!r}]: its {_TAG} value is {what}") from None
@@ -203,8 +229,77 @@ def checksum(values) -> str:
     return h.hexdigest()
 
 
-def _checksums(ds) -> dict:
-    return {str(name): checksum(var.values) for name, var in ds.variables.items()}
+def _canon(v):
+    """A JSON-able canonical form of an encoded attr value (as written, and as netCDF reads it back)."""
+    if isinstance(v, str):
+        return ["s", v]
+    a = np.asarray(v)
+    if a.dtype.kind == "b":
+        return ["b", [bool(x) for x in a.ravel()]]
+    if a.dtype.kind in "iu":
+        return ["i", [int(x) for x in a.ravel()]]
+    if a.dtype.kind == "f":
+        return ["f", ["nan" if x != x else float(x).hex() for x in a.ravel().tolist()]]
+    return ["r", repr(v)]
+
+
+def _attrs_digest(attrs, exclude=()) -> str:
+    """SHA-256 of attrs as they are stored (:func:`encode_attrs`), keys sorted; ``exclude``: keys left out."""
+    enc = encode_attrs({k: v for k, v in attrs.items() if k not in exclude})
+    items = sorted([str(k), _canon(v)] for k, v in enc.items())
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+
+
+def _variable_digest(var, values=True) -> str:
+    """SHA-256 of a variable: its dims, its attrs and (``values``) the checksum of its values."""
+    parts = [json.dumps([str(d) for d in var.dims]), _attrs_digest(var.attrs)]
+    if values:
+        parts.append(checksum(var.values))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _table(ds) -> dict:
+    """The checksum table :func:`save` stores (version 2): every variable (values, dims, attrs), the names of the
+    coordinates and the Dataset's attrs."""
+    return {"version": 2,
+            "variables": {str(n): _variable_digest(v) for n, v in ds.variables.items()},
+            "coords": sorted(str(n) for n in ds.coords),
+            "attrs": _attrs_digest(ds.attrs, exclude=(CHECKSUM_ATTR,))}
+
+
+def _table_problems(ds, table) -> tuple[list, bool]:
+    """What in ``ds`` does not match the checksum ``table`` (empty: all verified), and whether the table covered
+    the attrs (a version-1 table, of rds <= 0.3, covers the variables' values only)."""
+    names = {str(n) for n in ds.variables}
+    problems = []
+    if table.get("version") == 2:
+        sums = table.get("variables")
+        if not isinstance(sums, dict):
+            return [f"attrs[{CHECKSUM_ATTR!r}] is malformed"], True
+        bad = sorted(n for n in names & set(sums) if _variable_digest(ds[n]) != sums[n])
+        if bad:
+            problems.append(f"variables {bad} do not match their checksums (values, dims or attrs)")
+        if table.get("coords") != sorted(str(n) for n in ds.coords):
+            problems.append(f"the coordinates {sorted(str(n) for n in ds.coords)} are not those saved "
+                            f"({table.get('coords')})")
+        if table.get("attrs") != _attrs_digest(ds.attrs, exclude=(CHECKSUM_ATTR,)):
+            problems.append("the Dataset's attrs do not match their checksum")
+        covered = True
+    else:
+        sums = table.get("sha256")
+        if not isinstance(sums, dict):
+            return [f"attrs[{CHECKSUM_ATTR!r}] is malformed"], True
+        bad = sorted(n for n in names & set(sums) if checksum(ds[n].values) != sums[n])
+        if bad:
+            problems.append(f"variables {bad} do not match their checksums")
+        covered = False
+    missing = sorted(set(sums) - names)
+    added = sorted(names - set(sums))
+    if missing:
+        problems.append(f"variables {missing} are missing")
+    if added:
+        problems.append(f"variables {added} were not in the file when it was saved")
+    return problems, covered
 
 
 # ---------------------------------------------------------------------------------------------- locking
@@ -409,7 +504,7 @@ def save(ds: xr.Dataset, path) -> str:
     enc.attrs = encode_attrs(ds.attrs)
     for name in enc.variables:
         enc[name].attrs = encode_attrs(ds[name].attrs)
-    enc.attrs[CHECKSUM_ATTR] = _TAG + json.dumps({"sha256": _checksums(ds)})
+    enc.attrs[CHECKSUM_ATTR] = _TAG + json.dumps(_table(ds))
     try:
         mode = os.stat(target).st_mode & 0o7777
     except FileNotFoundError:
@@ -485,6 +580,19 @@ class _Writer(threading.Thread):
         _ACTIVE.discard(self.tmp)
 
 
+def _check_size(ds, path):
+    """Refuse, before reading, a file whose variables need more memory than is available (a few KB of netCDF can
+    declare terabytes: unwritten chunks take no room on disk)."""
+    from rds._checks import memory_available
+    need = sum(int(np.prod(v.shape, dtype=object)) * v.dtype.itemsize for v in ds.variables.values())
+    avail = memory_available()
+    if need > avail:
+        big = max(ds.variables.items(), key=lambda kv: int(np.prod(kv[1].shape, dtype=object)) * kv[1].dtype.itemsize)
+        raise InvalidFileError(f"{path!r}: its variables need {need / 1e9:.3g} GB in memory (the largest, "
+                               f"{str(big[0])!r}, has shape {tuple(big[1].shape)} of {big[1].dtype}), more than "
+                               f"the {avail / 1e9:.3g} GB available; open it lazily with xarray.open_dataset instead")
+
+
 def load(path, verify: bool = True) -> xr.Dataset:
     """Load a Dataset saved by :func:`save` (fully into memory; the file is closed), decoding attrs.
 
@@ -492,8 +600,10 @@ def load(path, verify: bool = True) -> xr.Dataset:
     ----------
     path : str or os.PathLike
     verify : bool, default True
-        Check every variable against the checksum :func:`save` stored (files written by other tools, without
-        checksums, are read as they are). False skips the check, e.g. to inspect a damaged file.
+        Check the file against the checksums :func:`save` stored: every variable and coordinate (values, dims,
+        attrs), the set of variables and coordinates, and the Dataset's attrs. A file without checksums (written by
+        other tools) or with an empty table is read with an :class:`UnverifiedWarning`. False skips the check,
+        e.g. to inspect a damaged file.
 
     Returns
     -------
@@ -505,7 +615,18 @@ def load(path, verify: bool = True) -> xr.Dataset:
         No such file.
     InvalidFileError
         (a ValueError and an OSError) The file is empty, truncated or not netCDF4, a ``json:`` attr does not
-        decode, or a variable does not match its checksum; the message names the file and what is wrong.
+        decode, or the contents do not match their checksums (a variable, its attrs, the Dataset's attrs, an
+        added or missing variable); the message names the file and what is wrong.
+
+    Warns
+    -----
+    UnverifiedWarning
+        The file has no checksum table, an empty one, or one of an older rds that does not cover attrs.
+
+    Notes
+    -----
+    Checksums detect accidents (damage, truncation, edits by other tools), not deliberate forgery: a table
+    recomputed by hand is accepted.
 
     Examples
     --------
@@ -524,9 +645,13 @@ def load(path, verify: bool = True) -> xr.Dataset:
         with _hdf5_lock():
             store = _open_store(path, "r")
             try:
-                ds = xr.open_dataset(store).load()
+                ds = xr.open_dataset(store)
+                _check_size(ds, path)
+                ds = ds.load()
             finally:
                 store.close()
+    except InvalidFileError:
+        raise
     except (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
         raise InvalidFileError(f"{path!r} cannot be read as a netCDF4 file (truncated, damaged or another "
                                f"format): {type(e).__name__}: {e}") from e
@@ -534,20 +659,173 @@ def load(path, verify: bool = True) -> xr.Dataset:
         sums = ds.attrs.pop(CHECKSUM_ATTR, None)
         ds.attrs = decode_attrs(ds.attrs)
         for name in ds.variables:
-            ds[name].attrs = decode_attrs(ds[name].attrs)
+            try:
+                ds[name].attrs = decode_attrs(ds[name].attrs)
+            except ValueError as e:
+                raise ValueError(f"variable {str(name)!r}: {e}") from None
         if sums is not None:
-            sums = _decode_value(sums)["sha256"] if isinstance(sums, str) and sums.startswith(_TAG) else None
+            sums = _decode_value(sums) if isinstance(sums, str) and sums.startswith(_TAG) else None
             if not isinstance(sums, dict):
                 raise ValueError(f"attrs[{CHECKSUM_ATTR!r}] is malformed")
     except (ValueError, TypeError, KeyError, RecursionError) as e:
         raise InvalidFileError(f"{path!r}: {e}") from None
-    if verify and sums is not None:
-        names = {str(n) for n in ds.variables}
-        missing = sorted(set(sums) - names)
-        bad = sorted(n for n in names & set(sums) if checksum(ds[n].values) != sums[n])
-        if missing or bad:
-            what = (f"variables {bad} do not match their checksums" if bad else "") + \
-                   (("; " if bad else "") + f"variables {missing} are missing" if missing else "")
-            raise InvalidFileError(f"{path!r}: {what} — the file was damaged or edited after it was saved. "
-                                   "rds.io.load(path, verify=False) reads it anyway.")
+    if not verify:
+        return ds
+    empty = sums is None or not any(sums.get(k) for k in ("variables", "sha256", "attrs"))
+    if empty:
+        warnings.warn(f"{path!r} has {'no' if sums is None else 'an empty'} checksum table (attr "
+                      f"{CHECKSUM_ATTR!r}): its contents are unverified (a file not written by rds.io.save, or "
+                      "whose table was removed)", UnverifiedWarning, stacklevel=2)
+        return ds
+    problems, covered = _table_problems(ds, sums)
+    if problems:
+        raise InvalidFileError(f"{path!r}: {'; '.join(problems)} — the file was damaged or edited after it was "
+                               "saved. rds.io.load(path, verify=False) reads it anyway.")
+    if not covered:
+        warnings.warn(f"{path!r} was saved by an older rds whose checksums cover the variables' values only: its "
+                      "attrs are unverified (save it again to checksum them)", UnverifiedWarning, stacklevel=2)
     return ds
+
+
+# ---------------------------------------------------------------------------------------------- stores
+#: attrs of a resumable store (:func:`seal_store`): the checksum of each row, and of everything else.
+ROWS_ATTR, REST_ATTR = "row_checksums", "store_checksum"
+
+
+def row_checksums(ds, dim) -> list:
+    """SHA-256 of each row of ``ds`` along ``dim``: the values of every variable (coordinate included) with that
+    dim, at that index.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    dim : str
+
+    Returns
+    -------
+    list of str
+        One 64-hex-digit checksum per index along ``dim``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from rds.io import row_checksums
+    >>> ds = xr.Dataset({"a": ("s", [1.0, 2.0])}, coords={"s": [0.1, 0.2]})
+    >>> len(row_checksums(ds, "s")), row_checksums(ds, "s") == row_checksums(ds.isel(s=[0, 1]), "s")
+    (2, True)
+    """
+    names = sorted(str(n) for n, v in ds.variables.items() if dim in v.dims)
+    out = []
+    for i in range(ds.sizes.get(dim, 0)):
+        parts = [n + ":" + checksum(ds[n].isel({dim: i}).values) for n in names]
+        out.append(hashlib.sha256("|".join(parts).encode()).hexdigest())
+    return out
+
+
+def content_checksum(ds, *, exclude_attrs=(), rows=None) -> str:
+    """SHA-256 of a Dataset: every variable and coordinate (values, dims, attrs), which are coordinates, and the
+    Dataset's attrs (but ``exclude_attrs``). With ``rows=dim`` the values of the variables along ``dim`` are left
+    out (their rows are covered by :func:`row_checksums`), so that the first rows of a store have the same
+    checksum as the whole.
+
+    The same on a Dataset and on its :func:`save`/:func:`load` round trip.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    exclude_attrs : iterable of str
+        Dataset attrs not covered (e.g. the attr that will hold this checksum).
+    rows : str or None
+        A dim whose variables' values are left out.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> from rds.io import content_checksum
+    >>> ds = xr.Dataset({"a": ("x", [1.0, 2.0])}, attrs={"k": 1})
+    >>> content_checksum(ds) == content_checksum(ds.assign_attrs(k=2))
+    False
+    """
+    table = {"variables": {str(n): _variable_digest(v, values=rows is None or rows not in v.dims)
+                           for n, v in ds.variables.items()},
+             "coords": sorted(str(n) for n in ds.coords),
+             "attrs": _attrs_digest(ds.attrs, exclude=tuple(exclude_attrs) + (CHECKSUM_ATTR,))}
+    return hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()
+
+
+def seal_store(ds, dim) -> xr.Dataset:
+    """Set the checksums of a resumable store of rows along ``dim`` (in place; returns ``ds``).
+
+    ``attrs["row_checksums"]``: :func:`row_checksums` (one per row); ``attrs["store_checksum"]``:
+    :func:`content_checksum` of everything else (variables without ``dim``, every coordinate, dims and attrs of
+    every variable, the Dataset's attrs). Its first rows (``ds.isel({dim: slice(0, n)})`` with the first ``n``
+    row checksums) verify as well: what an interrupted scan leaves. Checked by :func:`verify_store`.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    dim : str
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> from rds.io import seal_store, verify_store
+    >>> ds = seal_store(xr.Dataset({"a": ("s", [1.0, 2.0])}, coords={"s": [0.1, 0.2]}), "s")
+    >>> verify_store(ds, "s", "store")
+    """
+    ds.attrs[ROWS_ATTR] = row_checksums(ds, dim)
+    ds.attrs[REST_ATTR] = content_checksum(ds, exclude_attrs=(ROWS_ATTR, REST_ATTR), rows=dim)
+    return ds
+
+
+def verify_store(ds, dim, where) -> None:
+    """Refuse (ValueError) a store that does not match the checksums of :func:`seal_store`.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        As loaded (:func:`load` has already checked the file against its own checksums).
+    dim : str
+        The dim of the rows.
+    where : str
+        How the message names the store (e.g. ``"store: 'scan.nc'"``).
+
+    Raises
+    ------
+    ValueError
+        Naming what does not match: rows (by their coordinate along ``dim``), or the rest of the store; or a
+        store without these checksums.
+
+    Notes
+    -----
+    Checksums detect accidents — an edited, truncated, mixed-up or damaged store — not deliberate forgery: whoever
+    edits a store can recompute them.
+
+    Examples
+    --------
+    See :func:`seal_store`.
+    """
+    n = ds.sizes.get(dim, 0)
+    sums = ds.attrs.get(ROWS_ATTR)
+    if not isinstance(sums, list) or len(sums) != n or not isinstance(ds.attrs.get(REST_ATTR), str):
+        raise ValueError(f"{where} has no checksum for each of its {n} rows and for the rest (attrs {ROWS_ATTR}, "
+                         f"{REST_ATTR}; written by an older rds, or edited); refusing to resume — use another file "
+                         "or delete it")
+    got = row_checksums(ds, dim)
+    bad = [ds[dim].values[i].item() if dim in ds.coords else i for i in range(n) if got[i] != sums[i]]
+    problems = [f"the stored rows for {dim} = {bad} do not match their checksums"] if bad else []
+    if content_checksum(ds, exclude_attrs=(ROWS_ATTR, REST_ATTR), rows=dim) != ds.attrs[REST_ATTR]:
+        problems.append(f"the variables without a {dim} dim, the coordinates or the attrs do not match their "
+                        "checksum")
+    if problems:
+        raise ValueError(f"{where}: {'; '.join(problems)} (edited after the scan wrote them); refusing to resume "
+                         "— use another file or delete it")

@@ -10,7 +10,17 @@ import numpy as np
 import xarray as xr
 
 from rds import _mapcheck, backends, engine, labels
-from rds._checks import check_memory, integer, integer_times, positive, real_array, tangent_vectors, time_window
+from rds._checks import (
+    check_memory,
+    check_parameter_count,
+    check_tangent_memory,
+    integer,
+    integer_times,
+    positive,
+    real_array,
+    tangent_vectors,
+    time_window,
+)
 from rds._version import __version__
 from rds.maps import make_map
 from rds.noise import FixedDataset, NoiseSource, check_seed
@@ -163,6 +173,7 @@ class RandomDynamicalSystem:
             from rds.vector import default_names
             if dim is not None:
                 dim = integer(dim, "dim", 1)
+                check_parameter_count(dim, f"dim={dim}")
                 if variables is not None and len(tuple(variables)) != dim:
                     raise ValueError(f"variables must have dim = {dim} names, got {len(tuple(variables))}")
             elif variables is None:
@@ -537,11 +548,13 @@ class RandomDynamicalSystem:
         X, X2, steps, t0 = self._prepare(initial, steps, seed, t0, realization)
         qr_every = integer(qr_every, "qr_every", 1)
         M = X2.shape[0]
+        rec = None if times is None else integer_times(times, "times")
         if tangent is None:
+            check_tangent_memory(1, M, self.nvar, self.nvar, 0 if rec is None else rec.size, "propagate_tangent: ",
+                                 "k (tangent=None: all)")
             V = np.broadcast_to(np.eye(self.nvar), (M, self.nvar, self.nvar))
         else:
             V = tangent_vectors(tangent, M, self.nvar)
-        rec = None if times is None else integer_times(times, "times")
         if rec is not None and rec.size and (rec[0] < t0 or rec[-1] > t0 + steps):
             raise ValueError(f"times must lie within [t0, t0 + steps] = [{t0}, {t0 + steps}]")
         return self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress,
@@ -688,6 +701,9 @@ class RandomDynamicalSystem:
             raise ValueError(f"backend must be 'numpy'{' or jax' if self.form == 'vector' else ''} or None for "
                              f"jacobian_matrix of {_a(self.form)} map, got {backend!r}")
         flat = X.reshape(-1, self.nvar)
+        check_memory(8 * flat.shape[0] * self.nvar ** 2 * (3 if backend == "jax" else 2),
+                     f"jacobian_matrix of {flat.shape[0]} states x D = {self.nvar} variables (D x D each)",
+                     "ask for the Jacobian at fewer states, or for products J v (propagate_tangent, k vectors)")
         if self.form == "elementwise" and self.jacobian is not None:  # the analytic Jacobian, checked
             J = self.jacobian(tuple(np.ascontiguousarray(flat.T)), xi, self.params)
             _mapcheck.check_jacobian_output(self, J, flat.shape[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rds._checks import integer
+from rds._checks import check_memory, integer
 
 __all__ = ["log_times"]
 
@@ -38,7 +38,10 @@ def log_times(stop: int, num: int = 200, *, zero: bool = False) -> np.ndarray:
     num = integer(num, "num", 1)
     if num == 1:
         t = np.array([stop], dtype=np.int64)
+    elif num > 2 * stop * np.log(stop) + 2:  # gaps < 1/2 between the points: every integer, without allocating num
+        t = np.arange(1, stop + 1, dtype=np.int64)
     else:
+        check_memory(24 * num, f"num = {num} log-spaced times", "ask for fewer points")
         t = np.unique(np.round(np.geomspace(1, stop, num)).astype(np.int64))
         t = t[(t >= 1) & (t <= stop)]
         if t.size == 0 or t[-1] != stop:

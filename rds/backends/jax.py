@@ -199,6 +199,17 @@ def _bucket(n: int) -> int:
     return min(max(b, 1), max(NOISE_BLOCK, n))
 
 
+def _bucket_members(m: int, last: int) -> int:
+    """Padded member count of the first-exit kernel, given the last one: a run's first block is not padded; as
+    members retire the live set keeps the last size until it falls to half of it, then the next power of two
+    (so a run compiles for at most 1 + log2(members) sizes)."""
+    if m > last:
+        return m
+    if 2 * m > last:
+        return last
+    return 1 << max(m - 1, 0).bit_length()
+
+
 class JaxKernels:
     """Engine kernels (``evolve``, ``tangent``, ``exit``) of one system layout on JAX.
 
@@ -355,11 +366,24 @@ class JaxKernels:
             self._cache = {k: v for k, v in self._cache.items() if k[0] != "exit"}  # one region at a time
             self._cache[key] = self._jax.jit(self.exit_fn(inside))
         fn = self._cache[key]
+        # the engine retires members that left (rds.engine.RETIRE): pad the live set to a power of two with
+        # members that have already left (frozen, never alive), so that the kernel compiles for a few sizes only
+        M = X.shape[1]
+        P = self._exit_size = _bucket_members(M, getattr(self, "_exit_size", 0))
+        th0 = np.asarray(X.T, dtype=self._dtype)
+        es0 = np.asarray(exit_step, dtype=np.int64)
+        nz = self._noise(noise, nsteps)
+        if P != M:
+            th0 = np.concatenate([th0, np.zeros((P - M, th0.shape[1]), dtype=self._dtype)])
+            es0 = np.concatenate([es0, np.zeros(P - M, dtype=np.int64)])
+            if self._independent and not self._quenched:
+                nz = np.concatenate([nz, np.zeros(nz.shape[:-1] + (P - M,), dtype=nz.dtype)], axis=-1)
+            elif self._independent:
+                nz = np.broadcast_to(nz[..., :1], nz.shape[:-1] + (P,))
         with self._ctx():
-            th, es = fn(np.asarray(X.T, dtype=self._dtype), np.asarray(exit_step, dtype=np.int64),
-                        self._noise(noise, nsteps), self._params(params), np.int32(nsteps), np.int64(n0))
-            X[...] = np.asarray(th, dtype=float).T
-            exit_step[...] = np.asarray(es)
+            th, es = fn(th0, es0, nz, self._params(params), np.int32(nsteps), np.int64(n0))
+            X[...] = np.asarray(th, dtype=float)[:M].T
+            exit_step[...] = np.asarray(es)[:M]
 
     # ----------------------------------------------------------- single steps
     def jacobian(self, theta, xi, params):

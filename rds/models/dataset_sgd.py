@@ -24,7 +24,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from rds._checks import integer, nonnegative, positive
+from rds._checks import check_parameter_count, integer, nonnegative, positive
 from rds.models.two_layer import (
     ACTIVATIONS,
     check_data,
@@ -180,6 +180,7 @@ def dataset_sgd(X, y, hidden: int = 2, eta: float = 0.01, batch: int | None = No
         noise: NoiseSource = FixedDataset(np.arange(n, dtype=float))
     else:
         noise = Minibatches(n, integer(batch, "batch", 1))
+    check_parameter_count(N * d + N, f"hidden={N} with d={d} inputs", jacobian=True)
     step, jac = _sgd_functions(N, d, activation, normalization, _data_key(X, y))
     odd = activation in ("tanh", "erf")
     system = RandomDynamicalSystem(

@@ -24,7 +24,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from rds._checks import integer, nonnegative, positive
+from rds._checks import check_parameter_count, integer, nonnegative, positive
 from rds.models.two_layer import (
     ACTIVATIONS,
     activation_function,
@@ -127,6 +127,7 @@ def soft_committee(inputs: int = 1, hidden: int = 2, teacher_W=None, teacher_v=N
     tW, tv = check_network(teacher_W, teacher_v, "teacher_W", "teacher_v")
     if tW.ndim != 2 or tW.shape[1] != d:
         raise ValueError(f"teacher_W must have shape (M, d) = (M, {d}), got {tW.shape}")
+    check_parameter_count(N * d + N, f"inputs={d}, hidden={N}", jacobian=True)
     step, jac = _scm_functions(N, d, activation, normalization, (tuple(tW.ravel()), tuple(tv)))
     odd = activation in ("tanh", "erf")
     system = RandomDynamicalSystem(
