@@ -64,7 +64,7 @@ class NumpyKernels:
         if k not in self._tangent_cache:
             src = tangent_source(self._nvar, self._nd, self._ind, k)
             self._tangent_cache[k] = (make_function(src, "update", self._ns),
-                                      make_function(mgs_source(self._nvar, k), "mgs"))
+                                      make_function(mgs_source(self._nvar, k), "mgs", self._ns))
         return self._tangent_cache[k]
 
     def tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
@@ -101,7 +101,8 @@ def _qr(V, logr):
     Q, R = np.linalg.qr(V)
     d = np.diagonal(R).copy()
     s = np.where(d < 0, -1.0, 1.0)
-    logr += np.log(np.abs(d))
+    with np.errstate(divide="ignore"):  # R_cc = 0: a collapsed direction, log 0 = -inf (Q stays orthonormal)
+        logr += np.log(np.abs(d))
     return Q * s
 
 
