@@ -31,7 +31,9 @@ def _convert(obj, matrix, src, dst, name):
         arr = np.moveaxis(obj.values, obj.dims.index("var"), -1) @ matrix.T
         out = obj.copy(data=np.moveaxis(arr, -1, obj.dims.index("var")))
         return out.assign_coords(var=list(dst))
-    arr = real_array(obj, name, "a real array (..., 4) or an xarray object")
+    # complex input stays complex: the basis change is linear, so a complex-step derivative passes through exactly
+    arr = (np.asarray(obj, dtype=complex) if np.iscomplexobj(obj)
+           else real_array(obj, name, "a real array (..., 4) or an xarray object"))
     if arr.ndim == 0 or arr.shape[-1] != 4:
         raise ValueError(f"{name}: the last axis must have length 4 {src}, got shape {arr.shape}")
     return arr @ matrix.T
