@@ -46,6 +46,7 @@ def to_pqrs(theta):
     ----------
     theta : array_like (..., 4), or xarray DataArray/Dataset with a ``var`` dim labelled w1, w2, v1, v2
         For a Dataset every variable with a ``var`` dim is converted and ``var`` is relabelled p, q, r, s.
+        A complex array stays complex (the map is linear: a complex-step derivative passes through exactly).
 
     Returns
     -------

@@ -512,7 +512,7 @@ def trace_error(system, exc, inside=None) -> TypeError:
     funcs = [(system.step, "map")]
     if inside is not None:
         funcs.append((getattr(inside, "member", inside), "region predicate"))
-    files = {}
+    files: dict = {}
     for f, role in funcs:
         code = getattr(getattr(f, "py_func", f), "__code__", None)
         if code is not None:
