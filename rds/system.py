@@ -688,6 +688,8 @@ class RandomDynamicalSystem:
             raise ValueError(f"backend must be 'numpy'{' or jax' if self.form == 'vector' else ''} or None for "
                              f"jacobian_matrix of {_a(self.form)} map, got {backend!r}")
         flat = X.reshape(-1, self.nvar)
+        if self.form == "vector":  # checked on NumPy first (JAX would clamp an out-of-range index silently)
+            self.map.check(self, flat, backends.Plan("tangent", flat.shape[0], 1), ident)
         if self.form == "elementwise" and self.jacobian is not None:  # the analytic Jacobian, checked
             J = self.jacobian(tuple(np.ascontiguousarray(flat.T)), xi, self.params)
             _mapcheck.check_jacobian_output(self, J, flat.shape[0])

@@ -326,3 +326,9 @@ def test_wrong_output_shape_names_the_map(backend, step, match):
     """D + 1 values ('while_loop carry types differ') or a scalar (IndexError) returned."""
     with pytest.raises(ValueError, match=rf"{step.__name__}.*{match}.*must return an array of shape \(3,\)"):
         _vec(step).evolve(np.full(3, 0.3), 3, backend=backend)
+
+
+def test_jacobian_matrix_checks_a_vector_map_first():
+    """jacobian_matrix on JAX does not go through the run services: it is checked on NumPy too."""
+    with pytest.raises(IndexError, match="oob_theta"):
+        _vec(oob_theta).jacobian_matrix(np.full(3, 0.3), np.zeros((2, 1)), backend="jax")
