@@ -4,7 +4,10 @@ A map is written once with NumPy (``np.tanh``, ``np.dot``, ``x @ W`` …). :func
 recursively, the plain Python functions it calls — with ``np`` (and ``math``, ``scipy.special``) replaced by their
 JAX counterparts in the clone's globals, closure cells and default arguments, as :mod:`rds.fastmath` does for Numba.
 Functions that take an array namespace argument ``xp`` (e.g. those of :mod:`rds.models.two_layer`) are called as
-they are: a map passes them ``xp=np``, which in the clone is ``jax.numpy``.
+they are: a map passes them ``xp=np``, which in the clone is ``jax.numpy``. Functions the map reaches through an
+object or a module (``gd.step(…)`` with ``gd`` a global, ``mymodule.helper(…)``) are cloned like those in closures.
+Before tracing, a vector map is called once with NumPy (:meth:`rds.maps.VectorMap.check`: output shape and dtype,
+indices within bounds, purity); an error while tracing names the map (or region predicate), its file and line.
 The clone is traced by JAX: the map must be *functional* (no in-place assignment into arrays, no Python ``if`` on
 array values; use ``np.where``).
 
