@@ -32,7 +32,11 @@ def _convert(obj, matrix, src, dst, name):
         out = obj.copy(data=np.moveaxis(arr, -1, obj.dims.index("var")))
         return out.assign_coords(var=list(dst))
     # complex input stays complex: the basis change is linear, so a complex-step derivative passes through exactly
-    arr = (np.asarray(obj, dtype=complex) if np.iscomplexobj(obj)
+    try:
+        probe = np.asarray(obj)
+    except ValueError:  # ragged: real_array says so, naming the function
+        probe = None
+    arr = (probe.astype(complex) if probe is not None and probe.dtype.kind == "c"
            else real_array(obj, name, "a real array (..., 4) or an xarray object"))
     if arr.ndim == 0 or arr.shape[-1] != 4:
         raise ValueError(f"{name}: the last axis must have length 4 {src}, got shape {arr.shape}")
