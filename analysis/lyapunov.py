@@ -32,7 +32,11 @@ from rds.noise import check_seed
 from rds.sampling import initial_states
 from rds.timegrid import log_times
 
-__all__ = ["lyapunov_spectrum", "history_times", "standard_error"]
+__all__ = ["lyapunov_spectrum", "history_times", "standard_error", "TangentCollapseWarning"]
+
+
+class TangentCollapseWarning(RuntimeWarning):
+    """Tangent vectors collapsed to zero on some orbits (λ = −∞ there), or became non-finite on a finite orbit."""
 
 
 def history_times(n: int, num: int) -> np.ndarray:
@@ -61,6 +65,9 @@ def history_times(n: int, num: int) -> np.ndarray:
 def standard_error(values: np.ndarray, independent_members: bool):
     """Mean and standard error of exponents with dims (realization, member, exponent), NaNs (diverged) dropped.
 
+    An exponent −∞ (a collapsed tangent: the orbit hit a state where the Jacobian kills that direction) is a value,
+    not a failure: it is kept, so the mean is −∞ (and its standard error NaN) when any orbit collapsed.
+
     Members of one realisation driven by common noise are not independent (they feel the same ξ_t and usually
     converge to the same random attractor), so with common noise and ≥ 2 realisations the error is taken across the
     realisation means; with independent noise per member every (realisation, member) pair counts as a sample;
@@ -85,14 +92,15 @@ def standard_error(values: np.ndarray, independent_members: bool):
         samples = values[0]
         method = ("across members of one realization (members share the noise: not independent, "
                   "use realizations >= 2 for an honest error)")
-    ok = np.all(np.isfinite(samples), axis=-1)
+    ok = ~np.any(np.isnan(samples), axis=-1)  # NaN: diverged, dropped; -inf: collapsed, kept
     samples = samples[ok]
     n = int(samples.shape[0])
     if n == 0:
         nanv = np.full(values.shape[-1], np.nan)
         return nanv, nanv.copy(), 0, method
-    mean = samples.mean(axis=0)
-    se = samples.std(axis=0, ddof=1) / np.sqrt(n) if n >= 2 else np.full(values.shape[-1], np.nan)
+    with np.errstate(invalid="ignore"):  # -inf samples: mean -inf, standard error NaN
+        mean = samples.mean(axis=0)
+        se = samples.std(axis=0, ddof=1) / np.sqrt(n) if n >= 2 else np.full(values.shape[-1], np.nan)
     return mean, se, n, method
 
 
@@ -167,6 +175,12 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
         ``stderr_method``), ``n_samples``; ``sum`` (realization, member): Σ λ_c; ``vectors`` (realization,
         member, var, exponent): final orthonormal tangent vectors (Gram–Schmidt vectors); ``state``
         (realization, member, var): final states; ``diverged`` (realization, member). Diverged members are NaN.
+        ``collapsed`` (realization, member): the number of exponents that are −∞ on that orbit — its tangent
+        vectors collapsed to zero (the orbit reached a state where the Jacobian has a zero direction, e.g. an
+        absorbing state of ``np.clip``); ``n_collapsed`` (realization): orbits with a collapse. The mean of
+        exponents including −∞ is −∞ (a :class:`TangentCollapseWarning` says how many orbits collapsed).
+        Tangent vectors that become non-finite on a finite orbit (a Jacobian with inf or NaN entries) are
+        marked diverged (NaN) with a warning.
         Attrs: the system's description, seed, steps, transient, qr_every, k, t_start, t_end, units, backend.
 
     Raises
@@ -263,7 +277,8 @@ def _run_realizations(system, X, V0, *, realizations, t0, transient, n, dur, qr_
     t_start = t0 + transient
     out_arrays = {"exps": np.empty((realizations, M, kk)), "hist": np.empty((realizations, M, dur.size, kk)),
                   "vecs": np.empty((realizations, M, nvar, kk)), "final": np.empty((realizations, M, nvar)),
-                  "div": np.zeros((realizations, M), dtype=bool), "backend": None}
+                  "div": np.zeros((realizations, M), dtype=bool), "coll": np.zeros((realizations, M), dtype=np.int64),
+                  "tan_div": 0, "backend": None}
     for r in range(realizations):  # independent noise paths (a handful): the member and time loops are compiled
         common = dict(run, realization=r)
         Xs = system.evolve(X, transient, t0=t0, **common) if transient else X
@@ -271,7 +286,11 @@ def _run_realizations(system, X, V0, *, realizations, t0, transient, n, dur, qr_
         Xs = np.where(bad0[:, None], 0.0, Xs)  # diverged in the transient: run from 0 and mark NaN below
         out = system.propagate_tangent(Xs, n, tangent=V0.copy(), t0=t_start, qr_every=qr_every,
                                        times=t_start + dur, **common)
-        d = out["diverged"] | bad0
+        logr = np.asarray(out["logr"])
+        tan_div = ~(out["diverged"] | bad0) & np.any(np.isnan(logr) | (logr == np.inf), axis=-1)
+        d = out["diverged"] | bad0 | tan_div
+        out_arrays["tan_div"] += int(tan_div.sum())
+        out_arrays["coll"][r] = np.where(d, 0, np.sum(logr == -np.inf, axis=-1))
         out_arrays["backend"] = out["backend"]
         out_arrays["div"][r] = d
         for key, val in (("exps", out["logr"] * (scale / n)),
@@ -286,6 +305,7 @@ def _run_realizations(system, X, V0, *, realizations, t0, transient, n, dur, qr_
 def _spectrum_dataset(system, res, *, dur, seed, t0, steps, transient, qr_every, realizations, given_tangent):
     exps = res["exps"]
     M, kk = exps.shape[1], exps.shape[2]
+    _warn_tangents(res, M * realizations)
     t_start = t0 + transient
     mean, se, nsamp, method = standard_error(exps, system.independent_noise)
     ds = xr.Dataset(
@@ -296,7 +316,9 @@ def _spectrum_dataset(system, res, *, dur, seed, t0, steps, transient, qr_every,
          "sum": (("realization", "member"), exps.sum(axis=-1)),
          "vectors": (("realization", "member", "var", "exponent"), res["vecs"]),
          "state": (("realization", "member", "var"), res["final"]),
-         "diverged": (("realization", "member"), res["div"])},
+         "diverged": (("realization", "member"), res["div"]),
+         "collapsed": (("realization", "member"), res["coll"]),
+         "n_collapsed": (("realization",), np.sum(res["coll"] > 0, axis=1))},
         coords={"realization": np.arange(realizations), "member": np.arange(M), "exponent": np.arange(1, kk + 1),
                 "time": t_start + dur, "elapsed": ("time", dur * float(system.dt)), "var": list(system.variables)},
     )
@@ -308,6 +330,8 @@ def _spectrum_dataset(system, res, *, dur, seed, t0, steps, transient, qr_every,
     ds["time"].attrs["long_name"] = "absolute time step t at which the finite-time exponent is recorded"
     ds["elapsed"].attrs["long_name"] = "time since the tangent vectors started, (t - t_start) * dt"
     ds["vectors"].attrs["long_name"] = "final orthonormalised tangent vectors (columns)"
+    ds["collapsed"].attrs["long_name"] = "number of exponents equal to -inf (tangent vectors collapsed to zero)"
+    ds["n_collapsed"].attrs["long_name"] = "orbits of the realization whose tangent vectors collapsed (-inf)"
     ds.attrs.update(system.describe())
     householder = getattr(system, "form", "elementwise") == "vector" or res["backend"] == "jax"
     method_name = ("QR (Benettin) method, Householder QR of jvp-propagated vectors" if householder
@@ -318,6 +342,22 @@ def _spectrum_dataset(system, res, *, dur, seed, t0, steps, transient, qr_every,
         "t_start": int(t_start), "t_end": int(t0 + steps), "qr_every": int(qr_every), "k": int(kk),
         "realizations": int(realizations), "tangent_start": "given" if given_tangent else "identity",
         "n_samples": int(nsamp), "stderr_method": method, "n_diverged": int(res["div"].sum()),
+        "n_collapsed": int(np.sum(res["coll"] > 0)),
         "backend": str(res["backend"]), "reference": ds.attrs.get("reference", "") + "; Benettin et al. (1980)",
     })
     return annotate(ds)  # long_name / units from rds.labels
+
+
+def _warn_tangents(res, total):
+    """Say when tangent vectors collapsed (λ = −∞ on an orbit) or became non-finite on a finite orbit."""
+    ncoll = int(np.sum(res["coll"] > 0))
+    if ncoll:
+        warnings.warn(f"the tangent vectors of {ncoll} of {total} orbits collapsed to zero: the orbit reached a "
+                      f"state where the Jacobian has a zero direction (an absorbing state, e.g. where np.clip or "
+                      f"np.maximum is flat), so the exponents there are -inf (their count per orbit is `collapsed`), "
+                      f"and means over them are -inf; `exponents.where(collapsed == 0)` keeps the other orbits",
+                      TangentCollapseWarning, stacklevel=4)
+    if res["tan_div"]:
+        warnings.warn(f"the tangent vectors of {res['tan_div']} of {total} orbits became non-finite (inf or NaN) "
+                      f"while the state stayed finite: the Jacobian is not finite there (e.g. sqrt or log at 0); "
+                      f"those orbits are marked diverged (NaN)", TangentCollapseWarning, stacklevel=4)

@@ -135,7 +135,9 @@ def transverse_exponents(make_system, sigma2, initial, steps, *, subspace="M_wv"
         = 1, 2, largest first; M_w: exponent = 1, the conditional λ_r); ``mean_exponents``, ``stderr`` (sigma2,
         exponent); ``history`` (sigma2, realization, member, time, exponent): finite-time values;
         ``off_subspace`` (sigma2, realization, member): final max(|w1 − w2|, |v1 − v2|) for M_wv, |w1 − w2| for
-        M_w; ``state`` (sigma2, realization, member, var): final states; ``diverged``. For M_wv also
+        M_w; ``state`` (sigma2, realization, member, var): final states; ``diverged``; ``collapsed`` (sigma2,
+        realization, member): transverse exponents that are −∞ (tangent vectors collapsed to zero, see
+        :func:`analysis.lyapunov_spectrum`). For M_wv also
         ``tangential`` (…, tangential_exponent) with ``tangential_mean``/``tangential_stderr`` (the exponents
         within M_wv) and ``leak`` (sigma2, realization, member): largest (p, q)-component of the final transverse
         tangent vectors (0 = the transverse plane is invariant). Attrs: model, method settings, ``subspace``,
@@ -226,6 +228,8 @@ def _combine(per, subspace, use_pqrs):
         "off_subspace": (("sigma2", "realization", "member"), off),
         "state": (("sigma2", "realization", "member", "var"), state),
         "diverged": (("sigma2", "realization", "member"), div),
+        # tangent vectors that collapsed to zero (exponent -inf on that orbit, analysis.lyapunov_spectrum)
+        "collapsed": (("sigma2", "realization", "member"), np.sum(trans == -np.inf, axis=-1)),
     }
     if tang is not None:
         tstats = [standard_error(t, indep) for t in tang]
@@ -250,6 +254,7 @@ def _transverse_dataset(data, s2, system0, ds0, *, subspace, coordinates, proj):
         "transverse Lyapunov exponents of M_wv (r, s block)" if subspace == "M_wv"
         else "conditional transverse exponent of M_w: time average of log|J_rr|"))
     out["off_subspace"].attrs["long_name"] = "final distance from the subspace (max |w1-w2|, |v1-v2|)"
+    out["collapsed"].attrs["long_name"] = "number of exponents equal to -inf (tangent vectors collapsed to zero)"
     if tangential:
         out["tangential"].attrs.update(units=units, long_name="Lyapunov exponents within M_wv (p, q block)")
         out["leak"].attrs["long_name"] = "largest (p, q)-component of the final transverse tangent vectors"
@@ -266,6 +271,7 @@ def _transverse_dataset(data, s2, system0, ds0, *, subspace, coordinates, proj):
                    "conditional (Pecora-Carroll) exponent: time average of log|e_r^T J e_r| along the full map "
                    "started on M_w (M_w is not invariant)"),
         "projection_distance": proj, "n_diverged": int(data["diverged"][1].sum()),
+        "n_collapsed": int(np.sum(data["collapsed"][1] > 0)),
         "tangent_coordinates": coordinates if subspace == "M_wv" else "original",
         "equations": "Sato et al. 2022: eqs. 17-24 (M_w, M_wv, pqrs map), 31-35 (map on M_wv); Theorem 1, App. D",
     })

@@ -30,12 +30,15 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import copy
 import dis
 import inspect
 import linecache
 import math
+import threading
 import types as pytypes
+import warnings
 
 import numpy as np
 from numba import types
@@ -47,12 +50,68 @@ from rds._codegen import make_function, tuple_src
 from rds._identity import global_names
 
 __all__ = ["COMPLEX_STEP", "SUPPORTED", "complex_numpy", "complex_math", "ops", "complex_step_clone",
-           "complex_step_jacobian_source", "jacobian_function"]
+           "complex_step_jacobian_source", "jacobian_function", "ComplexStepError", "casts_are_errors",
+           "cast_error"]
 
 #: Complex-step size of the automatic Jacobian: J e_j = Im f(x + i h e_j) / h, exact to rounding.
 COMPLEX_STEP = 1e-20
 
 _ol = dict(inline="always")
+
+
+class ComplexStepError(TypeError):
+    """The automatic (complex-step) Jacobian cannot differentiate a map: it casts its complex argument to real,
+    dropping the imaginary part that carries the derivative (the Jacobian would silently be wrong)."""
+
+
+def cast_error(func, exc, role: str = "map") -> ComplexStepError:
+    """The error, in the user's terms, for a ``ComplexWarning`` ``exc`` raised while differentiating ``func``.
+
+    Names the function (file, line) and the line of the cast, found in the warning's traceback.
+    """
+    from rds._mapcheck import describe
+    tb, at = exc.__traceback__, ""
+    while tb is not None:  # the innermost Python frame: the line that cast (in the map or a helper it calls)
+        at = f" at {tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return ComplexStepError(
+        f"the automatic (complex-step) Jacobian of {describe(func, role)} cannot differentiate it: complex values "
+        f"were cast to real{at} (np.asarray(x, dtype=float), x.astype(float), float(x), np.float64(x) or storing "
+        f"into a float array drop the imaginary part that carries the derivative, so the Jacobian would be wrong). "
+        f"Keep those values as they are (complex), pass an analytic jacobian=, or use backend='jax' for a vector "
+        f"map")
+
+
+_CASTS_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def casts_are_errors(func, role: str = "map"):
+    """Context: a ``ComplexWarning`` (a complex value cast to real) while evaluating the complex step of ``func``
+    is a :class:`ComplexStepError` naming the map and the line of the cast, never a silently wrong Jacobian.
+
+    The warnings filter is process-wide (Python's ``warnings.catch_warnings``), so evaluations under it are
+    serialised by a lock (they are Python-bound reference evaluations; the compiled backends do not use it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rds._complexstep import casts_are_errors, ComplexStepError
+    >>> def lossy(s, xi, p):
+    ...     return (np.asarray(s[0], dtype=float) * 2.0,)
+    >>> try:
+    ...     with casts_are_errors(lossy):
+    ...         lossy((np.array([1.0 + 1e-20j]),), None, ())
+    ... except ComplexStepError as e:
+    ...     print(str(e)[:70])
+    the automatic (complex-step) Jacobian of map 'lossy' (<doctest rds._co
+    """
+    with _CASTS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        try:
+            yield
+        except np.exceptions.ComplexWarning as e:
+            raise cast_error(func, e, role) from e
 
 
 def complex_step_jacobian_source(nvar: int) -> str:

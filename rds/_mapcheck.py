@@ -24,7 +24,8 @@ import warnings
 
 import numpy as np
 
-__all__ = ["check_step", "check_jacobian", "check_region", "numpy_refusal", "check_step_output",
+__all__ = ["check_step", "check_jacobian", "check_region", "check_vector_step", "check_vector_jacobian",
+           "check_vector_region", "numpy_refusal", "check_step_output",
            "check_jacobian_output", "describe", "check_callable", "call_members", "check_values", "check_compilable",
            "compile_error", "COMPILED_SUPPORT"]
 
@@ -218,10 +219,8 @@ def check_jacobian(system, X2, scalar_only, ident):
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
             outs = [jac(*args_of(m)) for m in range(len(X))] if scalar_only else [jac(*args_of(None))]
     except np.exceptions.ComplexWarning as e:
-        raise TypeError(f"the automatic (complex-step) Jacobian of {describe(func, role)} cannot differentiate it: "
-                        f"the map drops the imaginary part of the state somewhere (float(x), np.float64(x), .real, "
-                        f"or storing into a float array); keep values as they are, or pass an analytic jacobian="
-                        ) from e
+        from rds._complexstep import cast_error
+        raise cast_error(func, e, role) from e
     except Exception as e:
         if system.jacobian is not None:
             raise _user_error(e, f"{describe(func, role)} raised {type(e).__name__}: {e}") from e
@@ -263,6 +262,107 @@ def check_region(system, inside, X2, region_key):
     if a.shape not in ((), (1,), (len(X),)):
         raise ValueError(f"{where} returned an array of shape {a.shape} for {len(X)} members; it must return one "
                          f"bool per member")
+    _CHECKED[key] = True
+
+
+# ------------------------------------------------------------------------------------------------ vector maps
+_VECTOR_WHY = ("checked once with NumPy before any backend runs it: JAX would silently clamp an out-of-range index "
+               "such as theta[5] with dim=3 or xi[3] with a batch of 2")
+
+
+def _vector_sample(system, X2):
+    """One member's θ (D,) and its noise sample (``noise.shape``), as the NumPy vector kernels pass them."""
+    X, xi = _sample(system, X2)
+    return np.array(X[0], dtype=float), _member_xi(system, xi, 0)
+
+
+def _call_user(func, args, role, why):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            return func(*args)
+        except Exception as e:  # the user's code: anything
+            raise _user_error(e, f"{describe(func, role)} raised {type(e).__name__}: {e} ({why})") from e
+
+
+def check_vector_step(system, X2, ident):
+    """Call a vector map once with NumPy on one member and check it: it returns a real array of shape (D,), it
+    indexes θ and ξ within their bounds (NumPy raises where JAX would clamp), and it is pure (the same output for
+    the same input, twice). Remembered per map identity ``ident`` (None: checked at every call).
+
+    Raises
+    ------
+    TypeError, ValueError
+        In the user's terms: the map, its file and line, what it returned and what is expected.
+    rds._identity.ImpureMapError
+        Two calls with the same (θ, ξ, params) differ: the map draws its own random numbers or keeps state.
+    """
+    key = ("vstep", ident, system.layout)
+    if ident is not None and key in _CHECKED:
+        return
+    check_callable(system.step, 3, "map", "step(theta, xi, params) -> theta_new")
+    theta, xi = _vector_sample(system, X2)
+    D, where = system.nvar, describe(system.step)
+    shape = f"one member's theta of shape ({D},) and its noise sample of shape {np.shape(xi)}"
+    out = _call_user(system.step, (theta.copy(), xi, system.params), "map", f"called with {shape}, {_VECTOR_WHY}")
+    what = f"an array of shape ({D},), the new theta of this member"
+    if out is None:
+        raise TypeError(f"{where} returned None; it must return {what} (is a 'return' missing?)")
+    try:
+        a = np.asarray(out)
+    except Exception as e:
+        raise TypeError(f"{where} returned {type(out).__name__}; it must return {what}") from e
+    if a.dtype.kind not in "biuf":
+        kind = "complex" if a.dtype.kind == "c" else type(out).__name__ if a.dtype.kind == "O" else str(a.dtype)
+        raise TypeError(f"{where} returned {_a(kind)} array for a real theta; it must return {what}, of real numbers")
+    if a.shape != (D,):
+        hint = " (a scalar: did it reduce over theta, e.g. np.sum?)" if a.ndim == 0 else ""
+        raise ValueError(f"{where} returned an array of shape {a.shape}{hint}: the step must return {what}")
+    again = np.asarray(_call_user(system.step, (theta.copy(), xi, system.params), "map", _VECTOR_WHY))
+    # equal to rounding (a BLAS may sum in another order for another alignment); random draws differ by far more
+    tol = 1e-9 * float(np.max(np.abs(a), initial=0.0, where=np.isfinite(a)))
+    if again.shape != a.shape or not np.allclose(a, again, rtol=1e-9, atol=tol, equal_nan=True):
+        from rds._identity import ImpureMapError
+        raise ImpureMapError(f"{where} returned different values for the same (theta, xi, params): it draws its own "
+                             f"random numbers (numpy.random, a Generator held by an object …) or keeps state between "
+                             f"calls. A map must be a pure function of (theta, xi, params) — its randomness comes "
+                             f"from the noise ξ, which rds replays by (seed, realization, t); JAX would freeze such a "
+                             f"number into one constant for every step and member. Put it into the noise source "
+                             f"(rds.noise) instead")
+    _CHECKED[key] = True
+
+
+def check_vector_jacobian(system, X2, ident):
+    """Call a vector map's analytic Jacobian once and check it returns a real (D, D) matrix (per identity)."""
+    key = ("vjac", ident, system.layout)
+    if system.jacobian is None or (ident is not None and key in _CHECKED):
+        return
+    theta, xi = _vector_sample(system, X2)
+    D, where = system.nvar, describe(system.jacobian, "Jacobian")
+    J = np.asarray(_call_user(system.jacobian, (theta.copy(), xi, system.params), "Jacobian", _VECTOR_WHY))
+    if J.dtype.kind not in "biuf" or J.shape != (D, D):
+        raise ValueError(f"{where} returned {_a(str(J.dtype))} array of shape {J.shape}; it must return the real "
+                         f"(D, D) = ({D}, {D}) matrix J[i, j] = ∂theta_new[i]/∂theta[j]")
+    _CHECKED[key] = True
+
+
+def check_vector_region(system, inside, X2, region_key):
+    """Call a vector map's region predicate once on one member's θ and check it returns a bool (per predicate):
+    a float would be taken as True by the compiled loops (every member "never exits")."""
+    pred = getattr(inside, "member", inside)
+    key = ("vregion", region_key, system.nvar)
+    if key in _CHECKED:
+        return
+    check_callable(pred, 1, "region predicate", "inside(theta) -> bool")
+    theta, _ = _vector_sample(system, X2)
+    where = describe(pred, "region predicate")
+    r = _call_user(pred, (theta.copy(),), "region predicate", f"called with one member's theta of shape "
+                   f"({system.nvar},), {_VECTOR_WHY}")
+    a = np.asarray(r) if not isinstance(r, (str, bytes, tuple, list)) else None
+    if a is None or a.dtype.kind != "b" or a.shape not in ((), (1,)):
+        got = type(r).__name__ if a is None else f"{_a(str(a.dtype))} of shape {a.shape}"
+        raise TypeError(f"{where} returned {got}; it must return one bool for the member's theta, e.g. "
+                        f"np.sum(theta ** 2) <= 1.0 (a number is not taken as True or False)")
     _CHECKED[key] = True
 
 

@@ -31,7 +31,13 @@ def _convert(obj, matrix, src, dst, name):
         arr = np.moveaxis(obj.values, obj.dims.index("var"), -1) @ matrix.T
         out = obj.copy(data=np.moveaxis(arr, -1, obj.dims.index("var")))
         return out.assign_coords(var=list(dst))
-    arr = real_array(obj, name, "a real array (..., 4) or an xarray object")
+    # complex input stays complex: the basis change is linear, so a complex-step derivative passes through exactly
+    try:
+        probe = np.asarray(obj)
+    except ValueError:  # ragged: real_array says so, naming the function
+        probe = None
+    arr = (probe.astype(complex) if probe is not None and probe.dtype.kind == "c"
+           else real_array(obj, name, "a real array (..., 4) or an xarray object"))
     if arr.ndim == 0 or arr.shape[-1] != 4:
         raise ValueError(f"{name}: the last axis must have length 4 {src}, got shape {arr.shape}")
     return arr @ matrix.T
@@ -44,6 +50,7 @@ def to_pqrs(theta):
     ----------
     theta : array_like (..., 4), or xarray DataArray/Dataset with a ``var`` dim labelled w1, w2, v1, v2
         For a Dataset every variable with a ``var`` dim is converted and ``var`` is relabelled p, q, r, s.
+        A complex array stays complex (the map is linear: a complex-step derivative passes through exactly).
 
     Returns
     -------

@@ -192,9 +192,32 @@ class VectorMap(Map):
         return self.jacobian
 
     def check(self, system, X2, plan, ident=False) -> Checked:
-        """Vector maps are checked by the kernels at their first call (the output's shape)."""
+        """Call the map once with NumPy on one member before any backend runs or traces it, and check it: a real
+        array of shape (D,) comes back, indices of θ and ξ are within bounds (NumPy raises where JAX would clamp),
+        two calls agree (a map that draws its own random numbers is refused); likewise the analytic Jacobian
+        ((D, D)) for the tangent service and the region predicate (a bool) for the exit service. Errors name the
+        function, its file and line. Remembered per identity.
+
+        Examples
+        --------
+        >>> import numpy as np, rds
+        >>> from rds.backends import Plan
+        >>> bad = rds.RandomDynamicalSystem(lambda th, xi, p: 0.5 * th + th[5], form="vector", dim=3)
+        >>> bad.map.check(bad, np.zeros((1, 3)), Plan())
+        Traceback (most recent call last):
+        ...
+        IndexError: map '<lambda>' (<doctest ...>, line 1) raised IndexError: index 5 is out of bounds ...
+        """
         if ident is False:
-            self.identity()
+            ident = self.identity()
+        if X2.shape[0] == 0:
+            return Checked(False, None, system)
+        _mapcheck.check_vector_step(system, X2, ident)
+        if plan.service == "tangent":
+            _mapcheck.check_vector_jacobian(system, X2, ident)
+        if plan.service == "exit":
+            from rds.backends import region_key
+            _mapcheck.check_vector_region(system, plan.inside, X2, region_key(plan.inside))
         return Checked(False, None, system)
 
 

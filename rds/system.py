@@ -704,6 +704,8 @@ class RandomDynamicalSystem:
         check_memory(8 * flat.shape[0] * self.nvar ** 2 * (3 if backend == "jax" else 2),
                      f"jacobian_matrix of {flat.shape[0]} states x D = {self.nvar} variables (D x D each)",
                      "ask for the Jacobian at fewer states, or for products J v (propagate_tangent, k vectors)")
+        if self.form == "vector":  # checked on NumPy first (JAX would clamp an out-of-range index silently)
+            self.map.check(self, flat, backends.Plan("tangent", flat.shape[0], 1), ident)
         if self.form == "elementwise" and self.jacobian is not None:  # the analytic Jacobian, checked
             J = self.jacobian(tuple(np.ascontiguousarray(flat.T)), xi, self.params)
             _mapcheck.check_jacobian_output(self, J, flat.shape[0])

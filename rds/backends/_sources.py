@@ -105,7 +105,11 @@ def update(X, exit_step, m, nt, t, params, count):
 
 
 def mgs_source(nvar: int, k: int) -> str:
-    """Source of :func:`mgs` unrolled for ``nvar`` variables and ``k`` vectors (same arithmetic, in scalars)."""
+    """Source of :func:`mgs` unrolled for ``nvar`` variables and ``k`` vectors (same arithmetic, in scalars).
+
+    A vector whose norm is exactly 0 has *collapsed* (the Jacobian product has lost that direction: λ = −∞ on this
+    orbit): ``log R_cc = −inf`` is added and the vector stays 0, so it stays −inf (never NaN) to the end.
+    """
     L = ["def mgs(V, logr, m):"]
     for c in range(k):
         for i in range(nvar):
@@ -118,7 +122,11 @@ def mgs_source(nvar: int, k: int) -> str:
                     L.append(f"    v{i}_{c} = v{i}_{c} - dot * v{i}_{d}")
         L.append("    sq = " + " + ".join(f"v{i}_{c} * v{i}_{c}" for i in range(nvar)))
         L.append("    norm = np.sqrt(sq)")
-        L.append(f"    logr[{c}, m] = logr[{c}, m] + np.log(norm)")
+        # a vector that collapsed to 0 (a Jacobian with a zero direction: an absorbing state) adds log 0 = -inf
+        # and stays 0 (not 0/0 = NaN); a NaN norm stays NaN
+        L.append("    gone = norm == 0.0")
+        L.append("    norm = pick(gone, 1.0, norm)")
+        L.append(f"    logr[{c}, m] = logr[{c}, m] + pick(gone, -np.inf, np.log(norm))")
         for i in range(nvar):
             L.append(f"    v{i}_{c} = v{i}_{c} / norm")
     for c in range(k):

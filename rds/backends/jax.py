@@ -4,7 +4,10 @@ A map is written once with NumPy (``np.tanh``, ``np.dot``, ``x @ W`` …). :func
 recursively, the plain Python functions it calls — with ``np`` (and ``math``, ``scipy.special``) replaced by their
 JAX counterparts in the clone's globals, closure cells and default arguments, as :mod:`rds.fastmath` does for Numba.
 Functions that take an array namespace argument ``xp`` (e.g. those of :mod:`rds.models.two_layer`) are called as
-they are: a map passes them ``xp=np``, which in the clone is ``jax.numpy``.
+they are: a map passes them ``xp=np``, which in the clone is ``jax.numpy``. Functions the map reaches through an
+object or a module (``gd.step(…)`` with ``gd`` a global, ``mymodule.helper(…)``) are cloned like those in closures.
+Before tracing, a vector map is called once with NumPy (:meth:`rds.maps.VectorMap.check`: output shape and dtype,
+indices within bounds, purity); an error while tracing names the map (or region predicate), its file and line.
 The clone is traced by JAX: the map must be *functional* (no in-place assignment into arrays, no Python ``if`` on
 array values; use ``np.where``).
 
@@ -26,7 +29,10 @@ params)`` is called on the tuple of one member's scalars ``tuple(theta)``.
 
 from __future__ import annotations
 
+import dis
 import math
+import os
+import sys
 import types
 
 import numpy as np
@@ -51,6 +57,24 @@ def available() -> bool:
     return True
 
 
+#: What the JAX backend runs, for error messages.
+JAX_SUPPORT = ("the JAX backend traces the map with numpy replaced by jax.numpy (math and scipy.special by their "
+               "jax counterparts, also in the plain Python helpers it calls and the objects and modules it reads "
+               "functions from): it must be a pure function of (theta, xi, params) written with NumPy functions "
+               "that jax.numpy has, functional (no in-place assignment into arrays, no Python 'if' on array values: "
+               "use np.where), without float()/int() of array values, returning an array of theta's shape (D,); "
+               "backend='numpy' runs it as written")
+
+
+def _unsupported(what: str, hint: str = ""):
+    """A stand-in for a function with no JAX counterpart: an error in the user's terms if it is called."""
+    def unsupported(*args, **kwargs):
+        raise TypeError(f"{what} has no JAX counterpart{hint}; use backend='numpy' for this map, or a jax.numpy "
+                        f"function")
+    unsupported.__name__ = unsupported.__qualname__ = what
+    return unsupported
+
+
 class _JaxMath:
     """``math`` for traced code: the functions of :mod:`math` a map may use, on JAX arrays."""
 
@@ -59,13 +83,65 @@ class _JaxMath:
         import jax.scipy.special as jss
         self.pi, self.e, self.inf, self.nan, self.tau = math.pi, math.e, math.inf, math.nan, math.tau
         for name in ("sqrt", "exp", "log", "log1p", "expm1", "sin", "cos", "tan", "sinh", "cosh", "tanh",
-                     "arcsin", "arccos", "arctan", "isfinite", "isnan", "floor", "ceil", "log10", "log2"):
+                     "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "isfinite", "isnan", "isinf",
+                     "floor", "ceil", "trunc", "log10", "log2", "exp2", "hypot", "copysign", "fmod", "degrees",
+                     "radians", "cbrt"):
             setattr(self, name, getattr(jnp, name))
         self.asin, self.acos, self.atan, self.atan2 = jnp.arcsin, jnp.arccos, jnp.arctan, jnp.arctan2
+        self.asinh, self.acosh, self.atanh = jnp.arcsinh, jnp.arccosh, jnp.arctanh
         self.fabs, self.pow, self.erf, self.erfc = jnp.abs, jnp.power, jss.erf, jss.erfc
+        self.gamma, self.lgamma = jss.gamma, jss.gammaln
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if not hasattr(math, name):
+            raise AttributeError(f"module 'math' has no attribute {name!r}")
+        return _unsupported(f"math.{name}", " in rds's JAX backend (supported: "
+                            + ", ".join(sorted(k for k in vars(self) if not k.startswith("_"))) + ")")
 
 
-def _substitute(obj, memo):
+class _JaxAttributes:
+    """An object or module a map reads functions from (``gd.step(…)``, ``mymodule.helper(…)``), as the JAX clone
+    sees it: every attribute read through it is substituted like a global (functions cloned with numpy →
+    jax.numpy), so a map works the same whether it reaches a function through a closure, a global or an object."""
+
+    __slots__ = ("_obj", "_memo")
+
+    def __init__(self, obj, memo):
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_memo", memo)
+
+    def __getattr__(self, name):
+        return _substitute(getattr(self._obj, name), self._memo, attributes_only=True)
+
+    def __repr__(self):
+        return f"<JAX view of {self._obj!r}>"
+
+
+def _scipy_special_name(obj):
+    """The name of ``obj`` in scipy.special if it is one of its functions (SciPy's ufuncs are NumPy ufuncs, with no
+    ``__module__``: they must be told from NumPy's before NumPy's are substituted), else None."""
+    sp = sys.modules.get("scipy.special")
+    name = getattr(obj, "__name__", None)
+    if sp is None or not isinstance(name, str):
+        return None
+    return name if getattr(sp, name, None) is obj else None
+
+
+def _plain_instance(obj) -> bool:
+    """An instance of a user class (a system, a config object …) whose attributes a map may read functions from."""
+    return (hasattr(obj, "__dict__") and not isinstance(obj, (type, types.FunctionType, types.MethodType,
+                                                                types.BuiltinFunctionType, np.ndarray))
+            and (type(obj).__module__ or "").split(".")[0] not in ("numpy", "jax", "jaxlib", "builtins", "scipy"))
+
+
+def _substitute(obj, memo, attributes_only=False):
+    """The JAX stand-in of a value a map reads (a global, a closure cell, a default, an attribute).
+
+    ``attributes_only``: the map only reads attributes of it (``obj.f``), so a module or object may be replaced
+    by a view (:class:`_JaxAttributes`) that substitutes what is read through it.
+    """
     import jax.numpy as jnp
     if obj is np:
         return jnp
@@ -73,22 +149,60 @@ def _substitute(obj, memo):
         return memo.setdefault("__math__", _JaxMath())
     mod = getattr(obj, "__name__", None)
     if isinstance(obj, types.ModuleType):
+        if mod == "scipy" and attributes_only:  # scipy.special.erf(…): through a view
+            return _JaxAttributes(obj, memo)
         if mod == "scipy.special":
             import jax.scipy.special as jss
             return jss
+        if mod == "numpy.linalg":
+            return jnp.linalg
+        if attributes_only and not _library_module(mod):
+            return _JaxAttributes(obj, memo)
         return obj
+    sp_name = _scipy_special_name(obj) if callable(obj) else None
+    if sp_name is not None:  # before NumPy's ufuncs: SciPy's are ufuncs too
+        import jax.scipy.special as jss
+        sub = getattr(jss, sp_name, None)
+        return sub if sub is not None else _unsupported(f"scipy.special.{sp_name}", " in jax.scipy.special")
     if isinstance(obj, np.ufunc) or (callable(obj) and getattr(obj, "__module__", "") == "numpy"):
-        sub = getattr(jnp, getattr(obj, "__name__", ""), None)
-        return obj if sub is None else sub
+        name = getattr(obj, "__name__", "")
+        sub = getattr(jnp, name, None)
+        return sub if sub is not None else _unsupported(f"numpy.{name}", " in jax.numpy")
     if callable(obj) and getattr(obj, "__module__", "") == "numpy.linalg":
         sub = getattr(jnp.linalg, getattr(obj, "__name__", ""), None)
         return obj if sub is None else sub
-    if callable(obj) and getattr(obj, "__module__", "") == "scipy.special._ufuncs":
-        import jax.scipy.special as jss
-        return getattr(jss, obj.__name__, obj)
     if isinstance(obj, types.FunctionType):
         return jaxify(obj, memo)
+    if isinstance(obj, types.MethodType) and isinstance(obj.__func__, types.FunctionType):
+        return types.MethodType(jaxify(obj.__func__, memo), _substitute(obj.__self__, memo, True))
+    if attributes_only and _plain_instance(obj):
+        return _JaxAttributes(obj, memo)
     return obj
+
+
+def _library_module(name) -> bool:
+    root = (name or "").split(".")[0]
+    return root in ("numpy", "math", "scipy", "jax", "jaxlib", "builtins", "functools", "itertools", "operator",
+                    "collections", "optax", "flax", "equinox")
+
+
+def _attribute_only_names(code) -> set:
+    """Names (globals and free variables) that ``code`` (and the code nested in it) only reads attributes from."""
+    uses: dict = {}
+    for c in _codes(code):
+        ins = list(dis.get_instructions(c))
+        for a, b in zip(ins, ins[1:] + [None]):
+            if a.opname in ("LOAD_GLOBAL", "LOAD_DEREF", "LOAD_CLASSDEREF", "LOAD_NAME"):
+                attr = b is not None and b.opname in ("LOAD_ATTR", "LOAD_METHOD")
+                uses[a.argval] = uses.get(a.argval, True) and attr
+    return {n for n, only in uses.items() if only}
+
+
+def _codes(code):
+    yield code
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            yield from _codes(c)
 
 
 def _substitute_module(obj):
@@ -136,16 +250,17 @@ def jaxify(func, _memo=None):
             clone.__kwdefaults__ = {k: _substitute_module(v) for k, v in func.__kwdefaults__.items()}
         memo[id(func)] = clone
         return clone
+    attr_only = _attribute_only_names(code)
     closure = None
     if func.__closure__:
-        closure = tuple(types.CellType(_substitute(c.cell_contents, memo)) if _cell_ok(c) else c
-                        for c in func.__closure__)
+        closure = tuple(types.CellType(_substitute(c.cell_contents, memo, name in attr_only)) if _cell_ok(c) else c
+                        for name, c in zip(code.co_freevars, func.__closure__))
     glb = dict(func.__globals__)
     clone = types.FunctionType(func.__code__, glb, func.__name__, None, closure)
     memo[id(func)] = clone
     for name in global_names(func.__code__):
         if name in glb:
-            glb[name] = _substitute(glb[name], memo)
+            glb[name] = _substitute(glb[name], memo, name in attr_only)
     if func.__defaults__ is not None:
         clone.__defaults__ = tuple(_substitute(d, memo) for d in func.__defaults__)
     if func.__kwdefaults__:
@@ -169,9 +284,16 @@ def member_step_for(system):
     """``f(theta, xi, params) -> theta'`` for one member (1-D ``theta``), traced by JAX, for either map form."""
     import jax.numpy as jnp
     step = jaxify(system.step)
-    if system.form == "vector":
-        return step
     nvar = system.nvar
+    if system.form == "vector":
+        def g(theta, xi, params):
+            out = jnp.asarray(step(theta, xi, params))
+            if out.shape != theta.shape:
+                from rds._mapcheck import describe
+                raise ValueError(f"{describe(system.step)} returned an array of shape {out.shape}; it must return "
+                                 f"an array of shape ({nvar},), the vector theta of one member")
+            return out.astype(theta.dtype)  # an int or float32 result would change the loop carry's type
+        return g
 
     def f(theta, xi, params):
         out = step(tuple(theta[i] for i in range(nvar)), xi, params)
@@ -272,6 +394,13 @@ class JaxKernels:
             self._cache[key] = self._jax.jit(build())
         return self._cache[key]
 
+    def _call(self, fn, *args, inside=None):
+        """``fn(*args)``; an error while JAX traces the user's functions is raised in the user's terms."""
+        try:
+            return fn(*args)
+        except _TRACE_ERRORS as e:
+            raise trace_error(self._system, e, inside) from e
+
     def _ctx(self):
         return self._jax.enable_x64(self._x64)
 
@@ -291,8 +420,8 @@ class JaxKernels:
             return
         fn = self._compiled("evolve", self.evolve_fn)
         with self._ctx():
-            out = fn(np.asarray(X.T, dtype=self._dtype), self._noise(noise, nsteps), self._params(params),
-                     np.int32(nsteps))
+            out = self._call(fn, np.asarray(X.T, dtype=self._dtype), self._noise(noise, nsteps),
+                             self._params(params), np.int32(nsteps))
             X[...] = np.asarray(out, dtype=float).T
 
     def tangent_fn(self):
@@ -331,9 +460,9 @@ class JaxKernels:
         fn = self._compiled("tangent", self.tangent_fn)
         dt = self._dtype
         with self._ctx():
-            th, Vn, lr = fn(np.asarray(X.T, dtype=dt), np.asarray(np.moveaxis(V, -1, 0), dtype=dt),
-                            np.asarray(logr.T, dtype=dt), self._noise(noise, nsteps), self._params(params),
-                            np.int32(nsteps), np.int64(n0), np.int64(qr_every), bool(qr_final))
+            th, Vn, lr = self._call(fn, np.asarray(X.T, dtype=dt), np.asarray(np.moveaxis(V, -1, 0), dtype=dt),
+                                    np.asarray(logr.T, dtype=dt), self._noise(noise, nsteps), self._params(params),
+                                    np.int32(nsteps), np.int64(n0), np.int64(qr_every), bool(qr_final))
             X[...] = np.asarray(th, dtype=float).T
             V[...] = np.moveaxis(np.asarray(Vn, dtype=float), 0, -1)
             logr[...] = np.asarray(lr, dtype=float).T
@@ -381,7 +510,7 @@ class JaxKernels:
             elif self._independent:
                 nz = np.broadcast_to(nz[..., :1], nz.shape[:-1] + (P,))
         with self._ctx():
-            th, es = fn(th0, es0, nz, self._params(params), np.int32(nsteps), np.int64(n0))
+            th, es = self._call(fn, th0, es0, nz, self._params(params), np.int32(nsteps), np.int64(n0), inside=inside)
             X[...] = np.asarray(th, dtype=float)[:M].T
             exit_step[...] = np.asarray(es)[:M]
 
@@ -394,9 +523,42 @@ class JaxKernels:
             f = self._f
             self._cache[key] = jax.jit(jax.vmap(lambda th, x, p: jax.jacfwd(f)(th, x, p), in_axes=(0, None, None)))
         with self._ctx():
-            return np.asarray(self._cache[key](np.asarray(theta, dtype=self._dtype),
-                                               np.asarray(xi, dtype=self._dtype),
-                                               self._params(params)), dtype=float)
+            return np.asarray(self._call(self._cache[key], np.asarray(theta, dtype=self._dtype),
+                                         np.asarray(xi, dtype=self._dtype), self._params(params)), dtype=float)
+
+
+#: Errors of tracing (the user's code under JAX), as opposed to run-time errors of XLA (RuntimeError).
+_TRACE_ERRORS = (TypeError, AttributeError, IndexError, ValueError, NameError, KeyError, NotImplementedError)
+
+
+def trace_error(system, exc, inside=None) -> TypeError:
+    """The error, in the user's terms, for an exception ``exc`` raised while JAX traced ``system``'s map (or the
+    region predicate ``inside``): names the function, the file and line where it failed, and what JAX runs."""
+    from rds._mapcheck import describe
+    funcs = [(system.step, "map")]
+    if inside is not None:
+        funcs.append((getattr(inside, "member", inside), "region predicate"))
+    files: dict = {}
+    for f, role in funcs:
+        code = getattr(getattr(f, "py_func", f), "__code__", None)
+        if code is not None:
+            files.setdefault(code.co_filename, (f, role))
+    culprit, at, tb = funcs[0], "", exc.__traceback__
+    library = (os.sep + "jax" + os.sep, os.sep + "jaxlib" + os.sep, os.path.dirname(os.path.abspath(__file__)))
+    while tb is not None:  # the innermost frame of the user's code (the clones keep the user's file and lines)
+        fname = tb.tb_frame.f_code.co_filename
+        if not any(p in fname for p in library) and not fname.startswith("<frozen"):
+            at = f" at {fname}, line {tb.tb_lineno}"
+            culprit = files.get(fname, culprit)
+        tb = tb.tb_next
+    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    if "TracerArrayConversion" in type(exc).__name__ or "Concretization" in type(exc).__name__:
+        first += (" (a NumPy-only function or a conversion of a traced array, e.g. float(x), np.asarray(x) in a "
+                  "library function or a function held by an object JAX cannot see through)")
+    if first.startswith(describe(*culprit)):  # already in the user's terms (the output check of member_step_for)
+        return TypeError(f"{first}. {JAX_SUPPORT}")
+    return TypeError(f"the JAX backend could not run {describe(*culprit)}{at}: {type(exc).__name__}: {first}. "
+                     f"{JAX_SUPPORT}")
 
 
 class _JaxBackend:

@@ -274,7 +274,11 @@ def mgs_block(V, logr, D, n):
                 D[m] = D[m] + V[i, c, m] * V[i, c, m]
         for m in range(n):
             D[m] = np.sqrt(D[m])
-            logr[c, m] = logr[c, m] + np.log(D[m])
+            if D[m] == 0.0:  # a collapsed vector: log 0 = -inf, and it stays 0 (see mgs_source)
+                logr[c, m] = logr[c, m] - np.inf  # NaN stays NaN
+                D[m] = 1.0
+            else:
+                logr[c, m] = logr[c, m] + np.log(D[m])
         for i in range(NV):
             for m in range(n):
                 V[i, c, m] = V[i, c, m] / D[m]

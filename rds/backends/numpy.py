@@ -13,10 +13,12 @@ cost of the service relative to evolve (a tangent step: ~nvar² k products).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from rds._codegen import make_function
-from rds._complexstep import COMPLEX_STEP
+from rds._complexstep import COMPLEX_STEP, casts_are_errors
 from rds.backends._sources import evolve_source, exit_source, mgs_source, tangent_source, xi_of_source
 
 __all__ = ["BACKEND", "NumpyKernels", "NumpyVectorKernels", "STEP_S", "MEMBER_STEP_S"]
@@ -62,6 +64,12 @@ class NumpyKernels:
         self._exit_cache: dict = {}
         self._tangent_cache: dict = {}
         self._jac = ns["jac"]
+        self._step = system.step
+        self._auto = system.map.jacobian is None
+
+    def _strict(self):
+        """Complex-step evaluations: a complex value cast to real is an error naming the map (not a wrong J)."""
+        return casts_are_errors(self._step) if self._auto else contextlib.nullcontext()
 
     def evolve(self, X, noise, params, nsteps):
         blocks = _blocks(X.shape[1])
@@ -74,20 +82,21 @@ class NumpyKernels:
         if k not in self._tangent_cache:
             src = tangent_source(self._nvar, self._nd, self._ind, k)
             self._tangent_cache[k] = (make_function(src, "update", self._ns),
-                                      make_function(mgs_source(self._nvar, k), "mgs"))
+                                      make_function(mgs_source(self._nvar, k), "mgs", self._ns))
         return self._tangent_cache[k]
 
     def tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
         update, qr = self._tangent_update(V.shape[1])
         blocks = _blocks(X.shape[1])
-        for t in range(nsteps):
-            nt = self._xi_of(noise, t)
-            n = n0 + t + 1
-            orth = n % qr_every == 0 or (t == nsteps - 1 and qr_final)
-            for m in blocks:
-                update(X, V, m, nt, t, params)
-                if orth:
-                    qr(V, logr, m)
+        with self._strict():
+            for t in range(nsteps):
+                nt = self._xi_of(noise, t)
+                n = n0 + t + 1
+                orth = n % qr_every == 0 or (t == nsteps - 1 and qr_final)
+                for m in blocks:
+                    update(X, V, m, nt, t, params)
+                    if orth:
+                        qr(V, logr, m)
 
     def exit(self, X, exit_step, noise, params, nsteps, n0, inside, inside_key):
         entry = self._exit_cache.get(inside_key)
@@ -105,7 +114,8 @@ class NumpyKernels:
 
     def jacobian(self, X, xi, params):
         cols = tuple(np.ascontiguousarray(X.T))
-        J = self._jac(cols, xi, params)
+        with self._strict():
+            J = self._jac(cols, xi, params)
         M = X.shape[0]
         return np.stack([np.stack(np.broadcast_arrays(*[np.asarray(e, dtype=float) for e in row],
                                                       np.empty(M)), axis=-1)[..., :-1] for row in J], axis=-2)
@@ -116,14 +126,16 @@ def _qr(V, logr):
     Q, R = np.linalg.qr(V)
     d = np.diagonal(R).copy()
     s = np.where(d < 0, -1.0, 1.0)
-    logr += np.log(np.abs(d))
+    with np.errstate(divide="ignore"):  # R_cc = 0: a collapsed direction, log 0 = -inf (Q stays orthonormal)
+        logr += np.log(np.abs(d))
     return Q * s
 
 
 class NumpyVectorKernels:
     """Reference kernels of a vector map: Python loops over steps and members, the step as written.
 
-    Tangents by complex-step differentiation (exact to rounding for analytic maps); QR as the JAX kernels.
+    Tangents by complex-step differentiation (exact to rounding for analytic maps; a complex value cast to real
+    inside the map is a :class:`rds._complexstep.ComplexStepError`); QR as the JAX kernels.
     """
 
     name = "numpy"
@@ -165,7 +177,14 @@ class NumpyVectorKernels:
         c = np.asarray(self._step(theta + (1j * h / nv) * v, xi, params))
         return nv * (c.imag / h)
 
+    def _strict(self):
+        return casts_are_errors(self._step) if self._jac is None else contextlib.nullcontext()
+
     def tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
+        with self._strict():
+            self._tangent(X, V, logr, noise, params, nsteps, n0, qr_every, qr_final)
+
+    def _tangent(self, X, V, logr, noise, params, nsteps, n0, qr_every, qr_final):
         M, k = X.shape[1], V.shape[1]
         for t in range(nsteps):
             do_qr = (n0 + t + 1) % qr_every == 0 or (t == nsteps - 1 and qr_final)
@@ -201,8 +220,9 @@ class NumpyVectorKernels:
         if self._jac is not None:
             return np.stack([np.asarray(self._jac(th, xi, params), dtype=float) for th in theta])
         eye = np.eye(self._nvar)
-        return np.stack([np.stack([self.jvp(th, eye[:, j], xi, params) for j in range(self._nvar)], axis=1)
-                         for th in theta])
+        with self._strict():
+            return np.stack([np.stack([self.jvp(th, eye[:, j], xi, params) for j in range(self._nvar)], axis=1)
+                             for th in theta])
 
 
 class _NumpyBackend:

@@ -27,6 +27,7 @@ import numpy as np
 from rds._checks import check_parameter_count, integer, nonnegative, positive
 from rds.models.two_layer import (
     ACTIVATIONS,
+    as_float,
     check_data,
     gradient,
     hessian,
@@ -224,8 +225,8 @@ def dataset_loss(system, theta, X, y):
     1.0
     """
     N, d = int(system.attrs["hidden"]), int(system.attrs["inputs"])
-    W, v = unpack(np.asarray(theta, dtype=float), N, d)
-    X = np.asarray(X, dtype=float).reshape(-1, d)
+    W, v = unpack(as_float(theta), N, d)  # complex stays complex (a complex-step Jacobian passes through)
+    X = as_float(X).reshape(-1, d)
     return loss(W, v, X, y, system.attrs["activation"], system.attrs["normalization"])
 
 

@@ -28,6 +28,7 @@ from rds._checks import check_parameter_count, integer, nonnegative, positive
 from rds.models.two_layer import (
     ACTIVATIONS,
     activation_function,
+    as_float,
     check_network,
     forward,
     gradient,
@@ -187,6 +188,6 @@ def generalization_losses(system, n_test: int = 4096, seed: int = 0) -> dict:
     y = forward(spec["teacher_W"], spec["teacher_v"], x, spec["activation"])
 
     def generalization(theta):
-        W, v = unpack(np.asarray(theta, dtype=float), N, d)
+        W, v = unpack(as_float(theta), N, d)
         return loss(W, v, x, y, spec["activation"], spec["normalization"])
     return {"generalization": generalization}

@@ -120,13 +120,13 @@ def _gd_functions(hidden: int, inputs: int = 1):
 
 def _as_inputs(x):
     """x of shape (n,) (d = 1) or (n, d) -> X (n, d)."""
-    x = np.asarray(x, dtype=float)
+    x = two_layer.as_float(x)
     return x[:, None] if x.ndim == 1 else x
 
 
 def _split_theta(theta, x):
     """θ (..., N·d + N) and inputs x (n,) or (n, d) -> (W (..., N, d), v (..., N), X (n, d))."""
-    theta = np.asarray(theta, dtype=float)
+    theta = two_layer.as_float(theta)  # complex stays complex (a complex-step Jacobian passes through)
     X = _as_inputs(x)
     d = X.shape[1]
     if theta.ndim == 0 or theta.shape[-1] == 0 or theta.shape[-1] % (d + 1):

@@ -57,6 +57,21 @@ NORMALIZATIONS = {"mean": 1.0, "half_mean": 0.5}
 """Loss normalisations: name -> c in L = c · (1/n) Σ_k r_k² ("mean": E_tr; "half_mean": (1/2n) Σ r²)."""
 
 
+def as_float(a) -> np.ndarray:
+    """``a`` as a float64 array — or complex128 when it is complex, so that the complex step of an automatic
+    Jacobian (:mod:`rds._complexstep`: ``J v = Im φ(θ + i h v) / h``) passes through this module's functions
+    instead of losing its imaginary part (a map wrapping a built-in step would get the Jacobian 0).
+
+    Examples
+    --------
+    >>> from rds.models.two_layer import as_float
+    >>> as_float([1, 2]).dtype, as_float([1 + 1e-20j]).imag.tolist()
+    (dtype('float64'), [1e-20])
+    """
+    a = np.asarray(a)
+    return a.astype(np.complex128 if a.dtype.kind == "c" else np.float64, copy=False)
+
+
 def _special(xp):
     """The ``scipy.special`` of the array namespace ``xp`` (NumPy, or JAX imported lazily)."""
     if xp is np:
@@ -98,7 +113,7 @@ def _erf(z, order, xp=np):
 def _softplus(z, order, xp=np):
     if order == 0:
         return xp.logaddexp(0.0, z)
-    s = _special(xp).expit(z)
+    s = _special(xp).expit(z) if not np.iscomplexobj(z) else 1.0 / (1.0 + xp.exp(-z))  # (expit: real only)
     if order == 1:
         return s
     if order == 2:
@@ -173,7 +188,7 @@ def check_network(W, v, name_W="W", name_v="v", finite=True):
     Returns
     -------
     (ndarray, ndarray)
-        Float copies.
+        Float arrays (complex ones stay complex: :func:`as_float`).
 
     Examples
     --------
@@ -183,8 +198,8 @@ def check_network(W, v, name_W="W", name_v="v", finite=True):
     ...
     ValueError: v: length 2 disagrees with the number of neurons N = 1 (rows of W)
     """
-    W = np.asarray(W, dtype=float)
-    v = np.asarray(v, dtype=float)
+    W = as_float(W)
+    v = as_float(v)
     if W.ndim < 2:
         raise ValueError(f"{name_W}: must be a 2-d array (N, d) of input weights, got shape {W.shape}")
     if v.ndim < 1:
@@ -224,7 +239,7 @@ def check_data(X, y, d):
     ...
     ValueError: X: has 3 input columns but W has d = 1 columns
     """
-    X = np.asarray(X, dtype=float)
+    X = as_float(X)
     if X.ndim != 2:
         raise ValueError(f"X: must be a 2-d array (n, d) of inputs, got shape {X.shape}")
     if X.shape[1] != d:
@@ -307,7 +322,7 @@ def teacher(x, xp=np):
     >>> float(teacher(0.0))
     0.0
     """
-    return 2.0 * xp.tanh(xp.asarray(x, dtype=float) if xp is np else x)
+    return 2.0 * xp.tanh(as_float(x) if xp is np else x)
 
 
 # ------------------------------------------------------------------------------------------- the network
