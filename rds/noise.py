@@ -13,8 +13,16 @@ Sources
     S i.i.d. inputs x ~ N(0, σ²) per step (the SGD batch of Sato et al. 2022, eq. 1; S = 1 is online learning).
 :class:`Wiener`
     Wiener increments dW ~ N(0, σ² dt) for a Stratonovich SDE discretised with step dt (Sato et al. 2022, App. D).
+:class:`GaussianInputs`
+    S i.i.d. input vectors x ~ N(0, σ² I_d) per step (online SGD of a network with d inputs, e.g. the soft
+    committee machine); ``dim=1`` gives the numbers of :class:`Gaussian`.
+:class:`Minibatches`
+    S replayable indices per step into a fixed dataset of n points (minibatch SGD on a real dataset).
 :class:`FixedDataset`
     A quenched "noise": the same dataset every step (full-batch GD on a fixed noisy dataset, Maleknia & Sato 2026).
+
+Time step: a source with a ``dt`` (:class:`Wiener`) gives it to the system that uses it, so ``dt`` is stated
+once (:func:`resolve_dt`).
 """
 
 from __future__ import annotations
