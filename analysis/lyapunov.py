@@ -321,6 +321,7 @@ def _spectrum_dataset(system, res, *, dur, seed, t0, steps, transient, qr_every,
         "t_start": int(t_start), "t_end": int(t0 + steps), "qr_every": int(qr_every), "k": int(kk),
         "realizations": int(realizations), "tangent_start": "given" if given_tangent else "identity",
         "n_samples": int(nsamp), "stderr_method": method, "n_diverged": int(res["div"].sum()),
-        "backend": str(res["backend"]), "reference": "; ".join(r for r in (ds.attrs.get("reference"), "Benettin et al. (1980)") if r),
+        "backend": str(res["backend"]),
+        "reference": "; ".join(r for r in (ds.attrs.get("reference"), "Benettin et al. (1980)") if r),
     })
     return annotate(ds)  # long_name / units from rds.labels

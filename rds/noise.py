@@ -408,10 +408,10 @@ def resolve_dt(dt, noise, params=()) -> float:
     0.01
     >>> resolve_dt(None, None)
     1.0
-    >>> resolve_dt(0.1, Wiener(sigma2=0.1, dt=0.01))
+    >>> resolve_dt(0.1, Wiener(sigma2=0.1, dt=0.01))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: dt is stated twice with different values: dt=0.1 and the noise's Wiener(dt=0.01); state it once (the system takes the noise's dt)
+    ValueError: dt is stated twice with different values: dt=0.1 and the noise's Wiener(dt=0.01); state it once ...
     """
     stated = []
     if dt is not None:

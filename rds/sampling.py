@@ -90,7 +90,7 @@ def sample_box(box: Box, variables, members: int, sample_seed=0) -> np.ndarray:
     members = integer(members, "members", 1)
     variables = tuple(variables)
     box = box.bind(variables)
-    extra = [v for v in box.variables if v not in variables]
+    extra = [v for v in box.variables or () if v not in variables]
     if extra:
         raise ValueError(f"initial: Box variables {extra} are not variables of the system {variables}")
     lo, hi = box.bounds_for(variables)

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 
 from rds import _mapcheck, backends, engine, labels
-from rds._checks import check_memory, integer, integer_times, positive, real_array, tangent_vectors, time_window
+from rds._checks import check_memory, integer, integer_times, real_array, tangent_vectors, time_window
 from rds._version import __version__
 from rds.maps import make_map
 from rds.noise import FixedDataset, NoiseSource, check_seed, resolve_dt
