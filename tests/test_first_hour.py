@@ -119,3 +119,13 @@ def test_backend_none_compiles_a_long_run_on_a_cold_cache(monkeypatch, tmp_path)
     assert choose(s, None, X, plan) == "numba"
     short = Plan("evolve", 8, 1000)
     assert choose(s, None, X, short) == "numpy"  # not worth compiling
+
+
+def test_time_like_outputs_state_their_unit():
+    osc = rds.models.phase_oscillator(omega=1.0, sigma2=0.1, dt=0.01)
+    esc = analysis.escape_times(osc, np.full((4, 1), 0.1), rds.regions.Box([-1.0], [1.0]), 50, backend="numpy")
+    assert esc.attrs["dt"] == 0.01
+    for name in ("escape_time", "restricted_mean", "median", "t"):
+        assert esc[name].attrs["units"] == "steps", name
+    tr = osc.trajectory(np.array([0.1]), 5, backend="numpy")
+    assert tr.time.attrs["units"] == "steps" and tr.attrs["dt"] == 0.01
