@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import collections
+import hashlib
 import keyword
 from collections.abc import Mapping
 from typing import TypeVar
@@ -288,9 +289,13 @@ _PARAM_TYPES: dict[tuple, type] = {}
 def _param_type(names: tuple) -> type:
     cls = _PARAM_TYPES.get(names)
     if cls is None:
+        # published in this module under a name fixed by the field names, so the class pickles by reference and
+        # is the same type in every process (Numba's on-disk kernel cache matches signatures by it)
+        qualname = "Params_" + hashlib.sha256(",".join(names).encode()).hexdigest()[:16]
         base = collections.namedtuple("Params", names)  # type: ignore[misc]
-        cls = type("Params", (base,), {"__slots__": (), "__module__": __name__,
+        cls = type("Params", (base,), {"__slots__": (), "__module__": __name__, "__qualname__": qualname,
                                         "__reduce__": lambda self: (param_tuple, (dict(zip(names, self)),))})
+        globals()[qualname] = cls
         _PARAM_TYPES[names] = cls
     return cls
 

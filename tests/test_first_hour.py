@@ -50,6 +50,8 @@ def test_params_keep_their_names():
     assert attrs["param_a"] == 1.4 and attrs["param_b"] == 0.3 and "param_p0" not in attrs
     import pickle
     assert pickle.loads(pickle.dumps(h.params)) == h.params
+    # the class pickles by reference (one type in every process: Numba's disk cache matches signatures by it)
+    assert pickle.loads(pickle.dumps(type(h.params))) is type(h.params)
     with pytest.raises(ValueError, match="params"):
         rds.RandomDynamicalSystem(henon, variables=("x", "y"), params={"1a": 1.0})
 

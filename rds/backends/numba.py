@@ -12,7 +12,8 @@ Tangent services with ``nvar * k > TANGENT_UNROLL_MAX`` use loops instead of unr
 
 Kernel cache: each compiled kernel is a generated module written to a cache folder and imported from there, so
 Numba's on-disk cache applies (:mod:`rds._kernel_cache`). The first call of a service on a machine compiles it
-(≈3–7 s for evolve/exit, ≈10–20 s for a 4-variable tangent service on a 2-core machine); later processes load it
+(≈1–4 s for evolve/exit, ≈2–3 s for a 1–2-variable tangent service, ≈9–12 s for 4 variables, on a quiet 2-core
+machine); later processes load it
 (≈0.05–0.15 s, plus Numba's one-time start-up of ≈0.5 s in a process's first call). The module's name is a hash of
 its source, of the map's identity (:mod:`rds._identity`: its code, constants, closures, helpers, the globals and
 module attributes it reads), of the library versions and of the CPU: a changed map compiles anew. Maps whose
