@@ -38,8 +38,8 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "README.md", "api_intro.rst", "analyses/tables", "**.ipynb_checkpoints", "gallery/README.rst",
-                    "tutorials/README.rst"]
+exclude_patterns = ["_build", "README.md", "api_intro.rst", "analyses/tables", "**.ipynb_checkpoints",
+                    "gallery/README.rst", "tutorials/README.rst"]
 source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
 
