@@ -131,3 +131,10 @@ def test_time_like_outputs_state_their_unit():
         assert esc[name].attrs["units"] == "steps", name
     tr = osc.trajectory(np.array([0.1]), 5, backend="numpy")
     assert tr.time.attrs["units"] == "steps" and tr.attrs["dt"] == 0.01
+
+
+def test_given_tangent_vectors_keep_their_order():
+    # columns of a given tangent basis mean something (transverse_exponents: transverse directions first)
+    lin = rds.RandomDynamicalSystem(lambda s, xi, p: (0.5 * s[0], 2.0 * s[1]), variables=("x", "y"))
+    ds = analysis.lyapunov_spectrum(lin, np.array([1e-3, 1e-3]), 20, tangent=np.eye(2), backend="numpy")
+    np.testing.assert_allclose(ds.exponents.values[0, 0], [np.log(0.5), np.log(2)])
