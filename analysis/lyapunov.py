@@ -122,8 +122,10 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
 
         λ_c = (1 / (n · dt)) Σ log R_cc,   c = 1 … k     (per unit time; dt = ``system.dt``),
 
-    which converges to the Lyapunov exponents of the multiplicative ergodic theorem (largest first for the
-    identity start). Each realisation r = 0 … K−1 is an independent noise path ω_r (``realization=r`` of ``seed``);
+    which converges to the Lyapunov exponents of the multiplicative ergodic theorem. From the identity start
+    they are returned sorted largest first for each member (tangent vectors and finite-time history in the same
+    order); from given ``tangent`` vectors, in the order of those vectors. Each
+    realisation r = 0 … K−1 is an independent noise path ω_r (``realization=r`` of ``seed``);
     all members of a realisation share it when ``system.common_noise`` (the RDS picture: Sato, Tsutsui & Fujiwara
     2022, App. D, eq. D.6).
 
@@ -303,6 +305,14 @@ def _run_realizations(system, X, V0, *, realizations, t0, transient, n, dur, qr_
 
 
 def _spectrum_dataset(system, res, *, dur, seed, t0, steps, transient, qr_every, realizations, given_tangent):
+    if not given_tangent:
+        # identity start: largest first per member (a finite run's QR order can differ, e.g. from an invariant
+        # start direction); history columns and tangent vectors follow; diverged (NaN) rows keep theirs. Given
+        # tangent vectors keep their order: their columns mean something (e.g. transverse directions first)
+        order = np.argsort(-np.nan_to_num(res["exps"], nan=-np.inf), axis=-1, kind="stable")
+        res = dict(res, exps=np.take_along_axis(res["exps"], order, -1),
+                   hist=np.take_along_axis(res["hist"], order[:, :, None, :], -1),
+                   vecs=np.take_along_axis(res["vecs"], order[:, :, None, :], -1))
     exps = res["exps"]
     M, kk = exps.shape[1], exps.shape[2]
     _warn_tangents(res, M * realizations)
@@ -343,7 +353,8 @@ def _spectrum_dataset(system, res, *, dur, seed, t0, steps, transient, qr_every,
         "realizations": int(realizations), "tangent_start": "given" if given_tangent else "identity",
         "n_samples": int(nsamp), "stderr_method": method, "n_diverged": int(res["div"].sum()),
         "n_collapsed": int(np.sum(res["coll"] > 0)),
-        "backend": str(res["backend"]), "reference": ds.attrs.get("reference", "") + "; Benettin et al. (1980)",
+        "backend": str(res["backend"]),
+        "reference": "; ".join(r for r in (ds.attrs.get("reference"), "Benettin et al. (1980)") if r),
     })
     return annotate(ds)  # long_name / units from rds.labels
 

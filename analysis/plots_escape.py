@@ -37,7 +37,7 @@ def plot_escape_time_scan(scans, labels=None, title=None, axes=None):
     ...     backend="numpy", progress=False)
     >>> fig = plot_escape_time_scan(ds)
     """
-    import matplotlib.pyplot as plt
+    from analysis._figures import new_figure
 
     if not isinstance(scans, (list, tuple)):
         scans = [scans]
@@ -45,7 +45,8 @@ def plot_escape_time_scan(scans, labels=None, title=None, axes=None):
     if len(labels) != len(scans):
         raise ValueError("labels must have one entry per scan")
     if axes is None:
-        fig, (ax, axc) = plt.subplots(2, 1, sharex=True, figsize=(6.5, 6.5), gridspec_kw={"height_ratios": [3, 1]})
+        fig = new_figure((6.5, 6.5), layout=None)
+        ax, axc = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     else:
         ax, axc = axes
         fig = ax.figure
@@ -116,15 +117,17 @@ def plot_survival(ds, sigma2=None, title=None, ax=None):
     ...                            backend="numpy")
     >>> fig = plot_survival(ds)
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5)) if ax is None else (ax.figure, ax)
+    from analysis._figures import figure_and_axes
+
+    fig, ax = figure_and_axes(ax, (6.5, 4.5), layout=None)
     if "sigma2" in ds.dims:
         sel = ds.sigma2.values if sigma2 is None else ds.sigma2.sel(sigma2=list(sigma2), method="nearest").values
         rows = [(float(s), ds.sel(sigma2=s)) for s in sel]
     else:
         rows = [(ds.attrs.get("noise_sigma2", np.nan), ds)]
-    cmap = plt.get_cmap("viridis")
+    cmap = matplotlib.colormaps["viridis"]
     for i, (s2, row) in enumerate(rows):
         c = cmap(i / max(1, len(rows) - 1))
         t = row.t.values[1:]

@@ -1,4 +1,5 @@
-"""Figures for Lyapunov spectra and transverse exponents (each function returns a matplotlib Figure)."""
+"""Figures for Lyapunov spectra and transverse exponents (each function takes ``ax=`` and returns a bare
+:class:`matplotlib.figure.Figure`: no pyplot state)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,9 @@ __all__ = ["plot_exponent_history", "plot_exponent_vs_sigma2", "plot_transverse_
 
 
 def _fig(ax=None, size=(5.5, 4.0)):
-    import matplotlib.pyplot as plt
-    if ax is None:
-        fig, ax = plt.subplots(figsize=size, constrained_layout=True)
-    else:
-        fig = ax.figure
-    return fig, ax
+    from analysis._figures import figure_and_axes
+
+    return figure_and_axes(ax, size)
 
 
 def plot_exponent_history(ds, ax=None, reference=None):
@@ -33,7 +31,7 @@ def plot_exponent_history(ds, ax=None, reference=None):
 
     Examples
     --------
-    >>> import matplotlib.pyplot as plt, numpy as np, rds, analysis
+    >>> import numpy as np, rds, analysis
     >>> def step(state, xi, params):
     ...     x, y = state
     ...     return (2.0 * x + 0.0 * y, 0.5 * y + 0.0 * x)
@@ -42,7 +40,6 @@ def plot_exponent_history(ds, ax=None, reference=None):
     >>> fig = plot_exponent_history(ds, reference=[np.log(2.0), np.log(0.5)])
     >>> fig.axes[0].get_xscale()
     'log'
-    >>> plt.close(fig)
     """
     fig, ax = _fig(ax)
     t = ds["elapsed"].values
@@ -80,13 +77,12 @@ def plot_exponent_vs_sigma2(sigma2, mean, stderr, ax=None, reference=None, refer
 
     Examples
     --------
-    >>> import matplotlib.pyplot as plt, numpy as np
+    >>> import numpy as np
     >>> s2 = np.array([0.1, 0.3, 1.0])
     >>> fig = plot_exponent_vs_sigma2(s2, -s2 / 2 + 0.01, [0.01, 0.01, 0.02], reference=-s2 / 2,
     ...                               reference_label="−σ²/2")
     >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     ['−σ²/2', 'λ (QR method)']
-    >>> plt.close(fig)
     """
     fig, ax = _fig(ax)
     sigma2 = np.asarray(sigma2)
@@ -118,14 +114,13 @@ def plot_transverse_exponents(ds, ax=None, symlog=True):
 
     Examples
     --------
-    >>> import matplotlib.pyplot as plt, numpy as np, rds, analysis
+    >>> import numpy as np, rds, analysis
     >>> make = lambda s2: rds.models.fukumizu_amari(eta=0.1, sigma2=s2)
     >>> ds = analysis.transverse_exponents(make, [0.1, 1.0], np.array([[0.5, 0.5]]), 200, transient=50,
     ...                                    num_history=5, backend="numpy")
     >>> fig = plot_transverse_exponents(ds)
     >>> fig.axes[0].get_yscale()
     'symlog'
-    >>> plt.close(fig)
     """
     fig, ax = _fig(ax, size=(6.0, 4.2))
     s2 = ds["sigma2"].values

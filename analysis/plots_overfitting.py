@@ -17,12 +17,9 @@ __all__ = ["plot_learning_curves", "plot_loss_curves", "plot_trajectory"]
 
 
 def _figure(ax, size):
-    if ax is not None:
-        return ax.figure, ax
-    from matplotlib.figure import Figure
+    from analysis._figures import figure_and_axes
 
-    fig = Figure(figsize=size)
-    return fig, fig.add_subplot()
+    return figure_and_axes(ax, size, layout=None)
 
 
 def plot_learning_curves(curves, labels=None, ax=None):

@@ -179,7 +179,10 @@ def _generic_panel(ax, st, k, pick, markersize, lim):
 def _diagnostics_text(d, fa):
     """The panel's note: spread and diameter of the set; for FA the fractions on M_w, M_wv and at θ* (Fig. 4)."""
     if fa and "frac_Mwv" in d:
-        return (f"M_w {float(d.frac_Mw):.0%}  M_wv {float(d.frac_Mwv):.0%}"
-                f" (w,v>0: {float(d.frac_Mwv_positive):.0%})\nθ* {float(d.frac_optimum):.0%}")
+        thr, othr = d.attrs.get("threshold"), d.attrs.get("optimum_threshold")
+        within = "" if thr is None else f" (within {thr:g})"
+        near = "" if othr is None else f" within {othr:g}"
+        return (f"M_w {float(d.frac_Mw):.0%}  M_wv {float(d.frac_Mwv):.0%}{within}"
+                f" (w,v>0: {float(d.frac_Mwv_positive):.0%})\nθ*{near}: {float(d.frac_optimum):.0%}")
     parts = [f"{name} {float(d[name]):.3g}" for name in ("spread", "diameter") if name in d]
     return "  ".join(parts)

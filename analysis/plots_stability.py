@@ -114,7 +114,11 @@ def plot_pi_map(ds, sigma2=None, levels=(0.1, 0.3, 0.5), axes=None):
             ax.clabel(cs, fontsize=7)
         vs = ds["valley"].sel(sigma2=s2).values
         ok = np.isfinite(vs) & (vs >= v.min()) & (vs <= v.max())
-        ax.plot(np.where(ok, w, np.nan), np.where(ok, vs, np.nan), color="red", lw=1.5, label="C: v*(w)")
+        if ok.any():
+            ax.plot(np.where(ok, w, np.nan), np.where(ok, vs, np.nan), color="red", lw=1.5, label="C: v*(w)")
+        else:  # no legend entry for a curve that is not drawn
+            ax.text(0.03, 0.97, "C: v*(w) outside this window", transform=ax.transAxes, va="top", fontsize=8,
+                    color="red")
         if "valley_min_w" in ds:
             wm = float(ds["valley_min_w"].sel(sigma2=s2))
             vm = float(ds["valley_min_v"].sel(sigma2=s2))
@@ -125,6 +129,7 @@ def plot_pi_map(ds, sigma2=None, levels=(0.1, 0.3, 0.5), axes=None):
         ax.set_xlabel("w")
         ax.set_ylabel("v")
         ax.set_title(rf"$\pi(w, v)$, $\sigma^2 = {s2:g}$ (max {pi.max():.2f})", fontsize=9)
-        ax.legend(loc="upper right", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper right", fontsize=8)
     fig.colorbar(mesh, ax=list(axes), label=r"$\pi = $Prob$[\mu_+ \leq 0]$")
     return fig

@@ -38,8 +38,8 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "api_intro.rst", "analyses/tables", "**.ipynb_checkpoints", "gallery/README.rst",
-                    "tutorials/README.rst"]
+exclude_patterns = ["_build", "README.md", "api_intro.rst", "analyses/tables", "**.ipynb_checkpoints",
+                    "gallery/README.rst", "tutorials/README.rst"]
 source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
 
@@ -198,7 +198,7 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "remove_config_comments": True,
     "matplotlib_animations": False,
-    "image_scrapers": ("matplotlib", "_gallery_scrapers.bare_figures"),
+    "image_scrapers": ("_gallery_scrapers.figures",),  # the one scraper: pyplot and bare Figures, each once
     "reset_modules": ("matplotlib",),
     "show_memory": False,
     "capture_repr": ("_repr_html_", "__repr__"),

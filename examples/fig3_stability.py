@@ -78,6 +78,28 @@ def summary(ds):
     return "\n".join(lines)
 
 
+def paper_comparison(ds):
+    """What Sato et al. 2022 state about Fig. 3, next to what this run finds (one line per claim)."""
+    lines = ["Compared with the paper (Sato, Tsutsui & Fujiwara 2022, Fig. 3 and §3.2):"]
+    for s2 in ds["sigma2"].values:
+        am = ds["avg_mu"].sel(sigma2=s2).values[0]
+        kind = "attracting" if np.all(am < 0) else ("saddle" if np.any(am < 0) else "repelling")
+        paper = {1.0: "attracting", 0.1: "saddle", 0.01: "saddle"}.get(float(s2))
+        if paper is not None:
+            lines.append(f"  (1/2, 1/2) at sigma2 = {s2:<5g} paper: {paper:<10}  here: {kind:<10} "
+                         f"(eigenvalues of E_x[J]: {am[0]:+.4f}, {am[1]:+.4f})  "
+                         f"{'agrees' if kind == paper else 'DIFFERS'}")
+    for s2 in ds["sigma2"].values:
+        frac = float((ds["pi"].sel(sigma2=s2) >= 0.5).mean())
+        if float(s2) <= 0.1:
+            lines.append(f"  attracting region (pi >= 0.5) at sigma2 = {s2:<5g} paper: gone  here: "
+                         f"{100 * frac:.1f} % of [0,2]^2  {'agrees' if frac == 0 else 'DIFFERS'}")
+        else:
+            lines.append(f"  attracting region (pi >= 0.5) at sigma2 = {s2:<5g} paper: present  here: "
+                         f"{100 * frac:.1f} % of [0,2]^2  {'agrees' if frac > 0 else 'DIFFERS'}")
+    return "\n".join(lines)
+
+
 def run_fig3(out_dir="out", scale=1.0):
     """Compute, save and summarise Fig. 3 (Sato et al. 2022). Returns the ``degenerate_stability`` Dataset.
 
@@ -106,6 +128,7 @@ def run_fig3(out_dir="out", scale=1.0):
     plot_mu_eigenvalues(ds, sigma2=[0.1, 1.0]).savefig(os.path.join(out_dir, "fig3_mu.png"), dpi=120)
     plot_pi_map(ds).savefig(os.path.join(out_dir, "fig3_pi.png"), dpi=120)
     print(summary(ds))
+    print(paper_comparison(ds))
     try:
         import rds
 

@@ -77,7 +77,9 @@ def run_trajectories(out_dir, scale="small"):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", choices=("small", "paper"), default="small",
-                    help="small (default, minutes) or paper (the paper's ensemble sizes: hours)")
+                    help="small (default, minutes) or paper (the paper's ensemble sizes: hours for trajectories, "
+                         "fig3, fig4 and transverse; fig5 at paper size is a cluster job, and its part prints its "
+                         "estimated time before starting)")
     ap.add_argument("--out", default="out", help="output folder (default: out/)")
     ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="which parts to run (default: all)")
     args = ap.parse_args(argv)

@@ -19,11 +19,15 @@ Examples
 
 from __future__ import annotations
 
+import collections
+import hashlib
+import keyword
+from collections.abc import Mapping
 from typing import TypeVar
 
 import xarray as xr
 
-__all__ = ["LABELS", "FLOAT_LABELS", "annotate", "units_of", "long_name_of"]
+__all__ = ["LABELS", "FLOAT_LABELS", "annotate", "units_of", "long_name_of", "param_tuple"]
 
 #: Exponent units: resolved by :func:`annotate` from the Dataset's ``dt`` attribute.
 RATE = "<1/step or 1/time>"
@@ -66,7 +70,7 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "eta_over_gd_bound": ("eta / (2 / lambda_max(H)), the GD sharpness bound", _D),
     "boundary_eta": ("eta at which the top exponent changes sign", _D),
     # --- states
-    "state": ("state theta", _D),
+    "state": ("state (one value per variable along var)", _D),
     "initial": ("initial state", _D),
     "end": ("final state", _D),
     "canonical": ("canonical representative modulo symmetry", _D),
@@ -277,3 +281,53 @@ def annotate(ds: T) -> T:
         if units is not None and "units" not in attrs:
             attrs["units"] = units
     return ds
+
+
+_PARAM_TYPES: dict[tuple, type] = {}
+
+
+def _param_type(names: tuple) -> type:
+    cls = _PARAM_TYPES.get(names)
+    if cls is None:
+        # published in this module under a name fixed by the field names, so the class pickles by reference and
+        # is the same type in every process (Numba's on-disk kernel cache matches signatures by it)
+        qualname = "Params_" + hashlib.sha256(",".join(names).encode()).hexdigest()[:16]
+        base = collections.namedtuple("Params", names)  # type: ignore[misc]
+        cls = type("Params", (base,), {"__slots__": (), "__module__": __name__, "__qualname__": qualname,
+                                        "__reduce__": lambda self: (param_tuple, (dict(zip(names, self)),))})
+        globals()[qualname] = cls
+        _PARAM_TYPES[names] = cls
+    return cls
+
+
+def param_tuple(params: Mapping) -> tuple:
+    """A mapping of named parameters as the namedtuple a map receives (``params.a`` or ``a, b = params``).
+
+    :class:`rds.RandomDynamicalSystem` calls this for ``params={"a": 1.4, "b": 0.3}``, so that the parameters keep
+    their names in Dataset attrs (``param_a``, ``param_b``) as with a namedtuple; the order is the mapping's order.
+    The namedtuple pickles by value (to process pools and dask workers).
+
+    Parameters
+    ----------
+    params : mapping of str to float
+        Names must be Python identifiers (not keywords, not starting with ``_``).
+
+    Returns
+    -------
+    tuple
+        A namedtuple with fields in the mapping's order.
+
+    Examples
+    --------
+    >>> from rds.labels import param_tuple
+    >>> p = param_tuple({"a": 1.4, "b": 0.3})
+    >>> p.a, tuple(p), p._fields
+    (1.4, (1.4, 0.3), ('a', 'b'))
+    """
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping of names to numbers, got {type(params).__name__}")
+    names = tuple(params)
+    for n in names:
+        if not (isinstance(n, str) and n.isidentifier() and not keyword.iskeyword(n) and not n.startswith("_")):
+            raise ValueError(f"params: parameter names must be Python identifiers not starting with '_', got {n!r}")
+    return _param_type(names)(*params.values())

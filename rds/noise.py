@@ -13,8 +13,16 @@ Sources
     S i.i.d. inputs x ~ N(0, σ²) per step (the SGD batch of Sato et al. 2022, eq. 1; S = 1 is online learning).
 :class:`Wiener`
     Wiener increments dW ~ N(0, σ² dt) for a Stratonovich SDE discretised with step dt (Sato et al. 2022, App. D).
+:class:`GaussianInputs`
+    S i.i.d. input vectors x ~ N(0, σ² I_d) per step (online SGD of a network with d inputs, e.g. the soft
+    committee machine); ``dim=1`` gives the numbers of :class:`Gaussian`.
+:class:`Minibatches`
+    S replayable indices per step into a fixed dataset of n points (minibatch SGD on a real dataset).
 :class:`FixedDataset`
     A quenched "noise": the same dataset every step (full-batch GD on a fixed noisy dataset, Maleknia & Sato 2026).
+
+Time step: a source with a ``dt`` (:class:`Wiener`) gives it to the system that uses it, so ``dt`` is stated
+once (:func:`resolve_dt`).
 """
 
 from __future__ import annotations
@@ -364,3 +372,61 @@ class Minibatches(NoiseSource):
 
 
 __all__ += ["GaussianInputs", "Minibatches"]
+
+
+def resolve_dt(dt, noise, params=()) -> float:
+    """The one time step of a system: ``dt`` stated once, wherever it is stated.
+
+    A discretised SDE meets ``dt`` in three places: the Wiener increments (``Wiener(dt=)``: ΔW ~ N(0, σ² dt)), the
+    map (a parameter named ``dt`` multiplying the drift) and the system (``RandomDynamicalSystem(dt=)``, which turns
+    steps into time: exponents per unit time, ``elapsed``). State it in any one of them; the others take it from
+    there, and two that disagree are refused. With none of them, a step is one unit of time (``dt = 1``: a map).
+
+    Parameters
+    ----------
+    dt : float or None
+        The system's ``dt`` argument (None: not given).
+    noise : NoiseSource or None
+        Its ``dt`` attribute, if any (:class:`Wiener`).
+    params : tuple, namedtuple or mapping
+        A field or key named ``dt``, if any.
+
+    Returns
+    -------
+    float
+        ``dt > 0``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``dt`` and the places that disagree, or if ``dt`` is not positive.
+
+    Examples
+    --------
+    >>> from rds.noise import Wiener, resolve_dt
+    >>> resolve_dt(None, Wiener(sigma2=0.1, dt=0.01))
+    0.01
+    >>> resolve_dt(None, None)
+    1.0
+    >>> resolve_dt(0.1, Wiener(sigma2=0.1, dt=0.01))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: dt is stated twice with different values: dt=0.1 and the noise's Wiener(dt=0.01); state it once ...
+    """
+    stated = []
+    if dt is not None:
+        stated.append(("dt", positive(dt, "dt")))
+    if getattr(noise, "dt", None) is not None:
+        stated.append((f"the noise's {type(noise).__name__}(dt={noise.dt!r})", positive(noise.dt, "noise dt")))
+    pdt = params.get("dt") if isinstance(params, dict) else getattr(params, "dt", None)
+    if pdt is not None:
+        stated.append((f"the map's parameter dt={float(pdt)!r}", positive(pdt, "params dt")))
+    for where, value in stated[1:]:
+        if abs(value - stated[0][1]) > 1e-12 * abs(stated[0][1]):
+            first = stated[0][0] if stated[0][0] != "dt" else f"dt={stated[0][1]!r}"
+            raise ValueError(f"dt is stated twice with different values: {first} and {where}; state it once "
+                             f"(the system takes the noise's dt)")
+    return stated[0][1] if stated else 1.0
+
+
+__all__ += ["resolve_dt"]

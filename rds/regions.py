@@ -46,8 +46,10 @@ class Box(Region):
     ----------
     low, high : array_like of float, shape (k,)
         Bounds, ``low < high`` elementwise (``-inf`` / ``inf`` allowed).
-    variables : sequence of str, length k
-        The variables the bounds apply to; the others are unconstrained.
+    variables : sequence of str of length k, optional
+        The variables the bounds apply to; the others are unconstrained. Omitted (None): the bounds apply to every
+        variable of the system the Box is used with, in the order of ``system.variables`` (k must then equal the
+        number of variables; :meth:`bind` names them).
 
     Examples
     --------
@@ -58,31 +60,67 @@ class Box(Region):
     >>> import numpy as np
     >>> box.contains(np.array([[0.5, 1.0], [2.5, 0.0]]), ("w", "v"))
     array([ True, False])
+
+    Without ``variables`` a Box bounds all the variables of the system it is used with:
+
+    >>> import rds
+    >>> red = rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=0.07)
+    >>> Box(low=[-2, -2], high=[2, 2]).bind(red.variables)
+    Box(low=[-2.0, -2.0], high=[2.0, 2.0], variables=('w', 'v'))
     """
 
-    def __init__(self, low, high, variables: Sequence[str]):
+    def __init__(self, low, high, variables: Sequence[str] | None = None):
         low, high = _bounds(low, "low"), _bounds(high, "high")
-        try:
-            variables = (variables,) if isinstance(variables, str) else tuple(str(v) for v in variables)
-        except TypeError:
-            raise TypeError(f"variables must be a sequence of variable names, got {variables!r}") from None
-        if not all(v for v in variables):
-            raise TypeError(f"variables must be names (non-empty strings), got {variables!r}")
-        if low.ndim != 1 or low.shape != high.shape or low.size != len(variables):
+        if variables is not None:
+            try:
+                variables = (variables,) if isinstance(variables, str) else tuple(str(v) for v in variables)
+            except TypeError:
+                raise TypeError(f"variables must be a sequence of variable names, got {variables!r}") from None
+            if not all(v for v in variables):
+                raise TypeError(f"variables must be names (non-empty strings), got {variables!r}")
+        if low.ndim != 1 or low.shape != high.shape or (variables is not None and low.size != len(variables)):
             raise ValueError(f"low, high and variables must have the same length, got {low.size}, {high.size}, "
-                             f"{len(variables)}")
+                             f"{'(omitted)' if variables is None else len(variables)}")
         if low.size == 0:
             raise ValueError("region must constrain at least one variable")
         if np.any(np.isnan(low)) or np.any(np.isnan(high)):
             raise ValueError("low and high must not be NaN")
         if not np.all(low < high):
             raise ValueError(f"region is empty: need low < high elementwise, got low={low}, high={high}")
-        if len(set(variables)) != len(variables):
+        if variables is not None and len(set(variables)) != len(variables):
             raise ValueError(f"variables must be distinct, got {variables}")
         self.low, self.high, self.variables = low, high, variables
 
+    def bind(self, variables) -> Box:
+        """This Box with its variables named: itself if it names them, else the Box over all of ``variables``.
+
+        Parameters
+        ----------
+        variables : sequence of str
+            The variables of the system the Box is used with, in the order of ``system.variables``.
+
+        Returns
+        -------
+        Box
+
+        Raises
+        ------
+        ValueError
+            If the Box omits its variables and its bounds do not have one entry per variable.
+        """
+        if self.variables is not None:
+            return self
+        variables = (variables,) if isinstance(variables, str) else tuple(str(v) for v in variables)
+        if self.low.size != len(variables):
+            raise ValueError(f"Box(low, high) without variables bounds every variable of the system: low and high "
+                             f"need {len(variables)} entries (variables {variables}), got {self.low.size}; or name "
+                             f"the bounded variables with variables=")
+        return Box(self.low, self.high, variables)
+
     def predicate(self, variables):
         variables = tuple(variables)
+        if self.variables is None:
+            return self.bind(variables).predicate(variables)
         missing = [v for v in self.variables if v not in variables]
         if missing:
             raise ValueError(f"region variables {missing} are not variables of the system {variables}")
@@ -94,6 +132,8 @@ class Box(Region):
         Raises a ValueError naming ``name`` if a variable is not bounded by the Box or a bound is infinite.
         """
         variables = tuple(variables)
+        if self.variables is None:
+            return self.bind(variables).bounds_for(variables, name)
         missing = [v for v in variables if v not in self.variables]
         if missing:
             raise ValueError(f"{name}: a sampling Box must bound every one of the variables {variables}; "
@@ -117,7 +157,8 @@ class Box(Region):
         return np.asarray(self.predicate(variables)(tuple(np.moveaxis(X, -1, 0))), dtype=bool)
 
     def describe(self):
-        return {"region": "Box", "region_variables": ",".join(self.variables),
+        return {"region": "Box",
+                "region_variables": "all" if self.variables is None else ",".join(self.variables),
                 "region_low": self.low.copy(), "region_high": self.high.copy()}
 
     def __repr__(self):

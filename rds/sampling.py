@@ -89,7 +89,8 @@ def sample_box(box: Box, variables, members: int, sample_seed=0) -> np.ndarray:
         raise TypeError(f"box must be an rds.regions.Box, got {type(box).__name__}")
     members = integer(members, "members", 1)
     variables = tuple(variables)
-    extra = [v for v in box.variables if v not in variables]
+    box = box.bind(variables)
+    extra = [v for v in box.variables or () if v not in variables]
     if extra:
         raise ValueError(f"initial: Box variables {extra} are not variables of the system {variables}")
     lo, hi = box.bounds_for(variables)
@@ -147,7 +148,7 @@ def initial_states(initial, variables, *, members=None, sample_seed=0, single=Tr
             raise ValueError("members must be given (a positive integer) when initial is a Box or a sampler")
         members = integer(members, "members", 1)
         if isinstance(initial, Box):
-            return sample_box(initial, variables, members, sample_seed), _describe_box(initial)
+            return sample_box(initial, variables, members, sample_seed), _describe_box(initial.bind(variables))
         X = real_array(initial(sampler_rng(sample_seed), members), "initial", "a sampler returning real states")
         if X.shape != (members, nvar):
             raise ValueError(f"initial: the sampler must return shape (members, var) = ({members}, {nvar}), "
@@ -156,12 +157,13 @@ def initial_states(initial, variables, *, members=None, sample_seed=0, single=Tr
     else:
         X = np.array(real_array(initial, "initial", "a real array (member, var), an rds.regions.Box or a "
                                 "callable sampler(rng, members)"))  # a copy: never the caller's array
+        given = X.shape  # reported as the user gave it (not after (var,) -> (1, var))
         if X.ndim == 1 and single:
             X = X[None, :]
         if X.ndim != 2 or X.shape[1] != nvar:
             shapes = "(member, var) or (var,)" if single else "(member, var)"
             raise ValueError(f"initial must have shape {shapes} with var = {nvar} {variables}, got shape "
-                             f"{X.shape}")
+                             f"{given}")
         if members is not None and integer(members, "members", 1) != X.shape[0]:
             raise ValueError(f"members = {members} does not match the {X.shape[0]} rows of initial")
         desc = "given array"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
@@ -16,14 +16,13 @@ from rds._checks import (
     check_tangent_memory,
     integer,
     integer_times,
-    positive,
     real_array,
     tangent_vectors,
     time_window,
 )
 from rds._version import __version__
 from rds.maps import make_map
-from rds.noise import FixedDataset, NoiseSource, check_seed
+from rds.noise import FixedDataset, NoiseSource, check_seed, resolve_dt
 
 if TYPE_CHECKING:
     from rds.backends.numpy import NumpyVectorKernels
@@ -71,8 +70,10 @@ class RandomDynamicalSystem:
         The noise source; ``None`` for a deterministic map (``xi`` is then an empty array).
     variables : sequence of str
         Names of the state variables, in the order of the last axis of every state array.
-    params : tuple or namedtuple of float
-        Parameters passed to ``step`` (a namedtuple gives them names in Dataset attrs).
+    params : tuple, namedtuple or mapping of float
+        Parameters passed to ``step``. A namedtuple or a mapping (``{"a": 1.4, "b": 0.3}``, passed to ``step`` as a
+        namedtuple: :func:`rds.labels.param_tuple`) gives them names in Dataset attrs (``param_a``); a plain tuple
+        stores them as ``param_p0``, ``param_p1``, ….
     jacobian : callable or None
         Analytic Jacobian ``jacobian(state, xi, params)`` returning rows ``((∂f0/∂x0, ∂f0/∂x1, …), …)`` of the
         whole step map. ``None``: computed automatically, exact to rounding, by complex-step differentiation
@@ -80,9 +81,11 @@ class RandomDynamicalSystem:
         functions act on real parts, so piecewise-smooth maps are differentiated exactly too (see Notes).
     name : str
         Model name recorded in Dataset attrs.
-    dt : float
+    dt : float or None
         Time per step (1 for a map; the integration step for a discretised flow). Lyapunov exponents are
-        reported per unit time, i.e. divided by ``dt``.
+        reported per unit time, i.e. divided by ``dt``; times in steps are marked so. None (default): taken from
+        the noise (``Wiener(dt=)``) or from a parameter named ``dt``, else 1; where it is stated more than once
+        the values must agree (:func:`rds.noise.resolve_dt`).
     common_noise : bool
         True (default): all members of a realisation share ξ_t (the RDS picture). False: each member draws its
         own noise (by absolute member index, independent of chunking).
@@ -149,7 +152,7 @@ class RandomDynamicalSystem:
     """
 
     def __init__(self, step: Callable, noise: NoiseSource | None = None, variables: Sequence[str] | None = None,
-                 params=(), jacobian: Callable | None = None, name: str | None = None, dt: float = 1.0,
+                 params=(), jacobian: Callable | None = None, name: str | None = None, dt: float | None = None,
                  common_noise: bool = True, attrs: dict | None = None, recipe: tuple | None = None,
                  form: str = "elementwise", dim: int | None = None, precision: str = "float64"):
         if not callable(step):
@@ -189,13 +192,12 @@ class RandomDynamicalSystem:
             raise ValueError(f"variables must be a non-empty sequence of names, got {variables!r}")
         if len(set(variables)) != len(variables):
             raise ValueError(f"variables must be distinct, got {variables!r}")
-        dt = positive(dt, "dt")
         self.map = make_map(step, form, jacobian, len(variables))  # the form is decided here, once
         self.noise = noise
         self.variables = variables
         self.params = self._check_params(params)
         self.name = name or getattr(step, "__name__", "map")
-        self.dt = dt
+        self.dt = resolve_dt(dt, noise, self.params)  # one dt: given here, by Wiener(dt=) or a param named dt
         self.common_noise = bool(common_noise)
         self.attrs = dict(attrs or {})
         self.precision = precision
@@ -207,8 +209,10 @@ class RandomDynamicalSystem:
     # ------------------------------------------------------------------ basics
     @staticmethod
     def _check_params(params):
+        if isinstance(params, Mapping):
+            params = labels.param_tuple(params)
         if not isinstance(params, tuple):
-            raise TypeError(f"params must be a tuple or namedtuple of numbers, got {type(params).__name__}")
+            raise TypeError(f"params must be a tuple, namedtuple or mapping of numbers, got {type(params).__name__}")
         vals = []
         for i, p in enumerate(params):
             try:

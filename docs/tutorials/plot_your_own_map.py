@@ -37,8 +37,12 @@ def circle_step(state, xi, params):
 
 
 system = rds.RandomDynamicalSystem(circle_step, noise=rds.noise.Gaussian(sigma2=0.01), variables=("theta",),
-                                   params=(0.25, 0.8), name="noisy_circle_map")
+                                   params={"omega": 0.25, "K": 0.8}, name="noisy_circle_map")
 system
+
+# %%
+# Parameters given as a mapping (or a namedtuple) reach the map as a namedtuple (``omega, k = params`` and
+# ``params.omega`` both work) and keep their names in every Dataset's attrs (``param_omega``, ``param_K``).
 
 # %%
 # The exact automatic Jacobian
@@ -56,8 +60,9 @@ print(1 - 0.8 * np.cos(2 * np.pi * theta[:, 0]))
 # Both backends, the same noise path
 # ----------------------------------
 # Time is absolute and the noise is generated from ``(seed, realization, t)``, so a run can be replayed exactly,
-# on either backend. ``backend=None`` (the default) picks Numba for large runs; the first Numba call compiles
-# the kernel (a few seconds), later calls reuse it.
+# on either backend. ``backend=None`` (the default) picks the backend with the smaller estimated time,
+# compilation included: NumPy for short runs, Numba for long ones; the first Numba call compiles the kernel (a
+# second or two), later calls reuse it.
 theta0 = np.random.default_rng(0).uniform(0, 1, (2000, 1))
 a = system.evolve(theta0, 2000, seed=1, backend="numpy")
 b = system.evolve(theta0, 2000, seed=1, backend="numba")

@@ -12,15 +12,19 @@ Tangent services with ``nvar * k > TANGENT_UNROLL_MAX`` use loops instead of unr
 
 Kernel cache: each compiled kernel is a generated module written to a cache folder and imported from there, so
 Numba's on-disk cache applies (:mod:`rds._kernel_cache`). The first call of a service on a machine compiles it
-(≈3–7 s for evolve/exit, ≈10–20 s for a 4-variable tangent service on a 2-core machine); later processes load it
+(≈1–4 s for evolve/exit, ≈2–3 s for a 1–2-variable tangent service, ≈9–12 s for 4 variables, on a quiet 2-core
+machine); later processes load it
 (≈0.05–0.15 s, plus Numba's one-time start-up of ≈0.5 s in a process's first call). The module's name is a hash of
 its source, of the map's identity (:mod:`rds._identity`: its code, constants, closures, helpers, the globals and
 module attributes it reads), of the library versions and of the CPU: a changed map compiles anew. Maps whose
 identity cannot be established are compiled in memory (``kernels.uncacheable`` says why).
 
-Cost model (``backend=None``): ``c + repeats · member_steps · MEMBER_STEP_S · w`` with ``c`` the compile time of
-the service (``COMPILE_S``; ``LOAD_S`` when it is in the on-disk cache, 0 when compiled in this process) and ``w``
-the cost of the service relative to evolve (a tangent step: ~nvar k).
+Cost model (``backend=None``): ``c + repeats · member_steps · MEMBER_STEP_S · w`` with ``w`` the cost of the
+service relative to evolve (a tangent step: ~nvar k) and ``c`` the fixed cost: 0 when the kernel is in memory;
+loading it from the on-disk cache (``LOAD_S``, plus Numba's start-up ``START_S`` if no kernel has run in this
+process yet); else compiling it (:func:`compile_seconds`, fitted to first calls measured by
+``benchmarks/cost_model.py`` and ``benchmarks/first_call.py``; plus ``START_S`` likewise). A process that has paid
+for Numba once therefore keeps choosing it for runs it would have compiled for anyway.
 """
 
 from __future__ import annotations
@@ -56,10 +60,45 @@ __all__ = ["BACKEND", "NumbaKernels", "BLOCK", "jit_map_function", "store_matrix
 
 #: Members per block of the compiled member loop (a block's state stays in L1 cache).
 BLOCK = 256
-#: Cost model (seconds; a 2-core AVX2 machine): per member-step, compiling a service, loading it from disk.
+#: Cost model (seconds; a 2-core AVX2 machine): per member-step, loading a kernel from disk, Numba's start-up in a
+#: process (its first compiled call), and compiling (:func:`compile_seconds`).
 MEMBER_STEP_S = 3e-9
-COMPILE_S = {"evolve": 6.0, "exit": 6.0, "tangent": 15.0}
-LOAD_S = 0.7
+LOAD_S = 0.05
+START_S = 0.3
+_started = False  # a compiled kernel has run in this process
+
+
+def compile_seconds(service: str, nvar: int, k: int | None = None) -> float:
+    """Estimated time to compile a service's kernel for a map with ``nvar`` variables (``k`` tangent vectors).
+
+    Fitted on a 2-core x86-64 machine (numba 0.6x) to first calls measured in fresh processes: evolve 0.6 s
+    (1 variable) to 1.9 s (the 4-variable FA map); tangent 2.1 s (1 variable), 3.0 s (2), 9 s (4 × 4), 8–12 s for
+    the looped kernels of 8–16 variables and 36 s for 32 (``benchmarks/cost_model.py``, ``benchmarks/first_call.py``).
+
+    Parameters
+    ----------
+    service : {"evolve", "exit", "tangent"}
+    nvar : int
+    k : int or None
+        Tangent vectors (``tangent``; None: ``nvar``).
+
+    Returns
+    -------
+    float
+        Seconds, Numba's start-up (``START_S``) excluded.
+
+    Examples
+    --------
+    >>> from rds.backends.numba import compile_seconds
+    >>> compile_seconds("evolve", 1) < compile_seconds("tangent", 1) < compile_seconds("tangent", 4)
+    True
+    """
+    if service != "tangent":
+        return 0.3 + 0.4 * nvar
+    k = nvar if k is None else k
+    if nvar * k <= TANGENT_UNROLL_MAX:  # unrolled scalars
+        return 1.5 + 0.5 * nvar * k
+    return 6.0 + 0.03 * nvar * k  # looped
 
 
 def _nb_sel(ok, a):  # compiled below
@@ -508,7 +547,9 @@ class NumbaKernels:
         return self._cache[key]
 
     def _call(self, key, make, *args):
+        global _started
         entry = self._kernel(key, make)
+        _started = True
         with _serialised(), warnings.catch_warnings():
             # Numba's pedantic SSA check misfires on the nested inlined selects of rds.fastmath (the code is
             # correct: tests compare with NumPy); it only runs while compiling
@@ -618,7 +659,11 @@ class _NumbaBackend:
             from rds.backends import region_key
             inside_key = region_key(plan.inside)
         status = kernels().status(plan.service, k=plan.k, inside_key=inside_key)
-        fixed = {"memory": 0.0, "disk": LOAD_S}.get(status, COMPILE_S.get(plan.service, COMPILE_S["evolve"]))
+        if status == "memory":
+            fixed = 0.0
+        else:
+            fixed = (0.0 if _started else START_S) + (
+                LOAD_S if status == "disk" else compile_seconds(plan.service, nvar, plan.k))
         return fixed + plan.repeats * plan.member_steps * MEMBER_STEP_S * w
 
 

@@ -7,13 +7,19 @@ the one-member step. Nothing is recorded, rewritten or frozen: the map, as the u
 every step (only the automatic complex-step Jacobian is a clone of the map, rebuilt whenever the map's identity
 changes). Slow for long runs, which ``backend=None`` sends to the compiled backends.
 
-Cost model (``backend=None``): ``repeats · w · (steps · STEP_S + member_steps · MEMBER_STEP_S)`` with ``w`` the
-cost of the service relative to evolve (a tangent step: ~nvar² k products).
+Cost model (``backend=None``): ``repeats · steps · (s + (members − m) · MEMBER_STEP_S · w)``, where ``s`` is the
+wall time of one step of ``m ≤ 32`` members *measured* on this map (two short runs, once per map identity, service
+and ``k``; the Python overhead per step varies tenfold between a logistic map and a tangent step of a 4-variable
+network) and ``w`` the cost of the service relative to evolve (a tangent step: ~nvar² k products). Runs whose
+prior estimate (``STEP_S`` per step) is under :data:`PROBE_BELOW` seconds are not measured: they stay on NumPy
+unless a compiled kernel is already in memory. Measured against compiled runs by ``benchmarks/cost_model.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
+import warnings
 
 import numpy as np
 
@@ -21,13 +27,20 @@ from rds._codegen import make_function
 from rds._complexstep import COMPLEX_STEP, casts_are_errors
 from rds.backends._sources import evolve_source, exit_source, mgs_source, tangent_source, xi_of_source
 
-__all__ = ["BACKEND", "NumpyKernels", "NumpyVectorKernels", "STEP_S", "MEMBER_STEP_S"]
+__all__ = ["BACKEND", "NumpyKernels", "NumpyVectorKernels", "STEP_S", "MEMBER_STEP_S", "PROBE_BELOW"]
 
-#: Cost model (seconds; a 2-core AVX2 machine): Python overhead per step, and per member-step.
-STEP_S = 3e-5
+#: Cost model (seconds; a 2-core AVX2 machine): prior Python overhead per step (a logistic map ≈ 4e-6, the FA map
+#: ≈ 2e-5, FA's 4×4 tangent step ≈ 2e-4; replaced by a measurement for runs worth one), and per member-step.
+STEP_S = 1e-5
 MEMBER_STEP_S = 4e-8
 #: Members per call of an elementwise map (its temporaries, ~10 arrays of this length, fit in a 2 MB cache).
 BLOCK = 16384
+#: Runs estimated (prior) under this many seconds on NumPy are not probed.
+PROBE_BELOW = 0.05
+#: Steps of the probe run (timed against a 2-step run, so per-call overheads cancel).
+PROBE_STEPS = 32
+#: The least a measured NumPy step may cost (a one-variable map's Python overhead on a fast machine).
+MIN_STEP_S = 2e-6
 #: A vector map's reference evaluation: Python overhead per member-step.
 VECTOR_MEMBER_STEP_S = 2e-5
 
@@ -242,11 +255,52 @@ class _NumpyBackend:
         if system.map.form == "vector":
             w = 1.0 if plan.service != "tangent" else 1.0 + (plan.k or nvar)
             return plan.repeats * w * plan.member_steps * VECTOR_MEMBER_STEP_S
+        k = nvar if plan.k is None else plan.k
         if plan.service == "tangent":
-            w = 1.0 + nvar * nvar * (nvar if plan.k is None else plan.k) / 8.0
+            w = 1.0 + nvar * nvar * k / 8.0
         else:
             w = 1.2 if plan.service == "exit" else 1.0
-        return plan.repeats * w * (max(plan.steps, 1) * STEP_S + plan.member_steps * MEMBER_STEP_S)
+        steps = max(plan.steps, 1)
+        prior = plan.repeats * w * (steps * STEP_S + plan.member_steps * MEMBER_STEP_S)
+        if prior < PROBE_BELOW:
+            return prior
+        m = 1 << (min(max(int(plan.members), 1), 32).bit_length() - 1)  # 1, 2, 4, …, 32: few probes per map
+        per_step = _probe(system, kernels(), "tangent" if plan.service == "tangent" else "evolve", k, m)
+        if per_step is None:
+            return prior
+        if plan.service == "exit":
+            per_step *= 1.2
+        return plan.repeats * steps * (per_step + max(plan.members - m, 0) * MEMBER_STEP_S * w)
+
+
+def _probe(system, kern, service, k, m):
+    """Measured wall time of one NumPy step of ``service`` for ``m`` members (cached on the kernels), or None."""
+    cache = kern.__dict__.setdefault("_probe", {})
+    key = (service, k if service == "tangent" else None, m)
+    if key not in cache:
+        X = np.full((m, system.nvar), 0.1)
+        if service == "tangent":
+            V = np.zeros((system.nvar, k))
+            V[np.arange(k), np.arange(k)] = 1.0
+            run = lambda n: system.propagate_tangent(X, n, tangent=V, backend="numpy", progress=False)
+        else:
+            run = lambda n: system.evolve(X, n, backend="numpy", progress=False)
+        def timed(n):
+            t = time.perf_counter()
+            run(n)
+            return time.perf_counter() - t
+
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                run(1)  # first-call set-up
+                # best of 3 (a busy machine only adds time), per-call overheads cancel in the difference
+                short = min(timed(2) for _ in range(3))
+                long = min(timed(2 + PROBE_STEPS) for _ in range(3))
+            cache[key] = max((long - short) / PROBE_STEPS, MIN_STEP_S)
+        except Exception:  # a map the probe cannot run (the real run will say why): use the prior
+            cache[key] = None
+    return cache[key]
 
 
 BACKEND = _NumpyBackend()
