@@ -32,6 +32,7 @@ from analysis.degenerate_stability import (
 from analysis.escape_times import escape_time_scan, escape_times, sample_uniform, survival_summary
 from analysis.loss_curves import default_losses, loss_curves
 from analysis.lyapunov import lyapunov_spectrum
+from analysis.lyapunov_scan import exponent_root, lyapunov_scan
 from analysis.neuron_splitting import (
     PlateauClassification,
     classify_plateau,
@@ -59,7 +60,12 @@ from analysis.overfitting import (
     training_gradient,
     training_hessian,
 )
-from analysis.plots_lyapunov import plot_exponent_history, plot_exponent_vs_sigma2, plot_transverse_exponents
+from analysis.plots_lyapunov import (
+    plot_exponent_history,
+    plot_exponent_vs_sigma2,
+    plot_lyapunov_scan,
+    plot_transverse_exponents,
+)
 from analysis.plots_overfitting import plot_learning_curves, plot_loss_curves, plot_trajectory
 from analysis.plots_pullback import plot_pullback_attractors
 from analysis.plots_splitting import plot_plateau_map
@@ -89,6 +95,7 @@ __all__ = [
     "distance_to_optimal_set",
     "escape_time_scan",
     "escape_times",
+    "exponent_root",
     "find_local_minimum",
     "function_distance",
     "generalization_error",
@@ -98,6 +105,7 @@ __all__ = [
     "learning_curves",
     "load_dataset",
     "loss_curves",
+    "lyapunov_scan",
     "lyapunov_spectrum",
     "make_dataset",
     "mu_eigenvalues",
@@ -108,6 +116,7 @@ __all__ = [
     "plot_exponent_history",
     "plot_exponent_vs_sigma2",
     "plot_learning_curves",
+    "plot_lyapunov_scan",
     "plot_loss_curves",
     "plot_plateau_map",
     "plot_pullback_attractors",

@@ -1,0 +1,131 @@
+"""Parameter scans with standard errors, zero crossings, finite-time exponents and covariant Lyapunov vectors.
+
+Exact cases computed independently of the library: scalar random maps whose log-derivative is a function of the
+noise alone (the exponent is E ln|a_t|, the n-step exponent is an average of i.i.d. terms), random upper-triangular
+products (exponents E ln|a11|, E ln|a22|, e1 covariant) and constant matrices (covariant vectors = eigenvectors).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import analysis
+import rds
+from analysis.lyapunov_scan import _fieller, batch_means
+
+
+def lognormal_growth(s, xi, p):
+    """x ↦ a e^ξ x (mod 1: the state stays bounded, the derivative is a e^ξ exactly): λ = ln a."""
+    return (np.mod(p[0] * np.exp(xi[0]) * s[0], 1.0),)
+
+
+def make_growth(a, sigma2=1.0):
+    return rds.RandomDynamicalSystem(lognormal_growth, noise=rds.noise.Gaussian(sigma2), variables=("x",),
+                                     params=(float(a),), name="lognormal_growth")
+
+
+# ------------------------------------------------------------------------------------------------ scans and roots
+def test_scan_matches_ln_a_with_honest_errors():
+    grid = [0.6, 0.9, 1.0, 1.2, 1.7]
+    ds = analysis.lyapunov_scan(make_growth, grid, np.full(1, 0.3), 3000, realizations=4, blocks=10, seed=5,
+                                parameter="a", backend="numpy")
+    assert ds.mean_exponents.dims == ("a", "exponent")
+    lam = ds.mean_exponents.sel(exponent=1).values
+    se = ds.stderr.sel(exponent=1).values
+    # per-step log-derivative ln a + ξ, Var ξ = 1: the error of the mean over K n steps is 1 / sqrt(K n)
+    assert np.allclose(se, 1 / np.sqrt(4 * 3000), rtol=0.3)
+    assert np.all(np.abs(lam - np.log(grid)) < 4 * se)
+    assert ds.attrs["blocks"] == 10
+    assert int(ds.n_batches[0]) == 40 and "batch means" in ds.attrs["stderr_method"]
+    assert np.all(ds.ci_low.values < np.log(grid)[:, None]) and np.all(np.log(grid)[:, None] < ds.ci_high.values)
+    # the block exponents average to the exponent of the whole window
+    whole = ds.exponents.mean(("realization", "member")).values
+    assert np.allclose(ds.block_exponents.mean(("realization", "member", "block")).values, whole, atol=1e-12)
+
+
+def test_scan_roundtrip(tmp_path):
+    ds = analysis.lyapunov_scan(make_growth, [0.5, 2.0], np.full(1, 0.3), 200, realizations=2, blocks=4,
+                                backend="numpy")
+    back = rds.io.load(rds.io.save(ds, tmp_path / "scan.nc"))
+    assert back.attrs["analysis"] == "lyapunov_scan"
+    np.testing.assert_array_equal(back.stderr.values, ds.stderr.values)
+
+
+def test_scan_rejects_bad_input():
+    x0 = np.full(1, 0.3)
+    with pytest.raises(ValueError, match="grid"):
+        analysis.lyapunov_scan(make_growth, [], x0, 100, backend="numpy")
+    with pytest.raises(ValueError, match="grid"):
+        analysis.lyapunov_scan(make_growth, [1.0, np.nan], x0, 100, backend="numpy")
+    with pytest.raises(ValueError, match="blocks"):
+        analysis.lyapunov_scan(make_growth, [1.0], x0, 100, transient=95, blocks=10, backend="numpy")
+    with pytest.raises(ValueError, match="confidence"):
+        analysis.lyapunov_scan(make_growth, [1.0], x0, 100, confidence=1.5, backend="numpy")
+    with pytest.raises(TypeError, match="make_system"):
+        analysis.lyapunov_scan(lambda a: 3, [1.0], x0, 100, backend="numpy")
+    with pytest.raises(ValueError, match="direction"):
+        analysis.exponent_root(make_growth, [0.5, 2.0], x0, 100, direction="sideways", backend="numpy")
+    with pytest.raises(ValueError, match="rounds"):
+        analysis.exponent_root(make_growth, [0.5, 2.0], x0, 100, rounds=-1, backend="numpy")
+
+
+def test_correlated_blocks_warn():
+    """A slow Ornstein-Uhlenbeck log-rate (correlation time 100 steps) with 10-step blocks: errors understated."""
+    def slow(s, xi, p):
+        x, y = s
+        return (np.mod(np.exp(y) * x, 1.0), p[0] * y + 0.1 * xi[0])
+
+    make = lambda c: rds.RandomDynamicalSystem(slow, noise=rds.noise.Gaussian(1.0), variables=("x", "y"),  # noqa
+                                               params=(c,))
+    with pytest.warns(RuntimeWarning, match="autocorrelation"):
+        ds = analysis.lyapunov_scan(make, [0.99], np.array([0.3, 0.0]), 400, blocks=40, realizations=2,
+                                    backend="numpy")
+    assert float(ds.block_autocorrelation.sel(exponent=1).max()) > 0.3
+
+
+def test_exponent_root_covers_known_crossing():
+    """λ(a) = ln a crosses zero at a = 1; the interval covers it and the refinement adds values in the bracket."""
+    ds = analysis.exponent_root(make_growth, [0.5, 0.8, 1.3, 2.0], np.full(1, 0.3), 2000, rounds=3, points=3,
+                                realizations=4, parameter="a", seed=11, backend="numpy")
+    assert ds.attrs["status"].startswith("resolved")
+    assert float(ds.root_low) < 1.0 < float(ds.root_high)
+    assert float(ds.root_high - ds.root_low) < 0.08
+    assert ds.attrs["rounds_done"] >= 1 and int(ds["round"].max()) >= 1
+    assert np.all(np.diff(ds.a.values) > 0)
+    # common random numbers: the neighbouring values share the noise, so the level error is not averaged away;
+    # the interval is about +-t se / slope (slope 1 at a = 1), not sqrt(5) times narrower
+    se = float(ds.stderr.sel(exponent=1).mean())
+    assert float(ds.root_high - ds.root_low) > 2 * 1.9 * se * 0.8
+
+
+def test_exponent_root_without_crossing_says_so():
+    with pytest.warns(RuntimeWarning, match="no sign change"):
+        ds = analysis.exponent_root(make_growth, [1.5, 2.0, 3.0], np.full(1, 0.3), 300, realizations=2,
+                                    backend="numpy")
+    assert np.isnan(float(ds.root)) and "widen the grid" in ds.attrs["status"]
+
+
+def test_fieller_interval_coverage():
+    """Fieller's interval from paired batches (shared and independent errors) covers the root at its level."""
+    rng = np.random.default_rng(0)
+    x = np.linspace(0.8, 1.2, 5)
+    q = stats.t.ppf(0.975, 39)
+    hits = 0
+    reps = 400
+    for _ in range(reps):
+        common = rng.normal(0, 1.0, (40, 1))  # the same noise path at every value (common random numbers)
+        own = rng.normal(0, 0.5, (40, 5))
+        batches = 2.0 * (x - 1.0) + common + own
+        res = _fieller(x, batches, 1.0, q)
+        hits += res["low"] <= 1.0 <= res["high"]
+    assert 0.92 <= hits / reps <= 0.98
+
+
+def test_batch_means_independent_members_count_each_member():
+    rng = np.random.default_rng(1)
+    blocks = rng.normal(0, 1, (3, 4, 5, 2))
+    assert batch_means(blocks, True)[2] == 60 and batch_means(blocks, False)[2] == 15
+    blocks[0, :, 0, 0] = np.nan  # a path whose members all diverged is dropped, the rest go on
+    assert batch_means(blocks, False)[2] == 10
