@@ -30,6 +30,7 @@ from analysis.degenerate_stability import (
     valley_potential,
 )
 from analysis.escape_times import escape_time_scan, escape_times, sample_uniform, survival_summary
+from analysis.finite_time import finite_time_exponents, generalized_exponents
 from analysis.loss_curves import default_losses, loss_curves
 from analysis.lyapunov import lyapunov_spectrum
 from analysis.lyapunov_scan import exponent_root, lyapunov_scan
@@ -96,9 +97,11 @@ __all__ = [
     "escape_time_scan",
     "escape_times",
     "exponent_root",
+    "finite_time_exponents",
     "find_local_minimum",
     "function_distance",
     "generalization_error",
+    "generalized_exponents",
     "hausdorff_distance",
     "inner_hessian",
     "jacobian_wv",

@@ -129,3 +129,58 @@ def test_batch_means_independent_members_count_each_member():
     assert batch_means(blocks, True)[2] == 60 and batch_means(blocks, False)[2] == 15
     blocks[0, :, 0, 0] = np.nan  # a path whose members all diverged is dropped, the rest go on
     assert batch_means(blocks, False)[2] == 10
+
+
+# ------------------------------------------------------------------------------------------- finite-time exponents
+A1, A2, CUT = 2.5, 0.6, 0.5  # a_t = A1 when ξ_t > CUT (probability P), else A2
+P = float(stats.norm.sf(CUT))
+
+
+def two_valued(s, xi, p):
+    return (np.mod(np.where(xi[0] > 0.5, 2.5, 0.6) * s[0], 1.0),)
+
+
+def test_finite_time_exponents_two_valued_map_exact():
+    """x ↦ a_t x, a_t two-valued: n λ_n = N ln A1 + (n − N) ln A2 with N ~ Binomial(n, P) the count of ξ_t > CUT
+    (read from the noise path itself), and L(q) = ln(P A1^q + (1 − P) A2^q) at every horizon."""
+    sys = rds.RandomDynamicalSystem(two_valued, noise=rds.noise.Gaussian(1.0), variables=("x",), common_noise=False)
+    M, hz, qs = 3000, np.array([1, 5, 20, 60]), np.array([-1.0, 1.0, 2.0])
+    ds = analysis.finite_time_exponents(sys, np.full((M, 1), 0.3), hz, q=qs, seed=3, backend="numpy")
+    assert ds.exponents.dims == ("realization", "member", "horizon", "exponent") and ds.sizes["realization"] == 1
+    xi = sys.noise_path(0, int(hz[-1]), seed=3, members=(0, M))[:, 0, :]  # (time, member)
+    N = np.cumsum(xi > CUT, axis=0)[hz - 1]  # (horizon, member): the count of a_t = A1, computed independently
+    exact = (N * np.log(A1) + (hz[:, None] - N) * np.log(A2)) / hz[:, None]
+    np.testing.assert_allclose(ds.exponents.values[0, :, :, 0].T, exact, rtol=0, atol=1e-12)
+    # the distribution at the longest horizon is Binomial(n, P) (chi-square goodness of fit)
+    n = int(hz[-1])
+    counts = np.bincount(N[-1], minlength=n + 1)
+    pmf = stats.binom.pmf(np.arange(n + 1), n, P) * M
+    keep = pmf >= 5
+    obs = np.append(counts[keep], counts[~keep].sum())
+    exp_ = np.append(pmf[keep], pmf[~keep].sum())
+    assert stats.chisquare(obs, exp_ * obs.sum() / exp_.sum()).pvalue > 1e-3
+    # variance growth: T Var λ_n = P (1 − P) ln(A1/A2)²
+    np.testing.assert_allclose(ds.variance_rate.values[:, 0], P * (1 - P) * np.log(A1 / A2) ** 2, rtol=0.12)
+    # L(q): the library's estimate is the sample formula, and it covers the exact value within its error
+    Lhat = np.log(np.mean(np.exp(qs[None, :, None] * hz[:, None, None] * exact[:, None, :]), axis=-1))
+    np.testing.assert_allclose(ds.generalized.values, Lhat / hz[:, None], rtol=1e-10)
+    L = np.log(P * A1 ** qs + (1 - P) * A2 ** qs)
+    rel = ds.reliable.values
+    corrected = (ds.generalized - ds.generalized_bias).values
+    assert rel[0].all() and not rel[-1, -1]  # n = 60, q = 2 needs ~e^{60 (L(4) - 2 L(2))} samples: flagged
+    assert np.all(np.abs(corrected - L)[rel] < 4 * ds.generalized_stderr.values[rel] + 1e-12)
+
+
+def test_finite_time_exponents_common_noise_groups_by_path(tmp_path):
+    sys = rds.RandomDynamicalSystem(two_valued, noise=rds.noise.Gaussian(1.0), variables=("x",))
+    ds = analysis.finite_time_exponents(sys, np.array([[0.3], [0.7]]), [3, 6], realizations=40, q=[1.0],
+                                        backend="numpy")
+    assert ds.sizes["realization"] == 40 and "noise path" in ds.attrs["jackknife_groups"]
+    # members share the noise: their exponents are equal (the derivative does not depend on the state)
+    np.testing.assert_array_equal(ds.exponents.values[:, 0], ds.exponents.values[:, 1])
+    back = rds.io.load(rds.io.save(ds, tmp_path / "ft.nc"))
+    np.testing.assert_array_equal(back.generalized.values, ds.generalized.values)
+    with pytest.raises(ValueError, match="horizons"):
+        analysis.finite_time_exponents(sys, np.array([[0.3]]), [0, 3], backend="numpy")
+    with pytest.raises(ValueError, match="q must"):
+        analysis.finite_time_exponents(sys, np.array([[0.3]]), [3], q=[1.0, 1.0], backend="numpy")
