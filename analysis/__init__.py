@@ -11,6 +11,7 @@ backend; ``progress=None`` shows a bar only for very long runs; ``seed`` selects
 ``equations``; results are Datasets or small documented objects (:class:`PlateauClassification`).
 """
 
+from analysis.covariant_vectors import covariant_vectors, subspace_angle
 from analysis.degenerate_stability import (
     attracting_probability,
     averaged_jacobian_wv,
@@ -92,6 +93,7 @@ __all__ = [
     "convergence_modulo_symmetry",
     "default_losses",
     "count_unstable",
+    "covariant_vectors",
     "degenerate_stability",
     "distance_to_optimal_set",
     "escape_time_scan",
@@ -133,6 +135,7 @@ __all__ = [
     "sgd_direction_wv",
     "split_neuron",
     "step_jacobian_pqrs",
+    "subspace_angle",
     "survival_summary",
     "training_gradient",
     "training_hessian",

@@ -184,3 +184,122 @@ def test_finite_time_exponents_common_noise_groups_by_path(tmp_path):
         analysis.finite_time_exponents(sys, np.array([[0.3]]), [0, 3], backend="numpy")
     with pytest.raises(ValueError, match="q must"):
         analysis.finite_time_exponents(sys, np.array([[0.3]]), [3], q=[1.0, 1.0], backend="numpy")
+
+
+# ------------------------------------------------------------------------------------- covariant Lyapunov vectors
+A3 = np.array([[1.8, 0.7, -0.4], [0.0, -0.9, 0.5], [0.3, 0.0, 0.4]])
+
+
+def linear3(s, xi, p):
+    x, y, z = s
+    return (1.8 * x + 0.7 * y - 0.4 * z, -0.9 * y + 0.5 * z + 0.0 * x, 0.3 * x + 0.4 * z + 0.0 * y)
+
+
+def eigvecs_by_modulus(A):
+    w, V = np.linalg.eig(A)
+    order = np.argsort(-np.abs(w))
+    return w[order].real, V[:, order].real
+
+
+def test_propagate_tangent_return_r_factors():
+    """J Q(t_{i-1}) = Q(t_i) R(t_i) with the recorded factors, for a constant matrix (J = A² over two steps)."""
+    lin = rds.RandomDynamicalSystem(linear3, variables=("x", "y", "z"))
+    out = lin.propagate_tangent(np.zeros((2, 3)), 6, times=[0, 2, 4, 6], return_r=True, backend="numpy")
+    R, Q = out["r_records"][0], out["v_records"][0]
+    assert R.shape == (4, 3, 3) and np.allclose(R[0], np.eye(3))
+    A2 = A3 @ A3
+    for i in range(1, 4):
+        np.testing.assert_allclose(A2 @ Q[i - 1], Q[i] @ R[i], atol=1e-12)
+        assert np.allclose(np.tril(R[i], -1), 0) and np.all(np.diagonal(R[i]) > 0)
+    np.testing.assert_allclose(out["logr"][0], np.log(np.diagonal(R[1:], axis1=1, axis2=2)).sum(0), atol=1e-12)
+    with pytest.raises(ValueError, match="return_r"):
+        lin.propagate_tangent(np.zeros((1, 3)), 6, return_r=True, backend="numpy")
+
+
+def test_clv_constant_matrix_are_eigenvectors():
+    lin = rds.RandomDynamicalSystem(linear3, variables=("x", "y", "z"))
+    w, E = eigvecs_by_modulus(A3)
+    for qr_every in (1, 3):
+        ds = analysis.covariant_vectors(lin, np.zeros(3), 30, transient=60, backward_transient=90,
+                                        qr_every=qr_every, backend="numpy")
+        V = ds.vectors.values[0, 0]  # (time, var, clv)
+        dots = np.abs(np.einsum("tvc,vc->tc", V, E / np.linalg.norm(E, axis=0)))
+        np.testing.assert_allclose(dots, 1.0, atol=1e-10)
+        np.testing.assert_allclose(ds.covariant_exponents.values[0, 0], np.log(np.abs(w)), atol=1e-9)
+        np.testing.assert_allclose(ds.local_exponents.values[0, 0], np.log(np.abs(w))[None].repeat(10 if qr_every
+                                   == 3 else 30, 0), atol=1e-9)
+        assert ds.attrs["split"] == 1  # one positive exponent (ln 1.8...)
+        expect = analysis.subspace_angle(E[:, :1], E[:, 1:])
+        np.testing.assert_allclose(ds.angle.values[0, 0], expect, atol=1e-9)
+
+
+def triangular(s, xi, p):
+    """θ ↦ A_t θ, A_t = [[e^{m1 + ξ0}, ξ2], [0, e^{m2 + ξ1}]]: e1 is invariant; exponents m1, m2."""
+    x, y = s
+    return (np.exp(p[0] + xi[0]) * x + xi[2] * y, np.exp(p[1] + xi[1]) * y + 0.0 * x)
+
+
+@pytest.mark.parametrize("m1, m2", [(0.3, -0.4), (-0.5, 0.2)])
+def test_clv_random_upper_triangular(m1, m2):
+    """e1 is covariant: the first CLV when E ln a11 > E ln a22, else the second; its local exponents are ln a11."""
+    sys = rds.RandomDynamicalSystem(triangular, noise=rds.noise.Gaussian(0.25, batch=3), variables=("x", "y"),
+                                    params=(m1, m2))
+    n, tr = 400, 100
+    ds = analysis.covariant_vectors(sys, np.array([[0.1, 0.2]]), n, transient=tr, backward_transient=tr, seed=4,
+                                    realizations=2, backend="numpy")
+    which = 0 if m1 > m2 else 1
+    V = ds.vectors.values  # (realization, member, time, var, clv)
+    np.testing.assert_allclose(np.abs(V[..., 0, which]), 1.0, atol=1e-10)  # v_which = ±e1 at every time
+    other = V[..., 0, 1 - which]
+    assert np.abs(other).min() < 0.999  # the other CLV is not e1
+    for r in range(2):
+        xi = sys.noise_path(tr, tr + n, seed=4, realization=r)
+        ln11, ln22 = m1 + xi[:, 0], m2 + xi[:, 1]
+        np.testing.assert_allclose(ds.local_exponents.values[r, 0, :, which], ln11, atol=1e-10)
+        np.testing.assert_allclose(ds.exponents.values[r, 0].sum(), np.mean(ln11 + ln22), atol=1e-10)
+    lam = np.sort([m1, m2])[::-1]
+    assert np.all(np.abs(ds.exponents.mean(("realization", "member")).values - lam) < 4 * 0.5 / np.sqrt(2 * n))
+    np.testing.assert_allclose(ds.covariant_exponents.values, ds.exponents.values, atol=0.05)
+    assert np.all((ds.angle.values > 0) & (ds.angle.values <= np.pi / 2))
+
+
+def test_clv_checkpointing_does_not_change_results():
+    sys = rds.RandomDynamicalSystem(triangular, noise=rds.noise.Gaussian(0.25, batch=3), variables=("x", "y"),
+                                    params=(0.3, -0.4))
+    kw = dict(transient=30, backward_transient=30, qr_every=2, record_every=3, backend="numpy")
+    ref = analysis.covariant_vectors(sys, np.array([[0.1, 0.2], [0.3, -1.0]]), 40, checkpoint=1000, **kw)
+    for cp in (1, 7):
+        ds = analysis.covariant_vectors(sys, np.array([[0.1, 0.2], [0.3, -1.0]]), 40, checkpoint=cp, **kw)
+        for key in ("vectors", "local_exponents", "angle", "exponents"):
+            np.testing.assert_array_equal(ds[key].values, ref[key].values)
+    assert ref.sizes["time_recorded"] == 7 and ref.sizes["time"] == 20
+
+
+def test_clv_vector_map_top_k(tmp_path):
+    """A vector map θ ↦ A θ (D = 6): the top-2 CLVs are the two eigenvectors of largest modulus."""
+    rng = np.random.default_rng(3)
+    P = rng.normal(size=(6, 6))
+    A = P @ np.diag([1.5, -1.2, 0.8, 0.5, 0.3, 0.1]) @ np.linalg.inv(P)
+
+    def vstep(theta, xi, params):
+        return A @ theta
+
+    sys = rds.RandomDynamicalSystem(vstep, form="vector", dim=6)
+    ds = analysis.covariant_vectors(sys, np.zeros(6), 20, k=2, transient=60, backward_transient=60,
+                                    backend="numpy")
+    w, E = eigvecs_by_modulus(A)
+    E = E[:, :2] / np.linalg.norm(E[:, :2], axis=0)
+    np.testing.assert_allclose(np.abs(np.einsum("tvc,vc->tc", ds.vectors.values[0, 0], E)), 1.0, atol=1e-8)
+    np.testing.assert_allclose(ds.exponents.values[0, 0], np.log([1.5, 1.2]), atol=1e-2)
+    back = rds.io.load(rds.io.save(ds, tmp_path / "clv.nc"))
+    np.testing.assert_array_equal(back.vectors.values, ds.vectors.values)
+
+
+def test_clv_rejects_bad_input():
+    lin = rds.RandomDynamicalSystem(linear3, variables=("x", "y", "z"))
+    with pytest.raises(ValueError, match="multiple of qr_every"):
+        analysis.covariant_vectors(lin, np.zeros(3), 10, qr_every=3, backend="numpy")
+    with pytest.raises(ValueError, match="split"):
+        analysis.covariant_vectors(lin, np.zeros(3), 10, split=3, backend="numpy")
+    with pytest.raises(ValueError, match="realizations"):
+        analysis.covariant_vectors(lin, np.zeros(3), 10, realizations=2, backend="numpy")
