@@ -191,8 +191,8 @@ def lyapunov_scan(make_system: Callable, grid, initial, steps, *, k=1, realizati
     Warns
     -----
     RuntimeWarning
-        When consecutive block means are strongly correlated (lag-1 autocorrelation > 0.3): the error is then
-        underestimated.
+        When consecutive block means are strongly correlated (lag-1 autocorrelation > 0.3 and beyond three times
+        its sampling error 1/√(paths·(blocks − 1))): the error is then underestimated.
 
     Examples
     --------
@@ -255,10 +255,12 @@ def _scan_dataset(per, systems, g, ends, *, parameter, confidence, blocks):
     tq = stats.t.ppf(0.5 + confidence / 2, np.maximum(nb - 1, 1))[:, None]
     se_real = np.stack([d.stderr.values if d.sizes["realization"] > 1 else np.full(d.sizes["exponent"], np.nan)
                         for d in per])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        worst = float(np.nanmax(rho)) if np.any(np.isfinite(rho)) else np.nan
-    if np.isfinite(worst) and worst > AUTOCORRELATION_WARN:
+    # flag only correlations that are both large and beyond the estimate's own noise, ~1/sqrt(paths (blocks - 1))
+    paths = np.maximum(nb // blocks, 1)
+    noise = 3.0 / np.sqrt(paths * max(blocks - 1, 1))
+    flagged = np.isfinite(rho) & (rho > AUTOCORRELATION_WARN) & (rho > noise[:, None])
+    worst = float(np.max(rho[flagged])) if np.any(flagged) else np.nan
+    if np.isfinite(worst):
         warnings.warn(f"consecutive block means are correlated (lag-1 autocorrelation up to {worst:.2f}): the "
                       "batch-means standard error is underestimated; use fewer, longer blocks (blocks=) or more "
                       "steps", RuntimeWarning, stacklevel=3)
@@ -351,6 +353,16 @@ def _fieller(x, batches, centre, q):
     return {"root": root, "low": lo, "high": hi, "slope": b, "slope_se": np.sqrt(max(vbb, 0.0)), "chi2": chi2}
 
 
+def _significant_bracket(x, y, s, nb, guess, y_below, confidence):
+    """Nearest values below and above ``guess`` whose exponent differs from zero at the level, with the signs of the
+    two sides (``y_below``'s sign below, the opposite above); NaN where there is none."""
+    tq = stats.t.ppf(0.5 + confidence / 2, np.maximum(nb - 1, 1))
+    sig = np.isfinite(y) & (np.abs(y) > tq * s)
+    below = np.flatnonzero(sig & (x < guess) & (np.sign(y) == np.sign(y_below)))
+    above = np.flatnonzero(sig & (x > guess) & (np.sign(y) == -np.sign(y_below)))
+    return (float(x[below[-1]]) if below.size else np.nan), (float(x[above[0]]) if above.size else np.nan)
+
+
 def exponent_root(make_system: Callable, grid, initial, steps, *, exponent=1, rounds=4, points=3, xtol=0.0,
                   direction="either", fit_points=5, confidence=0.95, parameter="parameter",
                   **scan_options) -> xr.Dataset:
@@ -368,8 +380,11 @@ def exponent_root(make_system: Callable, grid, initial, steps, *, exponent=1, ro
 
         { p : (a + b (p − c))² ≤ t² Var(a + b (p − c)) },
 
-    bounded exactly when the slope is significantly non-zero; otherwise the interval is reported as NaN (the
-    crossing is not resolved) and the status says so.
+    bounded exactly when the slope is significantly non-zero. When it is not (a kink, e.g. where a maximum over
+    directions changes branch), or when it would extend beyond the fitted values (extrapolating the line), the
+    interval runs instead from the nearest evaluated value below the crossing to the nearest above whose exponents
+    differ from zero at the level (model-free; it assumes a single crossing between them); when there are no such
+    values either, an unbounded interval is NaN (the crossing is not resolved). The status says which.
 
     Parameters
     ----------
@@ -404,6 +419,7 @@ def exponent_root(make_system: Callable, grid, initial, steps, *, exponent=1, ro
         ascending, ``round`` (parameter): 0 for the initial grid, then the refinement round), and scalars
         ``root``, ``root_low``, ``root_high`` (the crossing and its confidence interval; NaN when not found or
         not resolved), ``slope``, ``slope_stderr`` (dλ_e/dp at the crossing). Attrs: ``status`` (in words),
+        ``root_interval`` ("Fieller", "significant bracket" or "none"),
         ``bracket_low``, ``bracket_high``, ``rounds_done``, ``n_sign_changes``, ``fit_chi2_reduced``,
         ``root_method``.
 
@@ -492,6 +508,7 @@ def exponent_root(make_system: Callable, grid, initial, steps, *, exponent=1, ro
 
 def _root_dataset(ds, bracket, status, sel, *, parameter, fit_points, confidence, done, n_changes):
     res = {"root": np.nan, "low": np.nan, "high": np.nan, "slope": np.nan, "slope_se": np.nan, "chi2": np.nan}
+    interval = "none"
     if not status:
         x = ds[parameter].values
         y = ds.mean_exponents.sel(sel).values
@@ -514,10 +531,28 @@ def _root_dataset(ds, bracket, status, sel, *, parameter, fit_points, confidence
         else:
             q = float(stats.t.ppf(0.5 + confidence / 2, bat.shape[0] - 1))
             res = _fieller(x[idx], bat, guess, q)
-            if not np.isfinite(res["low"]):
+            lo_b, hi_b = _significant_bracket(x, y, s, ds.n_batches.values, guess, y0, confidence)
+            if not np.isfinite(res["low"]) and np.isfinite(lo_b) and np.isfinite(hi_b):
+                res.update(root=guess, low=lo_b, high=hi_b)
+                interval = "significant bracket"
+                status = (f"resolved by bracketing: the line through the values nearest the crossing does not "
+                          f"determine its slope (a kink?), so the interval runs from the nearest value below the "
+                          f"crossing to the nearest above whose exponents differ from zero at the "
+                          f"{confidence:.0%} level, [{lo_b:g}, {hi_b:g}] (model-free, assumes one crossing between "
+                          "them); the root is interpolated in the final bracket")
+            elif not np.isfinite(res["low"]):
                 status = ("not resolved: the slope of the exponent is not significantly non-zero near the crossing "
-                          "(the confidence set is unbounded); use more steps or realizations")
+                          "(the confidence set is unbounded) and no significantly signed values bracket it; use "
+                          "more steps or realizations")
+            elif (res["low"] < x[idx[0]] or res["high"] > x[idx[-1]]) and np.isfinite(lo_b) and np.isfinite(hi_b):
+                res.update(low=lo_b, high=hi_b)  # the line's interval would extrapolate: the data bound it instead
+                interval = "significant bracket"
+                status = (f"resolved by bracketing: the line's interval extends beyond the fitted values, so the "
+                          f"interval runs from the nearest value below the crossing to the nearest above whose "
+                          f"exponents differ from zero at the {confidence:.0%} level, [{lo_b:g}, {hi_b:g}] "
+                          "(model-free, assumes one crossing between them); the root is the line's")
             else:
+                interval = "Fieller"
                 status = (f"resolved: {confidence:.0%} Fieller interval from a weighted line through {idx.size} "
                           f"values in [{x[idx[0]]:g}, {x[idx[-1]]:g}]")
                 if res["low"] < x[idx[0]] or res["high"] > x[idx[-1]]:
@@ -534,8 +569,11 @@ def _root_dataset(ds, bracket, status, sel, *, parameter, fit_points, confidence
         "analysis": "exponent_root", "root_exponent": int(sel["exponent"]), "status": status,
         "bracket_low": float(bracket[0]), "bracket_high": float(bracket[1]), "rounds_done": int(done),
         "n_sign_changes": n_changes, "fit_chi2_reduced": float(res["chi2"]), "confidence": float(confidence),
+        "root_interval": interval,
         "root_method": ("bracketing on the grid, refined by rounds of equally spaced scans inside the bracket; "
                         "weighted least-squares line through the values nearest the crossing (covariance inflated "
-                        "by the reduced chi^2 when > 1); Fieller (1954) interval for the root"),
+                        "by the reduced chi^2 when > 1); Fieller (1954) interval for the root; when the line does not "
+                        "determine the slope, the interval between the nearest values on either side whose "
+                        "exponents differ significantly from zero"),
     })
     return out

@@ -13,7 +13,7 @@ from scipy import stats
 
 import analysis
 import rds
-from analysis.lyapunov_scan import _fieller, batch_means
+from analysis.lyapunov_scan import _fieller, _significant_bracket, batch_means
 
 
 def lognormal_growth(s, xi, p):
@@ -121,6 +121,15 @@ def test_fieller_interval_coverage():
         res = _fieller(x, batches, 1.0, q)
         hits += res["low"] <= 1.0 <= res["high"]
     assert 0.92 <= hits / reps <= 0.98
+
+
+def test_significant_bracket_is_model_free():
+    """A kinked exponent (flat, then steep): the bracket is the nearest significantly signed values around it."""
+    x = np.array([0.8, 0.9, 0.95, 1.0, 1.05, 1.1])
+    y = np.array([-0.01, -0.01, -0.002, 0.001, 0.2, 0.4])
+    s = np.full(6, 0.002)
+    assert _significant_bracket(x, y, s, np.full(6, 40), 0.98, y[0], 0.95) == (0.9, 1.05)
+    assert np.isnan(_significant_bracket(x, y, s * 1000, np.full(6, 40), 0.98, y[0], 0.95)[0])
 
 
 def test_batch_means_independent_members_count_each_member():
