@@ -78,7 +78,8 @@ def _multiple(value, name, qr_every, default):
 
 def covariant_vectors(system, initial, steps, *, k=None, seed=0, realizations=1, transient=None,
                       backward_transient=None, qr_every=1, record_every=1, split=None, checkpoint=None,
-                      tangent=None, t0=0, backend=None, members=None, sample_seed=None) -> xr.Dataset:
+                      tangent=None, t0=0, backend=None, executor=None, chunk_size=None, members=None,
+                      sample_seed=None) -> xr.Dataset:
     """Covariant Lyapunov vectors, local covariant exponents and unstable–stable angles along noise paths.
 
     The time line (absolute steps) is: ``t0`` → forward transient (``transient`` steps, tangent vectors
@@ -118,6 +119,14 @@ def covariant_vectors(system, initial, steps, *, k=None, seed=0, realizations=1,
         Absolute start time.
     backend : {"numpy", "numba", "jax"} or None
         Engine backend (None: chosen once for the whole work).
+    executor, chunk_size
+        Run chunks of members on a ``concurrent.futures.Executor`` (as in :func:`analysis.lyapunov_spectrum`).
+
+    Notes
+    -----
+    Cost: both passes re-orthonormalise in the engine at every QR time (≈ 0.2–0.4 ms of Python per QR interval,
+    shared by all members), so choose ``qr_every`` as large as the exponents allow (|λ| dt qr_every ≲ 700) and many
+    members per call; the backward pass is a loop over QR intervals with the members vectorised.
 
     Returns
     -------
@@ -200,7 +209,7 @@ def covariant_vectors(system, initial, steps, *, k=None, seed=0, realizations=1,
         backend = rds.backends.choose(system, None, X, rds.backends.Plan("tangent", M, J * qr_every, k=kk,
                                                                          repeats=2 * realizations))
     ctx = dict(system=system, seed=seed, t0=t0, qr_every=qr_every, backend=backend, seg=seg, J=J, j_a=j_a,
-               nwin=nwin, rec_idx=rec_idx)
+               nwin=nwin, rec_idx=rec_idx, executor=executor, chunk_size=chunk_size)
     forward = [_forward(X, V0, r, ctx) for r in range(realizations)]
     if split is None and kk >= 2:  # the number of positive exponents, in [1, k - 1]
         with np.errstate(invalid="ignore"):
@@ -216,7 +225,8 @@ def _segment(system, X, Q, t_start, n, ctx, realization):
     var, k) (Q after each), the final state and vectors."""
     q = ctx["qr_every"]
     return system.propagate_tangent(X, n * q, tangent=Q, seed=ctx["seed"], t0=t_start, realization=realization,
-                                    times=t_start + q * np.arange(1, n + 1), return_r=True, backend=ctx["backend"])
+                                    times=t_start + q * np.arange(1, n + 1), return_r=True, backend=ctx["backend"],
+                                    executor=ctx["executor"], chunk_size=ctx["chunk_size"], progress=False)
 
 
 def _forward(X, V0, r, ctx):
@@ -226,7 +236,7 @@ def _forward(X, V0, r, ctx):
     M, D, kk = V0.shape
     checkpoints = {}
     Xs, Qs = X, V0
-    logr = np.zeros((M, kk))
+    logr = np.zeros((M, nwin, kk))  # log R_cc of each window interval (summed at the end: any segmentation)
     diverged = np.zeros(M, dtype=bool)
     backend = ctx["backend"]
     for s0 in range(0, J, seg):
@@ -238,10 +248,11 @@ def _forward(X, V0, r, ctx):
         diverged |= out["diverged"]
         lr = np.log(np.abs(np.diagonal(out["r_records"], axis1=-2, axis2=-1)))  # (member, n, k)
         j = s0 + 1 + np.arange(n)  # interval j ends at QR time j
-        logr += lr[:, (j > j_a) & (j <= j_a + nwin)].sum(axis=1)
+        inw = (j > j_a) & (j <= j_a + nwin)
+        logr[:, j[inw] - j_a - 1] = lr[:, inw]
         Xs = np.where(np.isfinite(out["state"]), out["state"], 0.0)  # diverged members go on from 0, marked
         Qs = np.where(np.isfinite(out["V"]), out["V"], np.eye(D, kk))
-    return {"checkpoints": checkpoints, "logr": logr, "diverged": diverged, "backend": backend}
+    return {"checkpoints": checkpoints, "logr": logr.sum(axis=1), "diverged": diverged, "backend": backend}
 
 
 def _backward(fw, r, ctx, split):

@@ -277,8 +277,13 @@ def test_clv_checkpointing_does_not_change_results():
                                     params=(0.3, -0.4))
     kw = dict(transient=30, backward_transient=30, qr_every=2, record_every=3, backend="numpy")
     ref = analysis.covariant_vectors(sys, np.array([[0.1, 0.2], [0.3, -1.0]]), 40, checkpoint=1000, **kw)
-    for cp in (1, 7):
-        ds = analysis.covariant_vectors(sys, np.array([[0.1, 0.2], [0.3, -1.0]]), 40, checkpoint=cp, **kw)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as ex:
+        runs = [analysis.covariant_vectors(sys, np.array([[0.1, 0.2], [0.3, -1.0]]), 40, checkpoint=cp, **kw)
+                for cp in (1, 7)]
+        runs.append(analysis.covariant_vectors(sys, np.array([[0.1, 0.2], [0.3, -1.0]]), 40, executor=ex,
+                                               chunk_size=1, **kw))
+    for ds in runs:
         for key in ("vectors", "local_exponents", "angle", "exponents"):
             np.testing.assert_array_equal(ds[key].values, ref[key].values)
     assert ref.sizes["time_recorded"] == 7 and ref.sizes["time"] == 20
@@ -312,3 +317,25 @@ def test_clv_rejects_bad_input():
         analysis.covariant_vectors(lin, np.zeros(3), 10, split=3, backend="numpy")
     with pytest.raises(ValueError, match="realizations"):
         analysis.covariant_vectors(lin, np.zeros(3), 10, realizations=2, backend="numpy")
+
+
+def test_scan_on_an_executor_gives_the_same_numbers():
+    from concurrent.futures import ThreadPoolExecutor
+    x0 = np.array([[0.3], [0.6], [0.2]])
+    ref = analysis.lyapunov_scan(make_growth, [0.7, 1.4], x0, 200, realizations=2, blocks=4, backend="numpy")
+    with ThreadPoolExecutor(2) as ex:
+        ds = analysis.lyapunov_scan(make_growth, [0.7, 1.4], x0, 200, realizations=2, blocks=4, backend="numpy",
+                                    executor=ex, chunk_size=1)
+    np.testing.assert_array_equal(ds.block_exponents.values, ref.block_exponents.values)
+
+
+def test_return_r_agrees_across_backends():
+    pytest.importorskip("jax")
+    sys = rds.RandomDynamicalSystem(triangular, noise=rds.noise.Gaussian(0.25, batch=3), variables=("x", "y"),
+                                    params=(0.3, -0.4))
+    kw = dict(times=[0, 3, 6, 9], return_r=True, seed=2)
+    ref = sys.propagate_tangent(np.array([[0.1, 0.2]]), 9, backend="numpy", **kw)
+    out = sys.propagate_tangent(np.array([[0.1, 0.2]]), 9, backend="jax", **kw)
+    assert out.backend == "jax"
+    np.testing.assert_allclose(out["r_records"], ref["r_records"], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out["v_records"], ref["v_records"], rtol=1e-12, atol=1e-14)
