@@ -34,6 +34,7 @@ import xarray as xr
 
 import rds.backends
 from analysis.lyapunov import _check_system, _initial_tangents
+from analysis.lyapunov_scan import generic_tangents
 from rds._checks import check_memory, integer
 from rds.labels import annotate
 from rds.noise import check_seed
@@ -179,13 +180,8 @@ def covariant_vectors(system, initial, steps, *, k=None, seed=0, realizations=1,
                          f"noise path, got realizations={realizations}")
     X, _ = initial_states(initial, system.variables, members=members,
                           sample_seed=seed if sample_seed is None else sample_seed)
-    if tangent is None:  # a generic start: the identity's columns may lie in an invariant subspace (e1 of a
-        # triangular map) and would then never turn towards the top directions
-        kk0 = system.nvar if k is None else k
-        if isinstance(kk0, bool) or not isinstance(kk0, (int, np.integer)) or not 1 <= kk0 <= system.nvar:
-            raise ValueError(f"k must satisfy 1 <= k <= {system.nvar} (the number of variables), got {k!r}")
-        start = np.random.default_rng([int(seed), 130601]).standard_normal((system.nvar, int(kk0)))
-        V0 = _initial_tangents(system.nvar, X.shape[0], None, start)
+    if tangent is None:  # a generic start: the identity's columns may lie in an invariant subspace
+        V0 = _initial_tangents(system.nvar, X.shape[0], None, generic_tangents(system.nvar, k, seed))
     else:
         V0 = _initial_tangents(system.nvar, X.shape[0], k, tangent)
     M, D, kk = V0.shape

@@ -41,6 +41,7 @@ from scipy.special import logsumexp
 from scipy.stats import norm
 
 from analysis.lyapunov import lyapunov_spectrum
+from analysis.lyapunov_scan import generic_tangents
 from rds._checks import integer, integer_times
 from rds.labels import annotate
 
@@ -137,7 +138,10 @@ def finite_time_exponents(system, initial, horizons, *, q=(-2.0, -1.0, 1.0, 2.0)
     realizations : int or None
         Independent noise paths (None: 100 for common noise, 1 with independent noise per member — then every
         member is an independent sample — or without noise, where the samples are the initial states).
-    transient, seed, qr_every, tangent, backend, executor, chunk_size, t0, progress, members, sample_seed
+    tangent : array_like (var, k) or (member, var, k), or None
+        Initial tangent vectors; the first is v (None: k random orthonormal vectors drawn from ``seed``,
+        :func:`analysis.lyapunov_scan.generic_tangents` — a generic v, as the limit L(q) needs).
+    transient, seed, qr_every, backend, executor, chunk_size, t0, progress, members, sample_seed
         As in :func:`analysis.lyapunov_spectrum`.
 
     Returns
@@ -186,6 +190,9 @@ def finite_time_exponents(system, initial, horizons, *, q=(-2.0, -1.0, 1.0, 2.0)
         deterministic = system.noise.quenched or int(np.prod(system.noise.shape)) == 0
         realizations = 1 if (deterministic or system.independent_noise) else 100
     steps = transient + int(hz[-1])
+    start = "given" if tangent is not None else "random orthonormal (from seed)"
+    if tangent is None:
+        tangent = generic_tangents(system.nvar, k, seed)
     ds = lyapunov_spectrum(system, initial, steps, k=k, realizations=realizations, transient=transient, seed=seed,
                            qr_every=qr_every, tangent=tangent, backend=backend, executor=executor,
                            chunk_size=chunk_size, t0=t0, progress=progress, members=members,
@@ -237,7 +244,8 @@ def finite_time_exponents(system, initial, horizons, *, q=(-2.0, -1.0, 1.0, 2.0)
     out["duration"].attrs["long_name"] = "horizon in time units, n * dt"
     out.attrs.update(system.describe())
     out.attrs.update({k_: ds.attrs[k_] for k_ in ("seed", "t0", "transient", "t_start", "qr_every", "k",
-                                                   "realizations", "backend", "method", "tangent_start")})
+                                                   "realizations", "backend", "method")})
+    out.attrs["tangent_start"] = start
     out.attrs.update({
         "analysis": "finite_time_exponents", "units": units, "n_diverged": int(ds.diverged.sum()),
         "jackknife_groups": gname,

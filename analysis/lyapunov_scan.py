@@ -35,7 +35,7 @@ from rds._checks import integer, real
 from rds.labels import annotate
 from rds.sampling import initial_states
 
-__all__ = ["lyapunov_scan", "exponent_root", "batch_means"]
+__all__ = ["lyapunov_scan", "exponent_root", "batch_means", "generic_tangents"]
 
 #: Lag-1 autocorrelation of consecutive block means above which the batch-means error is flagged as too small.
 AUTOCORRELATION_WARN = 0.3
@@ -85,6 +85,41 @@ def batch_means(blocks: np.ndarray, independent_members: bool):
     else:
         rho = nan.copy()
     return mean, se, int(P * B), rho
+
+
+def generic_tangents(nvar, k, seed):
+    """k random orthonormal tangent vectors (var, k), drawn from ``seed``: a generic start for the QR method.
+
+    The identity's columns are not generic: when a coordinate direction is invariant (e1 for triangular Jacobians,
+    a coordinate subspace of a symmetric model) the first column never turns towards the most unstable direction,
+    and the "top" exponent comes out as the exponent of that direction instead.
+
+    Parameters
+    ----------
+    nvar : int
+        Number of variables (≥ 1).
+    k : int or None
+        Number of vectors, 1 ≤ k ≤ nvar (None: nvar).
+    seed : int
+        Seed of the draw (the analysis' noise seed: reruns give the same start).
+
+    Returns
+    -------
+    ndarray, shape (nvar, k)
+        Orthonormal columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> V = generic_tangents(4, 2, 0)
+    >>> V.shape, bool(np.allclose(V.T @ V, np.eye(2)))
+    ((4, 2), True)
+    """
+    k = nvar if k is None else k
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= nvar:
+        raise ValueError(f"k must satisfy 1 <= k <= {nvar} (the number of variables), got {k!r}")
+    Q, R = np.linalg.qr(np.random.default_rng([int(seed), 130601]).standard_normal((nvar, int(k))))
+    return Q * np.where(np.diagonal(R) < 0, -1.0, 1.0)
 
 
 def _paths(blocks, independent_members):
@@ -162,7 +197,10 @@ def lyapunov_scan(make_system: Callable, grid, initial, steps, *, k=1, realizati
         of the local expansion rates (see ``block_autocorrelation``).
     transient : int
         Steps discarded before the tangent vectors start.
-    seed, qr_every, tangent, backend, executor, chunk_size, t0, progress, members, sample_seed
+    tangent : array_like (var, k) or (member, var, k), or None
+        Initial tangent vectors (None: k random orthonormal vectors drawn from ``seed``, :func:`generic_tangents`:
+        the identity's first column can lie in an invariant direction and miss the top exponent).
+    seed, qr_every, backend, executor, chunk_size, t0, progress, members, sample_seed
         As in :func:`analysis.lyapunov_spectrum` (``executor`` runs chunks of members of every run).
     parameter : str
         Name of the parameter dimension (e.g. ``"sigma2"``, ``"eta"``).
@@ -233,10 +271,15 @@ def lyapunov_scan(make_system: Callable, grid, initial, steps, *, k=1, realizati
         realizations = 1 if deterministic else 4
     X, _ = initial_states(initial, systems[0].variables, members=members,
                           sample_seed=seed if sample_seed is None else sample_seed)
+    start = "given" if tangent is not None else "random orthonormal (from seed)"
+    if tangent is None:
+        tangent = generic_tangents(systems[0].nvar, k, seed)
     run = dict(k=k, realizations=realizations, transient=transient, seed=seed, qr_every=qr_every, tangent=tangent,
                backend=backend, executor=executor, chunk_size=chunk_size, t0=t0, progress=progress, history=ends)
     per = [lyapunov_spectrum(s, X, steps, **run) for s in systems]
-    return _scan_dataset(per, systems, g, ends, parameter=parameter, confidence=confidence, blocks=int(ends.size))
+    out = _scan_dataset(per, systems, g, ends, parameter=parameter, confidence=confidence, blocks=int(ends.size))
+    out.attrs["tangent_start"] = start
+    return out
 
 
 def _scan_dataset(per, systems, g, ends, *, parameter, confidence, blocks):
