@@ -36,7 +36,7 @@ import rds.backends
 from analysis.lyapunov import _check_system, _initial_tangents
 from analysis.lyapunov_scan import generic_tangents
 from rds._checks import check_memory, integer
-from rds.labels import annotate
+from rds.labels import annotate, units_of
 from rds.noise import check_seed
 from rds.sampling import initial_states
 
@@ -321,8 +321,9 @@ def _clv_dataset(system, runs, ctx, *, split, steps, transient, backward_transie
     ds = xr.Dataset(data, coords={
         "realization": np.arange(R), "member": np.arange(M), "clv": np.arange(1, kk + 1), "time": times,
         "time_recorded": times[ctx["rec_idx"]], "var": list(system.variables)})
-    units = "per unit time"
-    ds["vectors"].attrs["long_name"] = "covariant Lyapunov vectors (unit columns, sign arbitrary)"
+    units = units_of("exponents", system.dt)
+    ds["vectors"].attrs.update(long_name="covariant Lyapunov vectors (unit columns, sign arbitrary)", units="1")
+    ds["clv"].attrs["long_name"] = "covariant Lyapunov vector index (largest exponent first)"
     ds["local_exponents"].attrs.update(long_name="growth rate of each CLV over [time, time + qr_every)",
                                        units=units)
     ds["covariant_exponents"].attrs.update(long_name="time average of the local covariant exponents", units=units)

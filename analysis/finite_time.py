@@ -43,7 +43,7 @@ from scipy.stats import norm
 from analysis.lyapunov import lyapunov_spectrum
 from analysis.lyapunov_scan import generic_tangents
 from rds._checks import integer, integer_times
-from rds.labels import annotate
+from rds.labels import annotate, units_of
 
 __all__ = ["finite_time_exponents", "generalized_exponents"]
 
@@ -232,7 +232,18 @@ def finite_time_exponents(system, initial, horizons, *, q=(-2.0, -1.0, 1.0, 2.0)
                 "duration": ("horizon", dur), "exponent": ds.exponent.values, "q": qv},
     )
     units = ds.attrs["units"]
-    out["exponents"].attrs.update(long_name="finite-time Lyapunov exponent over the horizon", units=units)
+    rate = units_of("exponents", system.dt)
+    for name in ("exponents", "mean", "generalized", "generalized_bias", "generalized_stderr", "variance_rate"):
+        out[name].attrs["units"] = rate
+    out["variance"].attrs.update(long_name="variance of the finite-time exponent over the samples",
+                                 units=f"({rate})^2")
+    out["mean"].attrs["long_name"] = "mean of the finite-time exponent over the samples"
+    out["effective_samples"].attrs["units"] = "1"
+    out["n_samples"].attrs["long_name"] = "number of (realization, member) samples that did not diverge"
+    out["q"].attrs.update(long_name="moment q of the generalized exponent", units="1")
+    out["duration"].attrs["units"] = "steps" if float(system.dt) == 1.0 else "time"
+    out["horizon"].attrs["units"] = "steps"
+    out["exponents"].attrs["long_name"] = "finite-time Lyapunov exponent over the horizon"
     out["variance_rate"].attrs["long_name"] = "duration * variance of the finite-time exponent (-> diffusion coef.)"
     out["generalized"].attrs["long_name"] = "generalized Lyapunov exponent L(q) estimated at the horizon"
     out["generalized_bias"].attrs["long_name"] = "jackknife estimate of the bias of `generalized` (subtract it)"

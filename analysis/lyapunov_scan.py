@@ -32,7 +32,7 @@ from scipy import stats
 
 from analysis.lyapunov import lyapunov_spectrum
 from rds._checks import integer, real
-from rds.labels import annotate
+from rds.labels import annotate, units_of
 from rds.sampling import initial_states
 
 __all__ = ["lyapunov_scan", "exponent_root", "batch_means", "generic_tangents"]
@@ -322,14 +322,22 @@ def _scan_dataset(per, systems, g, ends, *, parameter, confidence, blocks):
                 "block_end": ("block", d0.t_start + ends)},
     )
     units = d0.attrs["units"]
-    ds["mean_exponents"].attrs.update(long_name="Lyapunov exponent (mean of the batch means)", units=units)
-    ds["stderr"].attrs.update(long_name="batch-means standard error of the exponent", units=units)
-    ds["ci_low"].attrs["long_name"] = f"lower end of the {confidence:.0%} confidence interval"
-    ds["ci_high"].attrs["long_name"] = f"upper end of the {confidence:.0%} confidence interval"
-    ds["block_autocorrelation"].attrs["long_name"] = "lag-1 autocorrelation of consecutive block exponents"
-    ds["stderr_realizations"].attrs["long_name"] = "standard error from the realization means alone"
-    ds["block_exponents"].attrs["long_name"] = "exponent over each time block"
-    ds["block_end"].attrs["long_name"] = "absolute time step at which the block ends"
+    rate = units_of("exponents", dt)
+    for name, text in (("mean_exponents", "Lyapunov exponent (mean of the batch means)"),
+                       ("stderr", "batch-means standard error of the exponent"),
+                       ("ci_low", f"lower end of the {confidence:.0%} confidence interval"),
+                       ("ci_high", f"upper end of the {confidence:.0%} confidence interval"),
+                       ("stderr_realizations", "standard error from the realization means alone"),
+                       ("block_exponents", "exponent over each time block"),
+                       ("exponents", "Lyapunov exponent of each run")):
+        ds[name].attrs.update(long_name=text, units=rate)
+    ds["block_autocorrelation"].attrs.update(long_name="lag-1 autocorrelation of consecutive block exponents",
+                                             units="1")
+    ds["n_batches"].attrs["long_name"] = "number of batches (independent noise paths x time blocks)"
+    ds["n_diverged"].attrs["long_name"] = "number of diverged runs"
+    ds["block"].attrs["long_name"] = "time block index"
+    ds["block_end"].attrs.update(long_name="absolute time step at which the block ends", units="steps")
+    ds[parameter].attrs.setdefault("long_name", f"scanned parameter {parameter}")
     same, varying = _common_attrs(systems)
     ds.attrs.update(same)
     batches = ("(realization, member, block)" if indep else "(realization, block), members averaged within each "
@@ -346,7 +354,9 @@ def _scan_dataset(per, systems, g, ends, *, parameter, confidence, blocks):
                           "mean +- t * se with Student t, n_batches - 1 degrees of freedom"),
         "reference": "Benettin et al. (1980); batch means: Flegal & Jones (2010), Ann. Statist. 38, 1034",
     })
-    return annotate(ds)
+    annotate(ds)
+    ds[parameter].attrs.setdefault("units", "1")  # a parameter the label table does not know: dimensionless
+    return ds
 
 
 # ------------------------------------------------------------------------------------------------- zero crossing
@@ -608,6 +618,14 @@ def _root_dataset(ds, bracket, status, sel, *, parameter, fit_points, confidence
     out["root_low"].attrs["long_name"] = f"lower end of the {confidence:.0%} confidence interval of the crossing"
     out["root_high"].attrs["long_name"] = f"upper end of the {confidence:.0%} confidence interval of the crossing"
     out["slope"].attrs["long_name"] = "slope of the exponent against the parameter at the crossing (fitted line)"
+    out["slope_stderr"].attrs["long_name"] = "standard error of the slope"
+    out["round"].attrs["long_name"] = "refinement round that evaluated the value (0: the initial grid)"
+    punits = out[parameter].attrs.get("units", "1")
+    rate = units_of("exponents", out.attrs.get("dt", 1.0))
+    for name in ("root", "root_low", "root_high"):
+        out[name].attrs["units"] = punits
+    for name in ("slope", "slope_stderr"):
+        out[name].attrs["units"] = rate if punits == "1" else f"({rate})/({punits})"
     out.attrs.update({
         "analysis": "exponent_root", "root_exponent": int(sel["exponent"]), "status": status,
         "bracket_low": float(bracket[0]), "bracket_high": float(bracket[1]), "rounds_done": int(done),

@@ -59,7 +59,8 @@ def locate_crossing(sigma2, mean, eta, cfg):
         warnings.filterwarnings("ignore", "exponent_root", RuntimeWarning)  # printed from its status below
         return exponent_root(make, grid, rds.coords.to_pqrs(on_mwv), cfg["steps"], k=2,
                              tangent=np.eye(4)[:, [2, 3]], transient=cfg["transient"],
-                             realizations=cfg["root_realizations"], blocks=4, rounds=cfg["rounds"], qr_every=10,
+                             realizations=cfg.get("root_realizations", cfg["realizations"]), blocks=4,
+                             rounds=cfg.get("rounds", 3), qr_every=10,
                              seed=2022, backend="numba", parameter="sigma2")
 
 
