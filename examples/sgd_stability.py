@@ -27,8 +27,8 @@ JAX kernels compiled in the run): λ_max(H) = 6.72 at the minimum (loss 0.053); 
 η λ_max = 2.000 (95% interval [1.997, 2.006]) for full-batch GD — the sharpness bound 2 —, at 1.997 [1.969, 2.100]
 for S = 8 and at 2.024 [2.016, 2.100] for S = 32 (``analysis.exponent_root``: batch means over 4 noise paths × 5
 time blocks of 2000-step runs, 3 rounds of refinement; the exponent has a kink at the crossing, so the intervals
-are the model-free brackets between significantly negative and positive values): within these intervals the
-minibatch boundary is not distinguishable from the GD one at this scale. Below and above the boundary the
+are the model-free brackets between significantly negative and positive values): for S = 32 the boundary lies
+above the sharpness bound, for S = 8 it cannot be told apart from it at this scale. Below and above the boundary the
 pulled-back ensemble on one shared minibatch path shrinks — above it the ensemble leaves θ* and synchronises
 elsewhere.
 """
