@@ -350,3 +350,14 @@ def test_scan_and_finite_time_start_generic():
     assert abs(float(ds.mean_exponents[0, 0]) - 0.2) < 4 * float(ds.stderr[0, 0])
     ft = analysis.finite_time_exponents(make(-0.5), np.array([0.1, 0.2]), [500], realizations=4, backend="numpy")
     assert abs(float(ft["mean"][0, 0]) - 0.2) < 0.1 and ft.attrs["tangent_start"].startswith("random")
+
+
+def test_lyapunov_spectrum_history_option():
+    ds = analysis.lyapunov_spectrum(make_growth(2.0), np.full(1, 0.3), 100, transient=20, history=[10, 50, 80],
+                                    backend="numpy")
+    assert ds.time.values.tolist() == [30, 70, 100]
+    np.testing.assert_allclose(ds.history.values[0, 0, -1], ds.exponents.values[0, 0], rtol=1e-12)
+    for bad in ([0, 5], [90], []):
+        with pytest.raises(ValueError, match="history"):
+            analysis.lyapunov_spectrum(make_growth(2.0), np.full(1, 0.3), 100, transient=20, history=bad,
+                                       backend="numpy")
