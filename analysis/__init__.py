@@ -11,6 +11,7 @@ backend; ``progress=None`` shows a bar only for very long runs; ``seed`` selects
 ``equations``; results are Datasets or small documented objects (:class:`PlateauClassification`).
 """
 
+from analysis.covariant_vectors import covariant_vectors, subspace_angle
 from analysis.degenerate_stability import (
     attracting_probability,
     averaged_jacobian_wv,
@@ -30,8 +31,10 @@ from analysis.degenerate_stability import (
     valley_potential,
 )
 from analysis.escape_times import escape_time_scan, escape_times, sample_uniform, survival_summary
+from analysis.finite_time import finite_time_exponents, generalized_exponents
 from analysis.loss_curves import default_losses, loss_curves
 from analysis.lyapunov import lyapunov_spectrum
+from analysis.lyapunov_scan import exponent_root, lyapunov_scan
 from analysis.neuron_splitting import (
     PlateauClassification,
     classify_plateau,
@@ -59,7 +62,12 @@ from analysis.overfitting import (
     training_gradient,
     training_hessian,
 )
-from analysis.plots_lyapunov import plot_exponent_history, plot_exponent_vs_sigma2, plot_transverse_exponents
+from analysis.plots_lyapunov import (
+    plot_exponent_history,
+    plot_exponent_vs_sigma2,
+    plot_lyapunov_scan,
+    plot_transverse_exponents,
+)
 from analysis.plots_overfitting import plot_learning_curves, plot_loss_curves, plot_trajectory
 from analysis.plots_pullback import plot_pullback_attractors
 from analysis.plots_splitting import plot_plateau_map
@@ -85,19 +93,24 @@ __all__ = [
     "convergence_modulo_symmetry",
     "default_losses",
     "count_unstable",
+    "covariant_vectors",
     "degenerate_stability",
     "distance_to_optimal_set",
     "escape_time_scan",
     "escape_times",
+    "exponent_root",
+    "finite_time_exponents",
     "find_local_minimum",
     "function_distance",
     "generalization_error",
+    "generalized_exponents",
     "hausdorff_distance",
     "inner_hessian",
     "jacobian_wv",
     "learning_curves",
     "load_dataset",
     "loss_curves",
+    "lyapunov_scan",
     "lyapunov_spectrum",
     "make_dataset",
     "mu_eigenvalues",
@@ -108,6 +121,7 @@ __all__ = [
     "plot_exponent_history",
     "plot_exponent_vs_sigma2",
     "plot_learning_curves",
+    "plot_lyapunov_scan",
     "plot_loss_curves",
     "plot_plateau_map",
     "plot_pullback_attractors",
@@ -121,6 +135,7 @@ __all__ = [
     "sgd_direction_wv",
     "split_neuron",
     "step_jacobian_pqrs",
+    "subspace_angle",
     "survival_summary",
     "training_gradient",
     "training_hessian",

@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 import rds.backends
-from rds._checks import check_tangent_memory, integer, tangent_vectors
+from rds._checks import check_tangent_memory, integer, integer_times, tangent_vectors
 from rds.labels import annotate
 from rds.noise import check_seed
 from rds.sampling import initial_states
@@ -112,7 +112,7 @@ def _check_system(system):
 
 def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1, realizations=1, k=None,
                       num_history=50, backend=None, executor=None, chunk_size=None, t0=0, tangent=None,
-                      progress=None, members=None, sample_seed=None) -> xr.Dataset:
+                      progress=None, members=None, sample_seed=None, history=None) -> xr.Dataset:
     """Lyapunov spectrum along random trajectories by the QR (Benettin) method.
 
     The system is first evolved for ``transient`` steps from absolute time ``t0`` (:meth:`evolve`, no tangent
@@ -167,6 +167,10 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
         Progress bar (None: automatic for very long runs).
     members, sample_seed : int or None
         Number of states to draw when ``initial`` is a Box or sampler, and the sampling seed (None: ``seed``).
+    history : array_like of int or None
+        Durations (steps after the transient, increasing, in [1, steps − transient]) at which to record the
+        finite-time exponents instead of ``num_history`` log-spaced ones (e.g. regular block ends for batch means,
+        :func:`analysis.lyapunov_scan`, or chosen horizons, :func:`analysis.finite_time_exponents`).
 
     Returns
     -------
@@ -212,10 +216,11 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
     n = steps - transient
     kk = (system.nvar if k is None else k) if tangent is None else np.shape(tangent)[-1]
     if isinstance(kk, (int, np.integer)) and not isinstance(kk, bool):  # (a bad k is refused below)
-        check_tangent_memory(realizations, X.shape[0], system.nvar, kk, min(num_history, n), "lyapunov_spectrum: ",
+        nrec = min(num_history, n) if history is None else np.size(history)
+        check_tangent_memory(realizations, X.shape[0], system.nvar, kk, nrec, "lyapunov_spectrum: ",
                              "k (None: all)" if k is None else "k")
     V0 = _initial_tangents(system.nvar, X.shape[0], k, tangent)
-    dur = history_times(n, num_history)
+    dur = history_times(n, num_history) if history is None else _check_history(history, n)
     if backend is None:  # one choice for all realisations, by their total work (the one chooser, rds.backends)
         backend = rds.backends.choose(system, None, X, rds.backends.Plan("tangent", X.shape[0], steps,
                                                                          k=V0.shape[2], repeats=realizations))
@@ -247,6 +252,15 @@ def _check_options(system, steps, transient, qr_every, realizations, num_history
         raise ValueError(f"realizations must be 1 for a system with {kind} noise: it has a single noise path, "
                          f"got realizations={realizations}")
     return steps, transient, int(qr_every), realizations, num_history, t0
+
+
+def _check_history(history, n):
+    """Recording durations: distinct increasing integers in [1, n]."""
+    dur = integer_times(history, "history")
+    if dur.size == 0 or dur[0] < 1 or dur[-1] > n or np.any(np.diff(dur) <= 0):
+        raise ValueError(f"history must be increasing durations in [1, steps - transient] = [1, {n}], "
+                         f"got {np.asarray(history).tolist()}")
+    return dur
 
 
 def _check_k(k, kmax, what):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_exponent_history", "plot_exponent_vs_sigma2", "plot_transverse_exponents"]
+__all__ = ["plot_exponent_history", "plot_exponent_vs_sigma2", "plot_transverse_exponents", "plot_lyapunov_scan"]
 
 
 def _fig(ax=None, size=(5.5, 4.0)):
@@ -139,4 +139,66 @@ def plot_transverse_exponents(ds, ax=None, symlog=True):
     ax.set_ylabel("exponent per step")
     ax.set_title(f"{ds.attrs.get('subspace', '')}: η = {ds.attrs.get('param_eta', '?')}")
     ax.legend(fontsize=7)
+    return fig
+
+
+def plot_lyapunov_scan(ds, ax=None, exponents=None, logx=False, label=None):
+    """Exponents of :func:`analysis.lyapunov_scan` (or :func:`analysis.exponent_root`) with error bars.
+
+    Error bars are the confidence intervals ``ci_low`` … ``ci_high`` of the scan (batch means; level in
+    ``attrs["confidence"]``). For an :func:`analysis.exponent_root` result the crossing is drawn as a vertical
+    line with its confidence interval shaded.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Output of :func:`analysis.lyapunov_scan` or :func:`analysis.exponent_root`.
+    ax : matplotlib Axes or None
+    exponents : sequence of int or None
+        Which exponents to draw (default: all).
+    logx : bool
+        Logarithmic parameter axis.
+    label : str or None
+        Legend prefix (default: ``λ``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt, numpy as np, rds, analysis
+    >>> def scaled(s, xi, p):
+    ...     return (np.mod(p[0] * np.exp(0.5 * xi[0]) * s[0], 1.0),)
+    >>> def make(a):
+    ...     return rds.RandomDynamicalSystem(scaled, noise=rds.noise.Gaussian(1.0), variables=("x",), params=(a,))
+    >>> ds = analysis.lyapunov_scan(make, [0.5, 1.0, 2.0], np.full(1, 0.3), 500, parameter="a", backend="numpy")
+    >>> fig = plot_lyapunov_scan(ds)
+    >>> fig.axes[0].get_xlabel()
+    'a'
+    >>> plt.close(fig)
+    """
+    fig, ax = _fig(ax)
+    name = ds.attrs.get("parameter", "parameter")
+    x = ds[name].values
+    which = ds["exponent"].values if exponents is None else np.atleast_1d(exponents)
+    prefix = "λ" if label is None else label
+    for c in which:
+        m = ds["mean_exponents"].sel(exponent=c).values
+        yerr = np.vstack([m - ds["ci_low"].sel(exponent=c).values, ds["ci_high"].sel(exponent=c).values - m])
+        ax.errorbar(x, m, yerr=yerr, fmt="o-", ms=3.5, capsize=2, lw=1, color=f"C{(int(c) - 1) % 10}",
+                    label=f"{prefix}{int(c)}")
+    if "root" in ds and np.isfinite(float(ds["root"])):
+        r = float(ds["root"])
+        ax.axvline(r, color="k", ls="--", lw=1, label=f"crossing {r:.4g}")
+        lo, hi = float(ds["root_low"]), float(ds["root_high"])
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.axvspan(lo, hi, color="0.8", alpha=0.6, lw=0,
+                       label=f"{ds.attrs.get('confidence', 0.95):.0%} interval [{lo:.4g}, {hi:.4g}]")
+    ax.axhline(0, color="0.5", lw=0.8)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(name)
+    ax.set_ylabel(f"Lyapunov exponent ({ds.attrs.get('confidence', 0.95):.0%} interval)")
+    ax.legend(fontsize=8)
     return fig

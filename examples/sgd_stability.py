@@ -15,17 +15,22 @@ which has δ = 0 as a fixed point for every minibatch; its top-k exponents come 
 the vector map (jvp of k vectors, never the D × D Jacobian). For full-batch GD (S = n) the map is deterministic and
 λ₁ = max_i log|1 − η h_i| changes sign exactly at the classical sharpness bound η · λ_max(H) = 2; for minibatches
 the boundary moves (the curvature fluctuates with the batch). The example scans a grid of learning rates and batch
-sizes, locates the sign change of λ₁ for each batch size and compares it with 2 / λ_max(H). Finally an ensemble of
+sizes, locates the sign change of λ₁ for each batch size with a confidence interval and compares it with
+2 / λ_max(H). Finally an ensemble of
 networks started around θ* and driven by one shared minibatch sequence is pulled back: it synchronises (its
 diameter, modulo the neuron symmetries, shrinks) below the boundary and not above it.
 
 Run:  python examples/sgd_stability.py [--scale small|paper] [--out out/]
 
-Measured (small scale, 2 shared CPU cores, about 2 minutes): λ_max(H) = 6.72 at the minimum (loss 0.053); the top
-exponent changes sign at η λ_max = 2.00 for full-batch GD (the sharpness bound, to the bisection's resolution),
-2.01 for S = 8 and 2.04 for S = 32 (within the ±1% resolution of 5 bisections and the minibatch noise of two
-2000-step paths); below and above the boundary the pulled-back ensemble on one shared minibatch path shrinks — above
-it the ensemble leaves θ* and synchronises elsewhere.
+Measured (small scale: ``python examples/sgd_stability.py``, 20 s wall clock on 2 CPU cores shared with other jobs,
+JAX kernels compiled in the run): λ_max(H) = 6.72 at the minimum (loss 0.053); the top exponent changes sign at
+η λ_max = 2.000 (95% interval [1.997, 2.006]) for full-batch GD — the sharpness bound 2 —, at 1.997 [1.969, 2.100]
+for S = 8 and at 2.024 [2.016, 2.100] for S = 32 (``analysis.exponent_root``: batch means over 4 noise paths × 5
+time blocks of 2000-step runs, 3 rounds of refinement; the exponent has a kink at the crossing, so the intervals
+are the model-free brackets between significantly negative and positive values): for S = 32 the boundary lies
+above the sharpness bound, for S = 8 it cannot be told apart from it at this scale. Below and above the boundary the
+pulled-back ensemble on one shared minibatch path shrinks — above it the ensemble leaves θ* and synchronises
+elsewhere.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 
 import matplotlib
 
@@ -52,12 +58,14 @@ WEIGHT_DECAY = 1e-3
 SCALES = {
     # a few seconds, for the test suite only
     "tiny": dict(hidden=2, train=2_000, ratios=np.array([0.5, 1.5]), batches=(8, None), steps=100,
-                 realizations=2, k=2, members=3, taus=(0, 20), bisect=1),
-    # hidden, GD training steps, eta/eta_GD grid, batch sizes (None: full batch), Lyapunov steps, realizations
+                 realizations=2, k=2, members=3, taus=(0, 20), blocks=4, rounds=1),
+    # hidden, GD training steps, eta/eta_GD grid, batch sizes (None: full batch), Lyapunov steps, realizations,
+    # time blocks per path (batch means), refinement rounds of the boundary (3 new values each)
     "small": dict(hidden=3, train=40_000, ratios=np.linspace(0.3, 1.5, 9), batches=(8, 32, None), steps=2_000,
-                  realizations=2, k=3, members=8, taus=(0, 100, 1000, 5000), bisect=5),
+                  realizations=4, k=3, members=8, taus=(0, 100, 1000, 5000), blocks=5, rounds=3),
     "paper": dict(hidden=8, train=200_000, ratios=np.linspace(0.1, 1.6, 31), batches=(1, 4, 16, 64, None),
-                  steps=20_000, realizations=8, k=5, members=64, taus=(0, 100, 1000, 10_000, 50_000), bisect=10),
+                  steps=20_000, realizations=8, k=5, members=64, taus=(0, 100, 1000, 10_000, 50_000), blocks=10,
+                  rounds=5),
 }
 
 
@@ -87,60 +95,56 @@ def train(X, y, hidden, steps, seed=0):
 
 
 def stability_grid(X, y, theta_star, lam_max, cfg):
-    """Top-k exponents of the linearised SGD map at θ* over (batch, eta): Dataset `exponents` (batch, eta, k)."""
+    """Top-k exponents of the linearised SGD map at θ* over (batch, eta), and where λ₁ changes sign.
+
+    For each batch size :func:`analysis.exponent_root` scans the η grid (batch-means errors over noise paths and
+    time blocks), brackets the sign change of λ₁ and refines it adaptively; the boundary comes with a confidence
+    interval. λ₁(η) is not smooth at every η (it is a maximum over directions), which the interval accounts for
+    (the fitted line's covariance is widened by its lack of fit).
+
+    Returns the grid Dataset `exponents` (batch, eta, exponent) with `stderr`, the boundary per batch size with its
+    interval, and the refinement results (one :func:`analysis.exponent_root` Dataset per batch size).
+    """
     hidden, n = cfg["hidden"], X.shape[0]
     eta_gd = 2.0 / lam_max
     etas = cfg["ratios"] * eta_gd
     batches = [n if b is None else b for b in cfg["batches"]]
-    ex = np.full((len(batches), etas.size, cfg["k"]), np.nan)
-    se = np.full_like(ex, np.nan)
     lin_step = None
-    bounds = np.full(len(batches), np.nan)
-    for i, b in enumerate(cfg["batches"]):
+    roots = []
+    for b in cfg["batches"]:
         base = rds.models.dataset_sgd(X, y, hidden=hidden, eta=1.0, batch=b, weight_decay=WEIGHT_DECAY)
         lin_step = lin_step or recentred(base.step, theta_star)  # one function: compiled once per batch size
-        for j, eta in enumerate(etas):
-            ex[i, j], se[i, j] = top_exponents(base, lin_step, eta, cfg)
-        bounds[i] = refine_boundary(base, lin_step, etas, ex[i, :, 0], cfg)
-    return xr.Dataset(
+
+        def make(eta, base=base, lin_step=lin_step):
+            return base.replace(step=lin_step, params=base.params._replace(eta=float(eta)), jacobian=None)
+
+        K = 1 if base.noise.quenched else cfg["realizations"]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "exponent_root", RuntimeWarning)  # printed from its status below
+            roots.append(analysis.exponent_root(
+                make, etas, np.zeros(base.nvar), cfg["steps"], k=cfg["k"], qr_every=10, realizations=K,
+                blocks=cfg["blocks"], seed=1, rounds=cfg["rounds"], points=3, direction="up", parameter="eta"))
+    on_grid = [r.where(r["round"] == 0, drop=True) for r in roots]
+    ex = np.stack([g.mean_exponents.values for g in on_grid])
+    se = np.stack([g.stderr.values for g in on_grid])
+    bound = {key: np.array([float(r[key]) for r in roots]) for key in ("root", "root_low", "root_high")}
+    grid = xr.Dataset(
         {"exponents": (("batch", "eta", "exponent"), ex), "stderr": (("batch", "eta", "exponent"), se),
-         "boundary_eta": (("batch",), bounds,
-                          {"long_name": "eta at which the top exponent changes sign (bisection; NaN: not in grid)"})},
+         "boundary_eta": (("batch",), bound["root"],
+                          {"long_name": "eta at which the top exponent changes sign (NaN: not found/resolved)"}),
+         "boundary_low": (("batch",), bound["root_low"],
+                          {"long_name": "95% confidence interval of boundary_eta, lower end", "units": "1"}),
+         "boundary_high": (("batch",), bound["root_high"],
+                           {"long_name": "95% confidence interval of boundary_eta, upper end", "units": "1"})},
         coords={"batch": batches, "eta": etas, "eta_over_gd_bound": ("eta", cfg["ratios"]),
                 "exponent": np.arange(1, cfg["k"] + 1)},
         attrs={"analysis": "top-k Lyapunov exponents of linearised SGD at the trained minimum",
                "lambda_max_hessian": lam_max, "gd_sharpness_bound_eta": eta_gd,
                "dataset": "iris (scikit-learn): petal width regressed on the other measurements, standardised",
-               "hidden": hidden, "weight_decay": WEIGHT_DECAY,
-               "steps": cfg["steps"], "qr_every": 10, "form": "vector", "backend": "jax"})
-
-
-def top_exponents(base, lin_step, eta, cfg):
-    """Mean top-k exponents (and standard errors) of linearised SGD at learning rate ``eta``."""
-    lin = base.replace(step=lin_step, params=base.params._replace(eta=float(eta)), jacobian=None)
-    K = 1 if base.noise.quenched else cfg["realizations"]
-    ds = analysis.lyapunov_spectrum(lin, np.zeros(base.nvar), cfg["steps"], k=cfg["k"], qr_every=10,
-                                    realizations=K, seed=1)
-    return ds.mean_exponents.values, (ds.stderr.values if K > 1 else np.zeros(cfg["k"]))
-
-
-def refine_boundary(base, lin_step, etas, lam1, cfg):
-    """The smallest η where λ₁ changes sign from − to +, by bisection inside the grid bracket; NaN if none.
-
-    λ₁(η) is not smooth at the boundary (it is the maximum over directions), so the grid bracket is bisected with
-    new Lyapunov runs rather than interpolated.
-    """
-    j = next((j for j in range(1, etas.size) if lam1[j - 1] < 0 <= lam1[j]), None)
-    if j is None:
-        return float("nan")
-    lo, hi = float(etas[j - 1]), float(etas[j])
-    for _ in range(cfg["bisect"]):
-        mid = 0.5 * (lo + hi)
-        if top_exponents(base, lin_step, mid, cfg)[0][0] < 0:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+               "hidden": hidden, "weight_decay": WEIGHT_DECAY, "steps": cfg["steps"], "qr_every": 10,
+               "blocks": cfg["blocks"], "form": "vector", "backend": roots[0].attrs["backend"],
+               "stderr_method": roots[0].attrs["stderr_method"], "root_method": roots[0].attrs["root_method"]})
+    return grid, roots
 
 
 def pullback_demo(X, y, theta_star, eta, batch, cfg):
@@ -171,13 +175,14 @@ def main(argv=None):
           f"|grad| = {gnorm:.1e}, Hessian eigenvalues in [{eig[0]:.2e}, {lam_max:.3f}]")
     print(f"GD sharpness bound: eta * lambda_max(H) = 2  ->  eta_GD = {2 / lam_max:.4f}")
 
-    grid = stability_grid(X, y, theta_star, lam_max, cfg)
+    grid, roots = stability_grid(X, y, theta_star, lam_max, cfg)
     rows = grid.boundary_eta.values.tolist()
     for i, b in enumerate(grid.batch.values):
-        eb = rows[i]
+        eb, lo, hi = rows[i], float(grid.boundary_low[i]), float(grid.boundary_high[i])
         label = "full batch (GD)" if b == X.shape[0] else f"S = {b}"
-        print(f"{label:>16}: top exponent changes sign at eta = {eb:.4f}  (eta * lambda_max = {eb * lam_max:.3f}; "
-              f"GD bound 2)")
+        print(f"{label:>16}: top exponent changes sign at eta = {eb:.4f}  (eta * lambda_max = {eb * lam_max:.3f}, "
+              f"95% interval [{lo * lam_max:.3f}, {hi * lam_max:.3f}]; GD bound 2; "
+              f"{roots[i].attrs['status'].split(':')[0]})")
     path = rds.io.save(rds.labels.annotate(grid), os.path.join(args.out, "sgd_stability_grid.nc"))
     print(f"grid saved to {path}")
 
@@ -197,11 +202,16 @@ def main(argv=None):
     ax = axes[0]
     for i, b in enumerate(grid.batch.values):
         label = "full batch (GD)" if b == X.shape[0] else f"S = {b}"
-        ax.errorbar(grid.eta.values * lam_max, grid.exponents.values[i, :, 0], yerr=grid.stderr.values[i, :, 0],
-                    marker="o", ms=3, label=label)
+        r = roots[i].assign_coords(eta=roots[i].eta * lam_max)  # all evaluated η, refinements included
+        lam1 = r.mean_exponents.sel(exponent=1)
+        yerr = [lam1 - r.ci_low.sel(exponent=1), r.ci_high.sel(exponent=1) - lam1]
+        ax.errorbar(r.eta, lam1, yerr=yerr, marker="o", ms=3, capsize=2, color=f"C{i}", label=label)
+        if np.isfinite(rows[i]):
+            ax.axvspan(float(grid.boundary_low[i]) * lam_max, float(grid.boundary_high[i]) * lam_max,
+                       color=f"C{i}", alpha=0.25, lw=0)
     ax.axhline(0, color="k", lw=0.6)
     ax.axvline(2.0, color="r", ls="--", lw=1, label="sharpness bound η λ_max = 2")
-    ax.set(xlabel="η · λ_max(H)", ylabel="top Lyapunov exponent λ₁ (per step)",
+    ax.set(xlabel="η · λ_max(H)", ylabel="top Lyapunov exponent λ₁ (per step, 95% interval)",
            title="linearised SGD at the trained minimum")
     ax.legend(fontsize=8)
     ax = axes[1]

@@ -35,6 +35,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 import numpy as np
 
 from rds import backends
+from rds.backends.numpy import qr_positive
 from rds.noise import MEMBER_GROUP, NOISE_BLOCK
 
 __all__ = ["RunResult", "run", "run_chunked", "check_fork_safe"]
@@ -147,7 +148,8 @@ def _exit_live(kern, X, exit_step, nz, noise_cols, live, independent, params, n,
 
 
 def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backend="numpy",
-        record_times=None, tangent=None, qr_every=1, region=None, progress=None, ident=False, kernels=None):
+        record_times=None, tangent=None, qr_every=1, region=None, progress=None, ident=False, kernels=None,
+        return_r=False):
     """Run one chunk of members through ``steps`` steps from absolute time ``t0``.
 
     Parameters
@@ -172,6 +174,11 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
         at the end.
     region : callable or None
         Elementwise predicate ``inside(state) -> bool``: run the first-exit service.
+    return_r : bool
+        Tangent service only: re-orthonormalise exactly at the recorded times and at the end (``qr_every`` is not
+        used), by a Householder QR here with positive diagonal, and record the whole triangular factors
+        ``r_records`` (member, time, k, k) and the orthonormal vectors ``v_records`` (member, time, var, k)
+        (covariant Lyapunov vectors need both).
     progress : tqdm-like or None
         Updated with the number of steps done.
     ident : str, None or False
@@ -183,7 +190,8 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
     -------
     dict of ndarray, member axis first
         ``state`` (member, var); ``records`` (member, time, var) when recording; ``V`` (member, var, k),
-        ``logr`` (member, k) and ``logr_records`` (member, time, k) for the tangent service; ``exit_step``
+        ``logr`` (member, k), ``logr_records`` (member, time, k) and with ``return_r`` ``r_records`` (member,
+        time, k, k) and ``v_records`` (member, time, var, k) for the tangent service; ``exit_step``
         (member,) for the exit service (-1: did not exit); ``diverged`` (member,) bool.
     """
     kern = kernels if kernels is not None else backends.kernels_for(system, backend, ident)
@@ -201,6 +209,10 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
         logr = np.zeros((V.shape[1], M))
         if rec.size:
             out_rec_logr = np.empty((rec.size, V.shape[1], M))
+        if return_r:
+            R = np.broadcast_to(np.eye(V.shape[1])[:, :, None], (V.shape[1], V.shape[1], M))
+            out_rec_r = np.empty((rec.size, V.shape[1], V.shape[1], M))
+            out_rec_v = np.empty((rec.size,) + V.shape)
     if region is not None:
         inside_key = backends.region_key(region)
         exit_step = np.full(M, -1, dtype=np.int64)
@@ -213,6 +225,9 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
         records[ri] = X
         if tangent is not None:
             out_rec_logr[ri] = logr
+        if return_r:
+            out_rec_r[ri] = R
+            out_rec_v[ri] = V
         ri += 1
     blk_start, noise_blk, noise_cols = None, None, None
     retire = region is not None and RETIRE
@@ -228,7 +243,11 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
         nz = noise_blk[a - bs:b - bs]
         n = b - a
         is_rec = ri < rec.size and rec[ri] == b
-        if tangent is not None:
+        if tangent is not None and return_r:  # no QR in the kernel (steps + 1 never divides), one here at b
+            kern.tangent(X, V, logr, nz, params, n, a - t0, steps + 1, False)
+            if is_rec or b == t1:
+                R = _qr_here(V, logr)
+        elif tangent is not None:
             kern.tangent(X, V, logr, nz, params, n, a - t0, qr_every, bool(is_rec or b == t1))
         elif retire:
             _exit_live(kern, X, exit_step, nz, noise_cols, live, members is not None, params, n, a - t0, region,
@@ -244,6 +263,9 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
             records[ri] = X
             if tangent is not None:
                 out_rec_logr[ri] = logr
+            if return_r:
+                out_rec_r[ri] = R
+                out_rec_v[ri] = V
             ri += 1
         if region is not None and np.all(exit_step >= 0):
             break
@@ -257,6 +279,9 @@ def run(system, X0, t0, steps, *, seed=0, realization=0, member_offset=0, backen
         out["logr"] = logr.T.copy()
         if rec.size:
             out["logr_records"] = np.moveaxis(out_rec_logr, -1, 0).copy()
+        if return_r:
+            out["r_records"] = np.moveaxis(out_rec_r, -1, 0).copy()
+            out["v_records"] = np.moveaxis(out_rec_v, -1, 0).copy()
     if region is not None:
         out["exit_step"] = exit_step
     return out
@@ -324,6 +349,16 @@ def check_fork_safe(executor) -> None:
             f"{' and '.join(started)}; a forked worker can then hang forever. Create the pool with a safe start "
             "method: ProcessPoolExecutor(n, mp_context=multiprocessing.get_context('spawn')) (or 'forkserver'), "
             "in a script under `if __name__ == \"__main__\":`, or use a dask.distributed Client")
+
+
+def _qr_here(V, logr):
+    """QR of the engine's tangent vectors V (var, k, member) in place (V ← Q, positive diagonal R); adds log R_cc to
+    ``logr`` (k, member) and returns R (k, k, member)."""
+    Q, R = qr_positive(np.moveaxis(V, -1, 0))
+    V[...] = np.moveaxis(Q, 0, -1)
+    with np.errstate(divide="ignore"):  # R_cc = 0: a collapsed direction, log 0 = -inf
+        logr += np.log(np.abs(np.diagonal(R, axis1=-2, axis2=-1))).T
+    return np.moveaxis(R, 0, -1)
 
 
 def run_chunked(system, X0, t0, steps, *, executor=None, chunk_size=None, progress=None, tangent=None,

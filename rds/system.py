@@ -516,7 +516,8 @@ class RandomDynamicalSystem:
         return labels.annotate(ds)  # long_name / units from rds.labels
 
     def propagate_tangent(self, initial, steps, *, tangent=None, seed=0, t0=0, realization=0, qr_every=1,
-                          times=None, backend=None, executor=None, chunk_size=None, progress=None) -> RunResult:
+                          times=None, backend=None, executor=None, chunk_size=None, progress=None,
+                          return_r=False) -> RunResult:
         """Evolve states with tangent vectors, QR re-orthonormalised (the engine service behind Lyapunov spectra).
 
         Parameters
@@ -531,6 +532,12 @@ class RandomDynamicalSystem:
             Absolute times at which to record the accumulated log-norms.
         seed, t0, realization, backend, executor, chunk_size, progress
             As in :meth:`evolve`.
+        return_r : bool
+            Re-orthonormalise exactly at ``times`` and at the end (then ``qr_every`` must be 1: it is not used) and
+            return the whole triangular factors ``r_records`` (member, time, k, k) and the orthonormal vectors
+            ``v_records`` (member, time, var, k): J(t_{i-1} → t_i) Q(t_{i-1}) = Q(t_i) R(t_i) (positive diagonal;
+            R is the identity at ``t0``). Covariant
+            Lyapunov vectors are computed from them (:func:`analysis.covariant_vectors`).
 
         Returns
         -------
@@ -551,6 +558,10 @@ class RandomDynamicalSystem:
         """
         X, X2, steps, t0 = self._prepare(initial, steps, seed, t0, realization)
         qr_every = integer(qr_every, "qr_every", 1)
+        if not isinstance(return_r, (bool, np.bool_)):
+            raise TypeError(f"return_r must be True or False, got {return_r!r}")
+        if return_r and (qr_every != 1 or times is None):
+            raise ValueError("return_r=True re-orthonormalises at `times`: give times, and leave qr_every at 1")
         M = X2.shape[0]
         rec = None if times is None else integer_times(times, "times")
         if tangent is None:
@@ -561,8 +572,9 @@ class RandomDynamicalSystem:
             V = tangent_vectors(tangent, M, self.nvar)
         if rec is not None and rec.size and (rec[0] < t0 or rec[-1] > t0 + steps):
             raise ValueError(f"times must lie within [t0, t0 + steps] = [{t0}, {t0 + steps}]")
+        extra = {"return_r": True} if return_r else {}
         return self._run(X2, t0, steps, seed, realization, backend, executor, chunk_size, progress,
-                         tangent=np.ascontiguousarray(V), qr_every=qr_every, record_times=rec)
+                         tangent=np.ascontiguousarray(V), qr_every=qr_every, record_times=rec, **extra)
 
     def first_exit(self, initial, region, max_steps, *, seed=0, t0=0, realization=0, backend=None, executor=None,
                    chunk_size=None, progress=None) -> RunResult:

@@ -134,14 +134,27 @@ class NumpyKernels:
                                                       np.empty(M)), axis=-1)[..., :-1] for row in J], axis=-2)
 
 
+def qr_positive(V):
+    """Householder QR of a stack of (D, k) matrices with R's diagonal made non-negative: ``(Q, R)``, V = Q R.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Q, R = qr_positive(np.array([[[0.0, 1.0], [-2.0, 0.0]]]))
+    >>> np.diagonal(R[0]).tolist(), bool(np.allclose(Q @ R, [[0.0, 1.0], [-2.0, 0.0]]))
+    ([2.0, 1.0], True)
+    """
+    Q, R = np.linalg.qr(V)
+    s = np.where(np.diagonal(R, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
+    return Q * s[..., None, :], R * s[..., :, None]
+
+
 def _qr(V, logr):
     """Householder QR of (D, k) with positive diag R: returns Q and adds log|R_cc| to ``logr`` (in place)."""
-    Q, R = np.linalg.qr(V)
-    d = np.diagonal(R).copy()
-    s = np.where(d < 0, -1.0, 1.0)
+    Q, R = qr_positive(V)
     with np.errstate(divide="ignore"):  # R_cc = 0: a collapsed direction, log 0 = -inf (Q stays orthonormal)
-        logr += np.log(np.abs(d))
-    return Q * s
+        logr += np.log(np.abs(np.diagonal(R)))
+    return Q
 
 
 class NumpyVectorKernels:
