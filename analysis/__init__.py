@@ -69,6 +69,7 @@ from analysis.pullback import (
     pullback_diagnostics,
     sample_initial,
 )
+from analysis.rare_events import multilevel_splitting
 from analysis.transverse_exponents import conditional_r_system, pqrs_system, transverse_exponents
 
 __all__ = [
@@ -101,6 +102,7 @@ __all__ = [
     "lyapunov_spectrum",
     "make_dataset",
     "mu_eigenvalues",
+    "multilevel_splitting",
     "numerical_classification",
     "optimal_set_sample",
     "overfitting_point",
