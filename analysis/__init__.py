@@ -29,7 +29,7 @@ from analysis.degenerate_stability import (
     valley_local_minima,
     valley_potential,
 )
-from analysis.escape_times import escape_time_scan, escape_times, sample_uniform, survival_summary
+from analysis.escape_times import censored_mean, escape_time_scan, escape_times, sample_uniform, survival_summary
 from analysis.loss_curves import default_losses, loss_curves
 from analysis.lyapunov import lyapunov_spectrum
 from analysis.neuron_splitting import (
@@ -80,6 +80,7 @@ __all__ = [
     "averaged_potential",
     "averaged_potential_full",
     "averaged_step_jacobian",
+    "censored_mean",
     "classify_plateau",
     "compare_random_averaged",
     "conditional_r_system",
