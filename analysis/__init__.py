@@ -69,7 +69,7 @@ from analysis.pullback import (
     pullback_diagnostics,
     sample_initial,
 )
-from analysis.rare_events import multilevel_splitting
+from analysis.rare_events import multilevel_splitting, splitting_mean_time
 from analysis.transverse_exponents import conditional_r_system, pqrs_system, transverse_exponents
 
 __all__ = [
@@ -123,6 +123,7 @@ __all__ = [
     "sample_uniform",
     "sgd_direction_wv",
     "split_neuron",
+    "splitting_mean_time",
     "step_jacobian_pqrs",
     "survival_summary",
     "training_gradient",

@@ -281,3 +281,27 @@ def test_exp_mean_with_tail_from_is_named_a_remaining_time():
     args = ([1, 2, 2, 5, 5, 5], [False, False, False, False, True, True], 5)
     assert "REMAINING" in survival_summary(*args, n_boot=0, tail_from=1)["exp_mean"].attrs["long_name"]
     assert "REMAINING" not in survival_summary(*args, n_boot=0)["exp_mean"].attrs["long_name"]
+
+
+def _kick(state, xi, params):
+    (x,) = state
+    return (x + (xi[0] > params[0]) * 1.0,)
+
+
+def test_splitting_mean_time_recovers_a_geometric_law():
+    """Each step reaches the target with probability q = P(Z > c): the first-passage time is geometric, mean 1/q,
+    far beyond the horizon; the weighted paths to the horizon plus the fitted tail recover it."""
+    c = 2.3263478740408408  # q = 0.01
+    kick = rds.RandomDynamicalSystem(_kick, noise=rds.noise.Gaussian(1.0), variables=("x",), params=(c,))
+    ds = multilevel_splitting(kick, [0.0], _x, target=1.0, n_clones=100, n_kill=10, horizon=30, repeats=6,
+                              seed=2, backend="numpy")
+    exact_p = 1 - 0.99 ** 30
+    assert abs(float(ds.probability) - exact_p) < 3 * float(ds.probability_se_repeats)
+    m = analysis.splitting_mean_time(ds)
+    assert abs(float(m["mean"]) - 100.0) < 3 * float(m["mean_se"]) and float(m["mean_se"]) < 20
+    assert float(m["km_part"]) < 30 < float(m["mean"])
+    with pytest.raises(ValueError, match="no horizon"):
+        analysis.splitting_mean_time(multilevel_splitting(ar1(), [0.0], _x, target=1.0, start=0.0, n_clones=10,
+                                                          n_kill=2, backend="numpy"))
+    with pytest.raises(TypeError, match="multilevel_splitting"):
+        analysis.splitting_mean_time(m)
