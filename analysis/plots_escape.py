@@ -172,6 +172,7 @@ def plot_escape_time_methods(direct, splitting, label="", title=None, ax=None):
     >>> s = xr.Dataset({"mean": ("sigma2", [5e5, 1.1e4]), "mean_se": ("sigma2", [1e5, 1e3])},
     ...                coords={"sigma2": [0.002, 0.01]})
     >>> fig = plot_escape_time_methods(d, s)
+    >>> fig = plot_escape_time_methods(d * np.inf, None)   # nothing finite: a note, no log scale
     """
     import matplotlib.pyplot as plt
 
@@ -192,8 +193,15 @@ def plot_escape_time_methods(direct, splitting, label="", title=None, ax=None):
         lo = np.minimum(2 * np.nan_to_num(se), 0.999 * m)
         ax.errorbar(s2[fin], m[fin], yerr=np.array([lo, 2 * np.nan_to_num(se)])[:, fin], fmt="s--", color="C3",
                     capsize=3, label=f"{pre}splitting (AMS)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    drawn = [v for v in ((direct.combined_mean.values if direct is not None else np.array([])),
+                         (splitting["mean"].values if splitting is not None else np.array([])))]
+    vals = np.concatenate([np.ravel(v) for v in drawn]) if drawn else np.array([])
+    if np.any(np.isfinite(vals) & (vals > 0)):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    else:  # nothing finite to draw (no escape seen): say so instead of an empty log scale
+        ax.text(0.5, 0.5, "no finite estimate (no escape seen in the tail windows)", ha="center",
+                transform=ax.transAxes, fontsize=8)
     ax.set_xlabel("σ²")
     ax.set_ylabel("mean escape time (steps)")
     ax.legend(fontsize=7)
