@@ -28,7 +28,7 @@ at the smallest σ² where direct runs still work (the overlap, where both must 
 paper's grid. Both go on one figure with ±2 SE bars (``escape_time_methods_<protocol>.png``). The clones run on
 independent noise: the law of each run's escape time is that of a member under common noise.
 
-``--scale demo``: a minute-scale check (5 σ², small ensembles). ``--scale small`` (default): 128 initial
+``--scale demo``: a check of a few minutes (5 σ², small ensembles). ``--scale small`` (default): 128 initial
 conditions × 8 realisations per σ² and protocol, cap 10⁵ steps, 13 σ² from 0.002 to 0.5: roughly 10–25 minutes
 with Numba on 2 busy cores (both protocols), plus the splitting rows. ``--scale paper``: 10⁵ × 10³ (and cap 10⁶),
 resumable via the store files — a cluster job (``executor=``), not run here. Its run time is estimated from the
@@ -308,7 +308,7 @@ def _summary(name, ds, wall, say):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", choices=tuple(SCALES), default="small",
-                   help="ensemble sizes: demo (about a minute), small (default; tens of minutes on 2 cores), "
+                   help="ensemble sizes: demo (a few minutes), small (default; tens of minutes on 2 cores), "
                         "paper (10^5 initial conditions x 10^3 realisations: a cluster job)")
     p.add_argument("--out", default="out/", help="folder for the netCDF stores and figures (default: out/); the "
                                                  "direct scans resume from the stores found there")
