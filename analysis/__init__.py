@@ -30,7 +30,7 @@ from analysis.degenerate_stability import (
     valley_local_minima,
     valley_potential,
 )
-from analysis.escape_times import escape_time_scan, escape_times, sample_uniform, survival_summary
+from analysis.escape_times import censored_mean, escape_time_scan, escape_times, sample_uniform, survival_summary
 from analysis.finite_time import finite_time_exponents, generalized_exponents
 from analysis.loss_curves import default_losses, loss_curves
 from analysis.lyapunov import lyapunov_spectrum
@@ -77,6 +77,7 @@ from analysis.pullback import (
     pullback_diagnostics,
     sample_initial,
 )
+from analysis.rare_events import multilevel_splitting, splitting_mean_time
 from analysis.transverse_exponents import conditional_r_system, pqrs_system, transverse_exponents
 
 __all__ = [
@@ -87,6 +88,7 @@ __all__ = [
     "averaged_potential",
     "averaged_potential_full",
     "averaged_step_jacobian",
+    "censored_mean",
     "classify_plateau",
     "compare_random_averaged",
     "conditional_r_system",
@@ -114,6 +116,7 @@ __all__ = [
     "lyapunov_spectrum",
     "make_dataset",
     "mu_eigenvalues",
+    "multilevel_splitting",
     "numerical_classification",
     "optimal_set_sample",
     "overfitting_point",
@@ -134,6 +137,7 @@ __all__ = [
     "sample_uniform",
     "sgd_direction_wv",
     "split_neuron",
+    "splitting_mean_time",
     "step_jacobian_pqrs",
     "subspace_angle",
     "survival_summary",

@@ -38,6 +38,9 @@ def tiny_datasets():
     out["escape_time_scan"] = analysis.escape_time_scan(
         lambda s2: rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=s2), [0.05, 0.3], init, region, 500,
         members=8, n_boot=20, backend="numpy", progress=False)
+    out["multilevel_splitting"] = analysis.multilevel_splitting(
+        red, init, lambda X: np.max(np.abs(X), axis=-1) / 2, target=1.0, n_clones=6, n_kill=2, horizon=100,
+        backend="numpy")
     grid = np.linspace(0.1, 2.0, 5)
     out["degenerate_stability"] = analysis.degenerate_stability([0.1, 1.0], grid, grid, x=np.linspace(-3, 3, 11))
     x, y = analysis.make_dataset(20, noise_std=0.2, seed=0)

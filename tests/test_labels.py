@@ -56,7 +56,8 @@ def _tiny_example_runs(folder, mp):
     ex = _example("escape_time_scan", mp)
     mp.setattr(ex, "SIGMA2", np.array([0.05, 0.3]))
     mp.setitem(ex.SCALES, "small", {"members": 8, "realizations": 2, "max_steps": 300, "n_boot": 20,
-                                    "keep_members": True})
+                                    "keep_members": True, "n_clones": 6, "n_kill": 2, "repeats": 2,
+                                    "split_sigma2": np.array([0.01])})
     ex.run(out_dir=out, backend="numpy", verbose=False)
 
     out = out_for("fig3_stability")
