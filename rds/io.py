@@ -482,7 +482,9 @@ def save(ds: xr.Dataset, path) -> str:
     Raises
     ------
     ValueError
-        ``path`` is empty, ends with a separator, is a folder, or its folder does not exist.
+        ``path`` is empty, ends with a separator, is a folder, or its folder does not exist; or an attr is named
+        ``coordinates``, which netCDF readers (xarray's CF decoding) take as the list of coordinate variables and
+        would not give back as an attr.
     TypeError
         ``ds`` is not a Dataset, or an attr cannot be stored (the message names it).
 
@@ -497,6 +499,10 @@ def save(ds: xr.Dataset, path) -> str:
     """
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"ds must be an xarray.Dataset, got {type(ds).__name__}")
+    for owner, attrs in [("ds.attrs", ds.attrs)] + [(f"ds[{str(n)!r}].attrs", ds[n].attrs) for n in ds.variables]:
+        if "coordinates" in attrs:
+            raise ValueError(f"{owner}['coordinates']: netCDF reserves this attr name for the list of coordinate "
+                             f"variables (CF conventions), so it would not be read back; rename it")
     given = os.fsdecode(os.fspath(path)) if isinstance(path, (str, bytes, os.PathLike)) else path
     target = _destination(path)
     folder = os.path.dirname(target)

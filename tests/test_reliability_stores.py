@@ -178,6 +178,27 @@ def test_hand_recomputed_table_is_accepted(tmp_path):
     assert rds.io.load(p).attrs["seed"] == 4
 
 
+@pytest.mark.parametrize("where", ["dataset", "variable"])
+def test_save_refuses_the_reserved_coordinates_attr(tmp_path, where):
+    """netCDF readers take an attr named ``coordinates`` as the coordinate list and drop it: refused at save (it
+    used to come back missing, and the checksum then called the file damaged)."""
+    ds = xr.Dataset({"a": ("x", np.arange(3.0))})
+    if where == "dataset":
+        ds.attrs["coordinates"] = "p, q, r, s"
+    else:
+        ds["a"].attrs["coordinates"] = "p, q, r, s"
+    with pytest.raises(ValueError, match="coordinates"):
+        rds.io.save(ds, tmp_path / "a.nc")
+    assert not list(tmp_path.iterdir())
+
+
+def test_pqrs_system_attrs_survive_a_round_trip(tmp_path):
+    system = rds.models.pqrs_system(rds.models.fukumizu_amari(eta=0.1, sigma2=0.5))
+    ds = system.trajectory(np.array([[0.5, 0.5, 0.0, 0.0]]), 3, backend="numpy")
+    back = rds.io.load(rds.io.save(ds, tmp_path / "t.nc"))
+    assert back.attrs == ds.attrs
+
+
 def _scan(store, grid=(0.05, 0.1, 0.2)):
     return analysis.escape_time_scan(lambda s2: rds.models.fukumizu_amari_reduced(eta=0.1, sigma2=s2), list(grid),
                                      Box([0.5, 0.5], [1.5, 1.5], ("w", "v")), Box([-2, -2], [2, 2], ("w", "v")), 40,

@@ -73,7 +73,7 @@ def pqrs_system(system):
     check_four_variables(system, "pqrs_system")
     step = make_function(_PQRS_STEP_SRC, "step_pqrs", {"inner": system.step})
     jac = make_function(_PQRS_JAC_SRC, "jac_pqrs", {"full": system.map.jacobian_function()})
-    attrs = dict(system.attrs, coordinates="p, q, r, s (eq. 19)")
+    attrs = dict(system.attrs, coordinate_system="p, q, r, s (eq. 19)")
     return system.replace(step=step, jacobian=jac, variables=("p", "q", "r", "s"),
                           name=f"{system.name} (pqrs coordinates)", attrs=attrs,
                           recipe=(pqrs_system, {"system": system}))
