@@ -168,7 +168,7 @@ def _cell_ok(cell) -> bool:
 def member_step_for(system):
     """``f(theta, xi, params) -> theta'`` for one member (1-D ``theta``), traced by JAX, for either map form."""
     import jax.numpy as jnp
-    step = jaxify(system.step)
+    step = system.step if _native(system) else jaxify(system.step)  # a JAX-native map is traced as written
     if system.form == "vector":
         return step
     nvar = system.nvar
@@ -179,9 +179,15 @@ def member_step_for(system):
     return f
 
 
+def _native(system) -> bool:
+    """Whether the system's map is JAX-native (:mod:`rds.native`): traced as written, never jaxified."""
+    return bool(getattr(system.map, "native", False))
+
+
 def member_predicate_for(system, inside):
     """``g(theta) -> bool`` for one member: a vector predicate as written, an elementwise one on ``tuple(theta)``."""
-    fn = jaxify(getattr(inside, "member", inside))
+    fn = getattr(inside, "member", inside)
+    fn = fn if _native(system) else jaxify(fn)
     if system.form == "vector" or hasattr(inside, "member"):
         return fn
     nvar = system.nvar
@@ -373,6 +379,17 @@ class JaxKernels:
             return np.asarray(self._cache[key](np.asarray(theta, dtype=self._dtype),
                                                np.asarray(xi, dtype=self._dtype),
                                                self._params(params)), dtype=float)
+
+
+    def apply(self, theta, xi, params):
+        """One step at states (member, D) for one noise sample (``apply`` of JAX-native maps)."""
+        jax = self._jax
+        if "apply" not in self._cache:
+            self._cache["apply"] = jax.jit(jax.vmap(self._f, in_axes=(0, None, None)))
+        with self._ctx():
+            return np.asarray(self._cache["apply"](np.asarray(theta, dtype=self._dtype),
+                                                   np.asarray(xi, dtype=self._dtype), self._params(params)),
+                              dtype=float)
 
 
 class _JaxBackend:
