@@ -11,9 +11,10 @@ array values; use ``np.where``).
 One compiled program per service runs a whole segment of steps (the engine cuts runs at noise blocks and recorded
 times): ``jax.vmap`` over members, a ``lax.fori_loop`` over steps, and for tangents ``jax.jvp`` of the one-member
 step on k vectors (exact directional derivatives; the D × D Jacobian is never formed) with a Householder QR every
-``qr_every`` steps (``lax.cond`` outside the member ``vmap``, so steps without QR do no QR work). Segment lengths are
-padded to powers of two (at most 11 compilations per service and ensemble size) and the number of steps is a
-run-time argument.
+``qr_every`` steps (``lax.cond`` outside the member ``vmap``, so steps without QR do no QR work). Every segment's
+noise is padded to one noise block (:data:`rds.noise.NOISE_BLOCK` steps, what the engine generates anyway) and the
+number of steps is a run-time argument: one compilation per service and ensemble size, however a run is cut (the
+log-spaced records of a Lyapunov history would otherwise compile up to 11 padded lengths, ~1 s each at D = 10).
 
 Precision: float64 by default, inside ``jax.enable_x64(True)`` — the user's global JAX configuration is not
 changed (arrays are converted back to NumPy float64 at the end of each call). ``precision="float32"`` on the
@@ -198,11 +199,9 @@ def member_predicate_for(system, inside):
 # the kernels
 
 def _bucket(n: int) -> int:
-    """Padded segment length: the next power of two >= n (the engine's segments are at most NOISE_BLOCK long)."""
-    b = 1
-    while b < n:
-        b *= 2
-    return min(max(b, 1), max(NOISE_BLOCK, n))
+    """Padded segment length: one noise block (the engine's segments are at most NOISE_BLOCK long), so that the
+    compiled kernels see a single noise shape."""
+    return max(NOISE_BLOCK, n)
 
 
 class JaxKernels:

@@ -378,22 +378,27 @@ def _full_loss(system, X, y):
     return full_loss
 
 
-def loss_region(system, below: float, *, data=None):
-    """The region {θ : L(θ) < below} of a training system, for escape times (:func:`analysis.escape_times`).
+def loss_region(system, below: float = np.inf, *, above: float = -np.inf, data=None):
+    """The region {θ : above ≤ L(θ) < below} of a training system, for escape times (:func:`analysis.escape_times`).
+
+    A member leaves it when its full-data loss L reaches ``below`` (a blow-up) or drops under ``above`` (training
+    got there): the first-exit time is then the time to reach a loss level.
 
     Parameters
     ----------
     system : RandomDynamicalSystem
         From :func:`optax_training`.
     below : float
-        Loss threshold; the member *leaves* the region when its full-data loss reaches ``below`` or more.
-    data : (X, y) or None
+        Upper loss threshold (default ∞).
+    above : float, keyword-only
+        Lower loss threshold (default −∞).
+    data : (X, y) or None, keyword-only
         The data the loss is computed on (default: the training set).
 
     Returns
     -------
     rds.regions.Predicate
-        Whose predicate ``inside(theta)`` is traced by JAX (NaN is outside).
+        Whose predicate ``inside(theta)`` on one member's θ is traced by JAX (NaN is outside).
 
     Examples
     --------
@@ -408,15 +413,18 @@ def loss_region(system, below: float, *, data=None):
     from rds._checks import real_array
     from rds.regions import Predicate
     spec = _spec(system)
-    thr = float(real_array(below, "below"))
+    hi, lo = float(real_array(below, "below")), float(real_array(above, "above"))
+    if np.isnan(hi) or np.isnan(lo) or not lo < hi:
+        raise ValueError(f"above and below must satisfy above < below, got above={above!r}, below={below!r}")
     X, y = spec["data"] if data is None else _check_xy(data)
     loss, lay = spec["loss"], system.pytree
     treedef, shapes, offsets = lay.treedef, lay.shapes, lay.offsets  # plain values: the predicate has an identity
 
-    def loss_below(theta):
+    def loss_between(theta):
         import jax.numpy as jnp
         theta = jnp.asarray(theta)
         Xa = jnp.asarray(X, dtype=theta.dtype) if X.dtype.kind == "f" else jnp.asarray(X)
         ya = jnp.asarray(y, dtype=theta.dtype) if y.dtype.kind == "f" else jnp.asarray(y)
-        return loss(_unflatten(theta, treedef, shapes, offsets)[0], Xa, ya) < thr
-    return Predicate(loss_below, name=f"loss < {thr!r}")
+        L = loss(_unflatten(theta, treedef, shapes, offsets)[0], Xa, ya)
+        return (L >= lo) & (L < hi)
+    return Predicate(loss_between, name=f"{lo!r} <= loss < {hi!r}")
