@@ -206,6 +206,24 @@ def test_loss_curves_escape_and_initial_states(iris, tmp_path):
     assert np.all((out["exit_step"] > 0) & (out["exit_step"] <= 400))
 
 
+def test_hyperparameters_are_run_time_parameters(iris):
+    """optimizer=optax.sgd with hyperparams: η and β are the system's params; the same numbers as fixed ones."""
+    X, y = iris
+    p0 = _p0()
+    a = optax_training(mlp_loss, p0, optax.sgd, data=(X, y), batch=10,
+                       hyperparams={"learning_rate": 0.05, "momentum": 0.8})
+    b = optax_training(mlp_loss, p0, optax.sgd, data=(X, y), batch=10,
+                       hyperparams={"learning_rate": 0.02, "momentum": 0.5})
+    assert a.params.learning_rate == 0.05 and a.map.identity() == b.map.identity()  # one compiled kernel
+    for sysh, (eta, beta) in ((a, (0.05, 0.8)), (b, (0.02, 0.5))):
+        fixed = optax_training(mlp_loss, p0, optax.sgd(eta, momentum=beta), data=(X, y), batch=10)
+        th0 = training_state(fixed, p0)
+        assert np.array_equal(training_state(sysh, p0), th0)
+        assert np.max(np.abs(sysh.evolve(th0, 300, seed=1) - fixed.evolve(th0, 300, seed=1))) <= 1e-13
+    with pytest.raises(ValueError, match="hyperparams"):
+        optax_training(mlp_loss, p0, optax.sgd, data=(X, y), hyperparams={"learning rate": 0.1})
+
+
 def test_optax_training_refuses_bad_input(iris):
     X, y = iris
     with pytest.raises(ValueError, match="same first dimension"):

@@ -138,7 +138,7 @@ def _training_state(params, opt_state):
     return TrainingState(params, opt_state)
 
 
-def _make_training_step(loss, optimizer, X, y, opt_treedef, is_int, c0, dtypes):
+def _make_training_step(loss, optimizer, X, y, opt_treedef, is_int, c0, dtypes, hyper_names):
     def training_step(state, xi, params, t=0):
         import jax
         import jax.numpy as jnp
@@ -150,12 +150,13 @@ def _make_training_step(loss, optimizer, X, y, opt_treedef, is_int, c0, dtypes):
         ya = jnp.asarray(y, dtype=dtype) if y.dtype.kind == "f" else jnp.asarray(y)
         g = jax.grad(loss)(p, jnp.take(Xa, idx, axis=0), jnp.take(ya, idx, axis=0))
         s = _join_state(state[1], opt_treedef, is_int, c0, dtypes, t)
-        u, s_new = optimizer.update(g, s, p)
+        opt = optimizer(**dict(zip(hyper_names, params))) if hyper_names else optimizer  # run-time values
+        u, s_new = opt.update(g, s, p)
         return _training_state(optax.apply_updates(p, u), split_state(s_new, is_int))
     return training_step
 
 
-def optax_training(loss, params, optimizer, data, batch: int | None = None, *, test=None,
+def optax_training(loss, params, optimizer, data, batch: int | None = None, *, hyperparams=None, test=None,
                    precision: str = "float64", common_noise: bool = True, name: str | None = None,
                    symmetry: str = "none") -> RandomDynamicalSystem:
     """The random map of training ``params`` with ``optimizer`` on ``data``, minibatch by minibatch.
@@ -167,15 +168,20 @@ def optax_training(loss, params, optimizer, data, batch: int | None = None, *, t
         X_batch has shape (S,) + X.shape[1:], y_batch (S,) + y.shape[1:].
     params : pytree of float arrays
         The model's parameters (a template: their values are not used; see :func:`training_state`).
-    optimizer : optax.GradientTransformation
+    optimizer : optax.GradientTransformation, or a callable returning one
         Any optax optimizer. Its float state (momentum, moments) is part of θ; its integer step counters are the
-        absolute step t (the map is then step-dependent, defined for t ≥ 0).
+        absolute step t (the map is then step-dependent, defined for t ≥ 0). With ``hyperparams``: a factory
+        such as ``optax.sgd``, called as ``optimizer(**hyperparams)`` inside the step.
     data : (X, y)
         The training set: n rows; float or integer arrays (integer labels stay integers).
     batch : int or None
         Minibatch size S ≥ 1 (indices drawn with replacement, i.i.d. per step: :class:`rds.noise.Minibatches`);
         None: full-batch training (the quenched noise ``FixedDataset(arange(n))``; with a step counter the map is
         still step-dependent).
+    hyperparams : dict of str to float, or None, keyword-only
+        Real hyperparameters of the optimizer factory (``{"learning_rate": 0.1, "momentum": 0.9}``): they become
+        the system's ``params`` (run-time arguments), so that systems differing only in their values share one
+        compiled kernel (a scan over η compiles once).
     test : (X_test, y_test) or None
         Held-out data for :func:`training_losses` (``"test"`` loss curve).
     precision : {"float64", "float32"}
@@ -222,8 +228,22 @@ def optax_training(loss, params, optimizer, data, batch: int | None = None, *, t
     jax, optax = _require()
     if not callable(loss):
         raise TypeError("loss must be callable: loss(params, X_batch, y_batch) -> scalar")
-    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise TypeError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer).__name__}")
+    hyper_names: tuple = ()
+    hyper: tuple = ()
+    if hyperparams is not None:
+        if not isinstance(hyperparams, dict) or not hyperparams or not all(
+                isinstance(k, str) and k.isidentifier() for k in hyperparams):
+            raise ValueError(f"hyperparams must be a non-empty dict {{name: float}}, got {hyperparams!r}")
+        if not callable(optimizer):
+            raise TypeError("optimizer must be a callable optimizer(**hyperparams) -> GradientTransformation "
+                            "when hyperparams are given")
+        hyper_names = tuple(hyperparams)
+        hyper = namedtuple("Hyperparams", hyper_names)(*(float(v) for v in hyperparams.values()))
+        opt0 = optimizer(**hyperparams)
+    else:
+        opt0 = optimizer
+    if not (hasattr(opt0, "init") and hasattr(opt0, "update")):
+        raise TypeError(f"optimizer must be an optax.GradientTransformation, got {type(opt0).__name__}")
     X, y = _check_xy(data)
     n = X.shape[0]
     if test is not None:
@@ -236,15 +256,15 @@ def optax_training(loss, params, optimizer, data, batch: int | None = None, *, t
         Minibatches(n, integer(batch, "batch", 1))
     with jax.enable_x64(True):
         params64 = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype=float), params)
-        s0, opt_treedef, is_int, c0, dtypes = _counters(optimizer, params64)
+        s0, opt_treedef, is_int, c0, dtypes = _counters(opt0, params64)
         template = TrainingState(params64, split_state(s0, is_int))
-        step = _make_training_step(loss, optimizer, X, y, opt_treedef, is_int, c0, dtypes)
+        step = _make_training_step(loss, optimizer, X, y, opt_treedef, is_int, c0, dtypes, hyper_names)
         stepdep = any(is_int)
         spec = {"loss": loss, "params": params, "optimizer": optimizer, "data": (X, y), "batch": batch,
-                "test": test, "precision": precision, "common_noise": common_noise, "name": name,
+                "test": test, "hyperparams": hyperparams, "precision": precision, "common_noise": common_noise, "name": name,
                 "symmetry": symmetry}
         system = RandomDynamicalSystem.from_jax(
-            step, template, noise=noise, time_dependent=stepdep,
+            step, template, noise=noise, params=hyper, time_dependent=stepdep,
             t_min=0 if stepdep else None, name=name or "optax_training", common_noise=common_noise,
             precision=precision, recipe=(optax_training, spec),
             attrs={"reference": "optax (DeepMind 2020); Polyak (1964); Kingma & Ba (2015)",
@@ -283,7 +303,8 @@ def training_state(system, params) -> np.ndarray:
     spec = _spec(system)
     with jax.enable_x64(True):
         p64 = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype=float), params)
-        s0, _, is_int, _, _ = _counters(spec["optimizer"], p64)
+        opt = spec["optimizer"] if spec["hyperparams"] is None else spec["optimizer"](**spec["hyperparams"])
+        s0, _, is_int, _, _ = _counters(opt, p64)
         return system.pytree.flatten(TrainingState(p64, split_state(s0, is_int)))
 
 
