@@ -8,7 +8,8 @@ Adam with minibatches of S = 32; θ = (parameters, Adam's two moments), D = 3 ×
 Measured, on one member (a training run), float64:
 
 * first call: building the system + the first ``evolve`` of 1024 steps (tracing and compiling included; JAX and
-  optax already imported), then the first top-10 tangent call (``propagate_tangent``, k = 10, QR every 10 steps, 100 steps);
+  optax already imported), then the first top-10 tangent call (``propagate_tangent``, k = 10, QR every 10 steps,
+  100 steps);
 * throughput of ``evolve`` (steps/s) against a hand-written ``jax.jit(lax.scan(step))`` of the same optax update
   on the same minibatch indices (pre-generated: the hand loop does not generate noise; rds regenerates it per
   1024-step block from (seed, realisation, t));

@@ -16,6 +16,7 @@ from rds.maps import make_map
 from rds.noise import FixedDataset, NoiseSource, check_seed
 
 if TYPE_CHECKING:
+    from rds.backends.jax import JaxKernels
     from rds.backends.numpy import NumpyVectorKernels
 
 __all__ = ["RandomDynamicalSystem", "DivergenceWarning", "RunResult"]
@@ -708,7 +709,8 @@ class RandomDynamicalSystem:
         self.map.identity()  # refuses a map that draws its own random numbers
         if getattr(self.map, "native", False):  # a JAX-native map: JAX only
             flat = X.reshape(-1, self.nvar)
-            return backends.kernels_for(self, "jax").apply(flat, xi, self.params).reshape(X.shape)
+            jk = cast("JaxKernels", backends.kernels_for(self, "jax"))
+            return jk.apply(flat, xi, self.params).reshape(X.shape)
         if self.form == "vector":  # the step as written, member by member
             kern = cast("NumpyVectorKernels", backends.kernels_for(self, "numpy"))
             flat = X.reshape(-1, self.nvar)

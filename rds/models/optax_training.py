@@ -238,7 +238,11 @@ def optax_training(loss, params, optimizer, data, batch: int | None = None, *, h
             raise TypeError("optimizer must be a callable optimizer(**hyperparams) -> GradientTransformation "
                             "when hyperparams are given")
         hyper_names = tuple(hyperparams)
-        hyper = namedtuple("Hyperparams", hyper_names)(*(float(v) for v in hyperparams.values()))
+        try:
+            vals = [float(v) for v in hyperparams.values()]
+        except (TypeError, ValueError):
+            raise ValueError(f"hyperparams must map names to real numbers, got {hyperparams!r}") from None
+        hyper = namedtuple("Hyperparams", hyper_names)._make(vals)
         opt0 = optimizer(**hyperparams)
     else:
         opt0 = optimizer
@@ -261,8 +265,8 @@ def optax_training(loss, params, optimizer, data, batch: int | None = None, *, h
         step = _make_training_step(loss, optimizer, X, y, opt_treedef, is_int, c0, dtypes, hyper_names)
         stepdep = any(is_int)
         spec = {"loss": loss, "params": params, "optimizer": optimizer, "data": (X, y), "batch": batch,
-                "test": test, "hyperparams": hyperparams, "precision": precision, "common_noise": common_noise, "name": name,
-                "symmetry": symmetry}
+                "test": test, "hyperparams": hyperparams, "precision": precision, "common_noise": common_noise,
+                "name": name, "symmetry": symmetry}
         system = RandomDynamicalSystem.from_jax(
             step, template, noise=noise, params=hyper, time_dependent=stepdep,
             t_min=0 if stepdep else None, name=name or "optax_training", common_noise=common_noise,
