@@ -30,6 +30,7 @@ Phys. 4 (1964) 1–17; Kingma & Ba, "Adam: a method for stochastic optimization"
 from __future__ import annotations
 
 from collections import namedtuple
+from typing import Any
 
 import numpy as np
 
@@ -242,7 +243,8 @@ def optax_training(loss, params, optimizer, data, batch: int | None = None, *, h
             vals = [float(v) for v in hyperparams.values()]
         except (TypeError, ValueError):
             raise ValueError(f"hyperparams must map names to real numbers, got {hyperparams!r}") from None
-        hyper = namedtuple("Hyperparams", hyper_names)._make(vals)
+        Hyper: Any = namedtuple("Hyperparams", hyper_names)  # type: ignore[misc]  # field names known at run time
+        hyper = Hyper(*vals)
         opt0 = optimizer(**hyperparams)
     else:
         opt0 = optimizer
