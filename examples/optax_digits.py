@@ -57,7 +57,7 @@ BETA = 0.9  # heavy ball's momentum and Adam's β₁
 SCALES = {
     "tiny": dict(hidden=4, n_train=300, train_steps=300, ratios=(0.5, 1.5), lyap_steps=60, k=3, members=3,
                  sync_steps=50, bisect=1),
-    "small": dict(hidden=16, n_train=1000, train_steps=1000, ratios=(0.5, 0.8, 0.95, 1.05, 1.25, 1.5),
+    "small": dict(hidden=16, n_train=1000, train_steps=2000, ratios=(0.5, 0.8, 0.95, 1.05, 1.25, 1.5),
                   lyap_steps=200, k=10, members=8, sync_steps=300, bisect=4),
     "paper": dict(hidden=128, n_train=1500, train_steps=5000, ratios=tuple(np.round(np.linspace(0.5, 1.5, 21), 3)),
                   lyap_steps=2000, k=10, members=16, sync_steps=5000, bisect=8),
@@ -229,8 +229,12 @@ def main(argv=None):
             sync[name][label] = (tr.time.values - t0, diam)
         print(f"{name:>10}: at eta = {ratios[0]} eta_theory, lambda_1 = {lyap[i, 0, 0]:+.4f}, top Lyapunov vector "
               f"mostly {', '.join(top_vars)}")
+        lam1 = lyap[i, :, 0]
+        j = next((j for j in range(1, ratios.size) if lam1[j] > lam1[0] + 0.01), None)
+        rise = "not in the grid" if j is None else f"between {ratios[j - 1]} and {ratios[j]}"
         print(f"{name:>10}: theory eta = {theory[name]:.4g}; top exponent changes sign at eta / eta_theory = "
-              f"{crossing[name]:.3f}; ensemble diameter after {cfg['sync_steps']} steps: below "
+              f"{crossing[name]:.3f}, rises above its small-eta value {rise}")
+        print(f"{name:>10}: ensemble diameter after {cfg['sync_steps']} steps: below "
               f"{sync[name]['below'][1][-1]:.2e}, above {sync[name]['above'][1][-1]:.2e} (start {d0:.2e})")
 
     ds = xr.Dataset(

@@ -206,6 +206,14 @@ def optax_training(loss, params, optimizer, data, batch: int | None = None, *, h
     ValueError
         Bad data, batch, precision, or an optimizer whose integer state is not a step counter.
 
+    Notes
+    -----
+    The step is traced as written, in the system's precision; what the optimizer computes in its own dtype stays
+    so (optax's schedules, e.g. ``exponential_decay``, return float32 learning rates even in a float64 run: write
+    the schedule with ``count.astype(jnp.float64)`` for a float64 one). Adam with a tiny ``eps`` divides by
+    √v̂ + ε, which amplifies rounding where a gradient component is ~0: two correct float64 evaluations of the
+    same training (jit and eager) drift apart to ~1e-9 within tens of steps there.
+
     Examples
     --------
     Linear regression with Adam:
