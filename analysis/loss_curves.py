@@ -37,8 +37,9 @@ def default_losses(system) -> dict:
     Parameters
     ----------
     system : RandomDynamicalSystem
-        From :func:`rds.models.dataset_sgd` (training error on its dataset) or :func:`rds.models.soft_committee`
-        (generalisation error on a fixed Gaussian test set).
+        From :func:`rds.models.dataset_sgd` (training error on its dataset), :func:`rds.models.soft_committee`
+        (generalisation error on a fixed Gaussian test set) or :func:`rds.models.optax_training` (the loss on the
+        training set and on its held-out ``test`` set, :func:`rds.models.optax_training.training_losses`).
 
     Returns
     -------
@@ -59,6 +60,9 @@ def default_losses(system) -> dict:
     from rds.models.dataset_sgd import dataset_losses, dataset_sgd
     from rds.models.soft_committee import generalization_losses, soft_committee
     factory = getattr(system, "_spec", (None,))[0]
+    if getattr(factory, "__name__", "") == "optax_training":  # imported only for such systems (needs JAX)
+        from rds.models.optax_training import training_losses
+        return training_losses(system)
     if factory is dataset_sgd:
         return dataset_losses(system)
     if factory is soft_committee:

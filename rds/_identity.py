@@ -190,8 +190,9 @@ class _Walk:
             for name, c in zip(f.__code__.co_freevars, f.__closure__):
                 try:
                     contents = c.cell_contents
-                except ValueError:  # an empty cell
-                    raise Unidentifiable(f"{f.__qualname__} closes over the unassigned variable {name!r}") from None
+                except ValueError:  # an empty cell (a variable not assigned yet): described as such, and
+                    cells.append((name, ("empty cell",)))  # re-read at every call like any other cell
+                    continue
                 cells.append((name, self.value(contents, depth + 1, _all_names(f.__code__))))
             parts.append(("closure", tuple(cells)))
         return tuple(parts)

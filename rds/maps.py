@@ -182,9 +182,19 @@ class ElementwiseMap(Map):
 
 
 class VectorMap(Map):
-    """A vector map ``step(theta, xi, params) -> theta_new`` on one member's 1-D θ (see :mod:`rds.vector`)."""
+    """A vector map ``step(theta, xi, params) -> theta_new`` on one member's 1-D θ (see :mod:`rds.vector`).
+
+    ``native=True``: the step is written with ``jax.numpy`` (a JAX-native map, :mod:`rds.native`): it is traced as
+    it is (never rewritten from NumPy) and runs on the JAX backend only.
+    """
 
     form = "vector"
+
+    def __init__(self, step: Callable, jacobian: Callable | None = None, nvar: int = 1, native: bool = False):
+        super().__init__(step, jacobian, nvar)
+        if native and jacobian is not None:
+            raise ValueError("jacobian: a JAX-native map is differentiated by JAX (jvp); give no jacobian")
+        self.native = bool(native)
 
     def jacobian_function(self) -> Callable | None:
         """The analytic Jacobian ``jacobian(theta, xi, params) -> (D, D)`` if given; None: the backends
@@ -221,8 +231,10 @@ class VectorMap(Map):
         return Checked(False, None, system)
 
 
-def make_map(step: Callable, form: str = "elementwise", jacobian: Callable | None = None, nvar: int = 1) -> Map:
-    """The map object of ``step`` in ``form`` (``"elementwise"`` or ``"vector"``).
+def make_map(step: Callable, form: str = "elementwise", jacobian: Callable | None = None, nvar: int = 1,
+             native: bool = False) -> Map:
+    """The map object of ``step`` in ``form`` (``"elementwise"`` or ``"vector"``; ``native``: a vector map written
+    with ``jax.numpy``, :mod:`rds.native`).
 
     Examples
     --------
@@ -231,4 +243,8 @@ def make_map(step: Callable, form: str = "elementwise", jacobian: Callable | Non
     """
     if form not in ("elementwise", "vector"):
         raise ValueError(f"form must be 'elementwise' or 'vector', got {form!r}")
-    return (VectorMap if form == "vector" else ElementwiseMap)(step, jacobian, nvar)
+    if form == "vector":
+        return VectorMap(step, jacobian, nvar, native=native)
+    if native:
+        raise ValueError("native: only vector maps (form='vector') can be JAX-native")
+    return ElementwiseMap(step, jacobian, nvar)

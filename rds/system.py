@@ -25,6 +25,7 @@ from rds.maps import make_map
 from rds.noise import FixedDataset, NoiseSource, check_seed, resolve_dt
 
 if TYPE_CHECKING:
+    from rds.backends.jax import JaxKernels
     from rds.backends.numpy import NumpyVectorKernels
 
 __all__ = ["RandomDynamicalSystem", "DivergenceWarning", "RunResult"]
@@ -107,6 +108,9 @@ class RandomDynamicalSystem:
     precision : {"float64", "float32"}
         Floating point type of the JAX backend (float64 by default, without changing JAX's global
         configuration; float32: ~1e-7 relative error per step). The NumPy and Numba backends are float64.
+    native : bool
+        A vector map written with ``jax.numpy`` (traced as written, JAX backend only); usually built by
+        :meth:`from_jax`, which also takes pytree states and step-dependent maps (:mod:`rds.native`).
 
     Notes
     -----
@@ -154,7 +158,8 @@ class RandomDynamicalSystem:
     def __init__(self, step: Callable, noise: NoiseSource | None = None, variables: Sequence[str] | None = None,
                  params=(), jacobian: Callable | None = None, name: str | None = None, dt: float | None = None,
                  common_noise: bool = True, attrs: dict | None = None, recipe: tuple | None = None,
-                 form: str = "elementwise", dim: int | None = None, precision: str = "float64"):
+                 form: str = "elementwise", dim: int | None = None, precision: str = "float64",
+                 native: bool = False):
         if not callable(step):
             raise TypeError("step must be callable: step(state, xi, params) -> tuple")
         if noise is None:
@@ -192,7 +197,7 @@ class RandomDynamicalSystem:
             raise ValueError(f"variables must be a non-empty sequence of names, got {variables!r}")
         if len(set(variables)) != len(variables):
             raise ValueError(f"variables must be distinct, got {variables!r}")
-        self.map = make_map(step, form, jacobian, len(variables))  # the form is decided here, once
+        self.map = make_map(step, form, jacobian, len(variables), native=native)  # the form, decided once
         self.noise = noise
         self.variables = variables
         self.params = self._check_params(params)
@@ -205,6 +210,57 @@ class RandomDynamicalSystem:
                                        and isinstance(recipe[1], dict)):
             raise TypeError("recipe must be None or a tuple (factory, kwargs) with factory(**kwargs) -> this system")
         self._spec: tuple | None = recipe  # (factory, kwargs) for models: pickles by recipe
+        self.pytree = None  # the PytreeLayout of a JAX-native map's state (rds.native), else None
+
+    @classmethod
+    def from_jax(cls, step: Callable, state, *, noise: NoiseSource | None = None, params=(),
+                 time_dependent: bool = False, t_min: int | None = None, name: str | None = None,
+                 common_noise: bool = True, precision: str = "float64", attrs: dict | None = None,
+                 recipe: tuple | None = None) -> RandomDynamicalSystem:
+        """A system whose step is written in ``jax.numpy`` on a pytree state, run as it is (:mod:`rds.native`).
+
+        Parameters
+        ----------
+        step : callable
+            ``step(state, xi, params) -> state`` (or ``step(state, xi, params, t)`` with ``time_dependent``): one
+            member's step on a pytree ``state`` with the structure and leaf shapes of ``state``; ``xi`` is the
+            noise sample (shape ``noise.shape``), ``t`` the absolute step (int32 scalar). Traced by JAX as written:
+            use ``jax.numpy``, ``jax.grad``, optax …; no Python ``if`` on array values.
+        state : pytree of float arrays
+            A template of the state (its values are not used): θ is its flattening, D = total size, and the
+            variables are the entries' paths (:class:`rds.native.PytreeLayout`, kept as ``system.pytree``: use
+            ``system.pytree.flatten(tree)`` for initial states and ``system.pytree.unflatten(theta)`` to read
+            results back).
+        noise : rds.noise.NoiseSource or None
+        params : tuple or namedtuple of float
+            Run-time parameters passed to the step (changing them does not retrace).
+        time_dependent : bool
+            The step depends on t (schedules, bias correction): a random map over the skew product of time and
+            noise (see :mod:`rds.native`); the noise is then :class:`rds.native.TimeStamped`.
+        t_min : int or None
+            With ``time_dependent``: the smallest t the map is defined for (e.g. 0 for an optimizer's counter).
+        name, common_noise, precision, attrs, recipe
+            As for the constructor.
+
+        Returns
+        -------
+        RandomDynamicalSystem
+            ``form="vector"``, a map with ``native=True`` (JAX backend only), ``pytree`` set.
+
+        Examples
+        --------
+        >>> import numpy as np, jax.numpy as jnp, rds
+        >>> def step(s, xi, p):
+        ...     return {"x": s["x"] - p[0] * jnp.sin(s["x"]) + xi[0]}
+        >>> sys = rds.RandomDynamicalSystem.from_jax(step, {"x": np.zeros(3)}, noise=rds.noise.Gaussian(0.01),
+        ...                                          params=(0.5,))
+        >>> sys.variables, sys.map.native, sys.evolve(np.ones(3), 10).shape
+        (('x[0]', 'x[1]', 'x[2]'), True, (3,))
+        """
+        from rds.native import native_system
+        return native_system(cls, step, state, noise=noise, params=params, time_dependent=time_dependent,
+                             t_min=t_min, name=name, common_noise=common_noise, precision=precision, attrs=attrs,
+                             recipe=recipe)
 
     # ------------------------------------------------------------------ basics
     @staticmethod
@@ -306,9 +362,13 @@ class RandomDynamicalSystem:
             return _rebuild(factory, kwargs, changes.get("common_noise", self.common_noise))
         args = dict(step=self.step, noise=self.noise, variables=self.variables, params=self.params,
                     jacobian=self.jacobian, name=self.name, dt=self.dt, common_noise=self.common_noise,
-                    attrs=self.attrs, form=self.form, precision=self.precision)
+                    attrs=self.attrs, form=self.form, precision=self.precision,
+                    native=getattr(self.map, "native", False))
         args.update(changes)
-        return RandomDynamicalSystem(**args)
+        new = RandomDynamicalSystem(**args)
+        if new.map.step is self.map.step:
+            new.pytree = self.pytree
+        return new
 
     def describe(self) -> dict:
         """Attrs describing this system: model, parameters, noise, dt, library version (netCDF-safe values).
@@ -327,7 +387,8 @@ class RandomDynamicalSystem:
         attrs = {"model": self.name, "variables": ",".join(self.variables), "dt": self.dt,
                  "common_noise": int(self.common_noise), "rds_version": __version__, "form": self.form}
         if self.form == "vector":
-            attrs.update({"dim": self.nvar, "precision": self.precision})
+            attrs.update({"dim": self.nvar, "precision": self.precision,
+                          "native": int(getattr(self.map, "native", False))})
         names = getattr(self.params, "_fields", None) or [f"p{i}" for i in range(len(self.params))]
         for k, v in zip(names, self.params):
             attrs[f"param_{k}"] = float(v)
@@ -675,6 +736,10 @@ class RandomDynamicalSystem:
         X = self._check_state(state, "state")
         xi = self._noise_sample(xi, X.size // self.nvar)
         self.map.identity()  # refuses a map that draws its own random numbers
+        if getattr(self.map, "native", False):  # a JAX-native map: JAX only
+            flat = X.reshape(-1, self.nvar)
+            jk = cast("JaxKernels", backends.kernels_for(self, "jax"))
+            return jk.apply(flat, xi, self.params).reshape(X.shape)
         if self.form == "vector":  # the step as written, member by member
             kern = cast("NumpyVectorKernels", backends.kernels_for(self, "numpy"))
             flat = X.reshape(-1, self.nvar)
@@ -713,6 +778,8 @@ class RandomDynamicalSystem:
         ident = self.map.identity()
         if backend is None:
             backend = "jax" if self.form == "vector" and backends.available("jax") else "numpy"
+        elif backend == "numpy" and getattr(self.map, "native", False):
+            raise ValueError("backend='numpy': a JAX-native map (written with jax.numpy) runs on 'jax' only")
         elif backend not in ("numpy", "jax") or (backend == "jax" and self.form != "vector"):
             raise ValueError(f"backend must be 'numpy'{' or jax' if self.form == 'vector' else ''} or None for "
                              f"jacobian_matrix of {_a(self.form)} map, got {backend!r}")

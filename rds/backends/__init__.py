@@ -276,6 +276,11 @@ def choose(system, backend, X2, plan: Plan, ident: str | None | bool = False) ->
     mp = system.map
     if ident is False:
         ident = mp.identity()
+    if getattr(mp, "native", False):  # written with jax.numpy: JAX only (rds.native)
+        if backend not in (None, "jax"):
+            raise ValueError(f"backend={backend!r}: a JAX-native map (written with jax.numpy) runs on backend='jax' "
+                             "or None only")
+        backend = "jax"
     if backend is not None:
         b = get(backend)
         if mp.form not in b.forms:

@@ -14,9 +14,10 @@ array values; use ``np.where``).
 One compiled program per service runs a whole segment of steps (the engine cuts runs at noise blocks and recorded
 times): ``jax.vmap`` over members, a ``lax.fori_loop`` over steps, and for tangents ``jax.jvp`` of the one-member
 step on k vectors (exact directional derivatives; the D × D Jacobian is never formed) with a Householder QR every
-``qr_every`` steps (``lax.cond`` outside the member ``vmap``, so steps without QR do no QR work). Segment lengths are
-padded to powers of two (at most 11 compilations per service and ensemble size) and the number of steps is a
-run-time argument.
+``qr_every`` steps (``lax.cond`` outside the member ``vmap``, so steps without QR do no QR work). Every segment's
+noise is padded to one noise block (:data:`rds.noise.NOISE_BLOCK` steps, what the engine generates anyway) and the
+number of steps is a run-time argument: one compilation per service and ensemble size, however a run is cut (the
+log-spaced records of a Lyapunov history would otherwise compile up to 11 padded lengths, ~1 s each at D = 10).
 
 Precision: float64 by default, inside ``jax.enable_x64(True)`` — the user's global JAX configuration is not
 changed (arrays are converted back to NumPy float64 at the end of each call). ``precision="float32"`` on the
@@ -283,7 +284,7 @@ def _cell_ok(cell) -> bool:
 def member_step_for(system):
     """``f(theta, xi, params) -> theta'`` for one member (1-D ``theta``), traced by JAX, for either map form."""
     import jax.numpy as jnp
-    step = jaxify(system.step)
+    step = system.step if _native(system) else jaxify(system.step)  # a JAX-native map is traced as written
     nvar = system.nvar
     if system.form == "vector":
         def g(theta, xi, params):
@@ -301,9 +302,15 @@ def member_step_for(system):
     return f
 
 
+def _native(system) -> bool:
+    """Whether the system's map is JAX-native (:mod:`rds.native`): traced as written, never jaxified."""
+    return bool(getattr(system.map, "native", False))
+
+
 def member_predicate_for(system, inside):
     """``g(theta) -> bool`` for one member: a vector predicate as written, an elementwise one on ``tuple(theta)``."""
-    fn = jaxify(getattr(inside, "member", inside))
+    fn = getattr(inside, "member", inside)
+    fn = fn if _native(system) else jaxify(fn)
     if system.form == "vector" or hasattr(inside, "member"):
         return fn
     nvar = system.nvar
@@ -314,11 +321,9 @@ def member_predicate_for(system, inside):
 # the kernels
 
 def _bucket(n: int) -> int:
-    """Padded segment length: the next power of two >= n (the engine's segments are at most NOISE_BLOCK long)."""
-    b = 1
-    while b < n:
-        b *= 2
-    return min(max(b, 1), max(NOISE_BLOCK, n))
+    """Padded segment length: one noise block (the engine's segments are at most NOISE_BLOCK long), so that the
+    compiled kernels see a single noise shape."""
+    return max(NOISE_BLOCK, n)
 
 
 def _bucket_members(m: int, last: int) -> int:
@@ -524,6 +529,15 @@ class JaxKernels:
             self._cache[key] = jax.jit(jax.vmap(lambda th, x, p: jax.jacfwd(f)(th, x, p), in_axes=(0, None, None)))
         with self._ctx():
             return np.asarray(self._call(self._cache[key], np.asarray(theta, dtype=self._dtype),
+                                         np.asarray(xi, dtype=self._dtype), self._params(params)), dtype=float)
+
+    def apply(self, theta, xi, params):
+        """One step at states (member, D) for one noise sample (``apply`` of JAX-native maps)."""
+        jax = self._jax
+        if "apply" not in self._cache:
+            self._cache["apply"] = jax.jit(jax.vmap(self._f, in_axes=(0, None, None)))
+        with self._ctx():
+            return np.asarray(self._call(self._cache["apply"], np.asarray(theta, dtype=self._dtype),
                                          np.asarray(xi, dtype=self._dtype), self._params(params)), dtype=float)
 
 

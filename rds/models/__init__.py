@@ -8,6 +8,7 @@ from rds.models.fukumizu_amari_conditional import conditional_r_system
 from rds.models.fukumizu_amari_conjugate import pqrs_system
 from rds.models.fukumizu_amari_pqrs import fukumizu_amari_pqrs
 from rds.models.fukumizu_amari_reduced import fukumizu_amari_reduced
+from rds.models.optax_training import optax_training  # needs jax and optax only when called
 from rds.models.phase_oscillator import phase_oscillator
 from rds.models.soft_committee import soft_committee
 from rds.models.teacher_student import network_output, student_variables, teacher_student, training_error
@@ -15,4 +16,4 @@ from rds.models.teacher_student import network_output, student_variables, teache
 __all__ = ["fukumizu_amari", "fukumizu_amari_reduced", "fukumizu_amari_pqrs", "teacher_student",
            "phase_oscillator", "two_layer", "target", "OPTIMA", "PQRS_MATRIX", "PQRS_BASIS", "pqrs_system",
            "conditional_r_system", "network_output", "training_error", "student_variables",
-           "soft_committee", "dataset_sgd", "load_dataset"]
+           "soft_committee", "dataset_sgd", "load_dataset", "optax_training"]
