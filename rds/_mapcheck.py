@@ -273,7 +273,9 @@ _VECTOR_WHY = ("checked once with NumPy before any backend runs it: JAX would si
 def _vector_sample(system, X2):
     """One member's θ (D,) and its noise sample (``noise.shape``), as the NumPy vector kernels pass them."""
     X, xi = _sample(system, X2)
-    return np.array(X[0], dtype=float), _member_xi(system, xi, 0)
+    # a JAX-native map runs in the system's precision (float32 arrays for precision="float32")
+    dtype = np.float32 if getattr(system.map, "native", False) and system.precision == "float32" else float
+    return np.array(X[0], dtype=dtype), _member_xi(system, xi, 0)
 
 
 def _call_user(func, args, role, why):

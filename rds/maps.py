@@ -19,6 +19,7 @@ generator is refused (:class:`rds._identity.ImpureMapError`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -222,12 +223,18 @@ class VectorMap(Map):
             ident = self.identity()
         if X2.shape[0] == 0:
             return Checked(False, None, system)
-        _mapcheck.check_vector_step(system, X2, ident)
-        if plan.service == "tangent":
-            _mapcheck.check_vector_jacobian(system, X2, ident)
-        if plan.service == "exit":
-            from rds.backends import region_key
-            _mapcheck.check_vector_region(system, plan.inside, X2, region_key(plan.inside))
+        if self.native:  # a JAX-native map is checked in the precision it will run in (as the JAX backend does)
+            import jax
+            ctx = jax.enable_x64(system.precision == "float64")
+        else:
+            ctx = contextlib.nullcontext()
+        with ctx:
+            _mapcheck.check_vector_step(system, X2, ident)
+            if plan.service == "tangent":
+                _mapcheck.check_vector_jacobian(system, X2, ident)
+            if plan.service == "exit":
+                from rds.backends import region_key
+                _mapcheck.check_vector_region(system, plan.inside, X2, region_key(plan.inside))
         return Checked(False, None, system)
 
 
