@@ -62,8 +62,8 @@ def shrink(code, factor=SHRINK):
 
 
 BLOCKS = [(f"README.md:{line}", code) for line, code in markdown_blocks(os.path.join(ROOT, "README.md"))]
-BLOCKS += [(f"docs/getting_started.rst:{line}", code)
-           for line, code in rst_blocks(os.path.join(ROOT, "docs", "getting_started.rst"))]
+BLOCKS += [(f"docs/{page}:{line}", code) for page in ("getting_started.rst", "training.rst")
+           for line, code in rst_blocks(os.path.join(ROOT, "docs", page))]
 
 
 def test_the_blocks_are_found():
