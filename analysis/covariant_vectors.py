@@ -33,8 +33,7 @@ import numpy as np
 import xarray as xr
 
 import rds.backends
-from analysis.lyapunov import _check_system, _initial_tangents
-from analysis.lyapunov_scan import generic_tangents
+from analysis.lyapunov import _check_system, _initial_tangents, generic_tangents
 from rds._checks import check_memory, integer
 from rds.labels import annotate, units_of
 from rds.noise import check_seed

@@ -40,8 +40,7 @@ import xarray as xr
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from analysis.lyapunov import lyapunov_spectrum
-from analysis.lyapunov_scan import generic_tangents
+from analysis.lyapunov import generic_tangents, lyapunov_spectrum
 from rds._checks import integer, integer_times
 from rds.labels import annotate, units_of
 
@@ -140,7 +139,7 @@ def finite_time_exponents(system, initial, horizons, *, q=(-2.0, -1.0, 1.0, 2.0)
         member is an independent sample — or without noise, where the samples are the initial states).
     tangent : array_like (var, k) or (member, var, k), or None
         Initial tangent vectors; the first is v (None: k random orthonormal vectors drawn from ``seed``,
-        :func:`analysis.lyapunov_scan.generic_tangents` — a generic v, as the limit L(q) needs).
+        :func:`analysis.lyapunov.generic_tangents` — a generic v, as the limit L(q) needs).
     transient, seed, qr_every, backend, executor, chunk_size, t0, progress, members, sample_seed
         As in :func:`analysis.lyapunov_spectrum`.
 

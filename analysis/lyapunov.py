@@ -32,7 +32,7 @@ from rds.noise import check_seed
 from rds.sampling import initial_states
 from rds.timegrid import log_times
 
-__all__ = ["lyapunov_spectrum", "history_times", "standard_error", "TangentCollapseWarning"]
+__all__ = ["lyapunov_spectrum", "history_times", "standard_error", "generic_tangents", "TangentCollapseWarning"]
 
 
 class TangentCollapseWarning(RuntimeWarning):
@@ -122,10 +122,13 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
 
         λ_c = (1 / (n · dt)) Σ log R_cc,   c = 1 … k     (per unit time; dt = ``system.dt``),
 
-    which converges to the Lyapunov exponents of the multiplicative ergodic theorem. From the identity start
-    they are returned sorted largest first for each member (tangent vectors and finite-time history in the same
-    order); from given ``tangent`` vectors, in the order of those vectors. Each
-    realisation r = 0 … K−1 is an independent noise path ω_r (``realization=r`` of ``seed``);
+    which converges to the Lyapunov exponents of the multiplicative ergodic theorem. The tangent vectors start as
+    the identity for the whole spectrum, and as k random orthonormal vectors drawn from ``seed``
+    (:func:`generic_tangents`) for the top k < nvar: the identity's first columns can span an invariant subspace
+    (a coordinate subspace of a symmetric model, e1 of triangular Jacobians) and would then give that subspace's
+    exponents instead of the top k. Without ``tangent`` they are returned sorted largest first for each member
+    (tangent vectors and finite-time history in the same order); from given ``tangent`` vectors, in the order of
+    those vectors. Each realisation r = 0 … K−1 is an independent noise path ω_r (``realization=r`` of ``seed``);
     all members of a realisation share it when ``system.common_noise`` (the RDS picture: Sato, Tsutsui & Fujiwara
     2022, App. D, eq. D.6).
 
@@ -148,8 +151,8 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
         Number K ≥ 1 of independent noise paths. A system without noise, or with quenched noise (a fixed dataset),
         has a single path: K > 1 raises ValueError.
     k : int or None
-        Number of exponents (1 ≤ k ≤ nvar); default all. Tangent vectors start as the first k columns of the
-        identity (or of ``tangent``).
+        Number of exponents (1 ≤ k ≤ nvar); default all. Tangent vectors start as the identity (k = nvar), k
+        random orthonormal vectors drawn from ``seed`` (k < nvar), or the first k columns of ``tangent``.
     num_history : int
         Number of log-spaced times (≥ 1) at which the finite-time exponents are recorded.
     backend : {"numpy", "numba", "jax"} or None
@@ -219,7 +222,7 @@ def lyapunov_spectrum(system, initial, steps, *, seed=0, transient=0, qr_every=1
         nrec = min(num_history, n) if history is None else np.size(history)
         check_tangent_memory(realizations, X.shape[0], system.nvar, kk, nrec, "lyapunov_spectrum: ",
                              "k (None: all)" if k is None else "k")
-    V0 = _initial_tangents(system.nvar, X.shape[0], k, tangent)
+    V0 = _initial_tangents(system.nvar, X.shape[0], k, tangent, seed)
     dur = history_times(n, num_history) if history is None else _check_history(history, n)
     if backend is None:  # one choice for all realisations, by their total work (the one chooser, rds.backends)
         backend = rds.backends.choose(system, None, X, rds.backends.Plan("tangent", X.shape[0], steps,
@@ -271,12 +274,51 @@ def _check_k(k, kmax, what):
     return int(k)
 
 
-def _initial_tangents(nvar, M, k, tangent):
-    """Orthonormal initial tangent vectors (member, var, k): the first k columns of the identity, or ``tangent``."""
+def generic_tangents(nvar, k, seed):
+    """k random orthonormal tangent vectors (var, k), drawn from ``seed``: a generic start for the QR method.
+
+    The identity's columns are not generic: when a coordinate direction is invariant (e1 for triangular Jacobians,
+    a coordinate subspace of a symmetric model) the first column never turns towards the most unstable direction,
+    and the "top" exponent comes out as the exponent of that direction instead.
+
+    Parameters
+    ----------
+    nvar : int
+        Number of variables (≥ 1).
+    k : int or None
+        Number of vectors, 1 ≤ k ≤ nvar (None: nvar).
+    seed : int
+        Seed of the draw (the analysis' noise seed: reruns give the same start).
+
+    Returns
+    -------
+    ndarray, shape (nvar, k)
+        Orthonormal columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from analysis.lyapunov import generic_tangents
+    >>> V = generic_tangents(4, 2, 0)
+    >>> V.shape, bool(np.allclose(V.T @ V, np.eye(2)))
+    ((4, 2), True)
+    """
+    k = nvar if k is None else k
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= nvar:
+        raise ValueError(f"k must satisfy 1 <= k <= {nvar} (the number of variables), got {k!r}")
+    Q, R = np.linalg.qr(np.random.default_rng([int(seed), 130601]).standard_normal((nvar, int(k))))
+    return Q * np.where(np.diagonal(R) < 0, -1.0, 1.0)
+
+
+def _initial_tangents(nvar, M, k, tangent, seed=0):
+    """Orthonormal initial tangent vectors (member, var, k): the identity for the whole spectrum, k generic
+    (random orthonormal, from ``seed``) vectors for k < nvar, or ``tangent``."""
     if tangent is None:
         kk = nvar if k is None else _check_k(k, nvar, "the number of variables")
-        E = np.zeros((nvar, kk))
-        E[np.arange(kk), np.arange(kk)] = 1.0  # (never the whole identity: nvar may be thousands)
+        if kk < nvar:  # the identity's first k columns may span an invariant subspace: not the top k exponents
+            E = generic_tangents(nvar, kk, seed)
+        else:
+            E = np.eye(nvar)
         return np.array(np.broadcast_to(E, (M, nvar, kk)), dtype=float, order="C")
     V0 = tangent_vectors(tangent, M, nvar)  # real, finite, full column rank (rds._checks)
     if k is not None:
@@ -364,7 +406,8 @@ def _spectrum_dataset(system, res, *, dur, seed, t0, steps, transient, qr_every,
         "analysis": "lyapunov_spectrum", "method": method_name,
         "units": units, "seed": int(seed), "t0": int(t0), "steps": int(steps), "transient": int(transient),
         "t_start": int(t_start), "t_end": int(t0 + steps), "qr_every": int(qr_every), "k": int(kk),
-        "realizations": int(realizations), "tangent_start": "given" if given_tangent else "identity",
+        "realizations": int(realizations),
+        "tangent_start": "given" if given_tangent else ("identity" if kk == system.nvar else "generic"),
         "n_samples": int(nsamp), "stderr_method": method, "n_diverged": int(res["div"].sum()),
         "n_collapsed": int(np.sum(res["coll"] > 0)),
         "backend": str(res["backend"]),

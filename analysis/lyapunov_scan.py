@@ -30,12 +30,12 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-from analysis.lyapunov import lyapunov_spectrum
+from analysis.lyapunov import generic_tangents, lyapunov_spectrum
 from rds._checks import integer, real
 from rds.labels import annotate, units_of
 from rds.sampling import initial_states
 
-__all__ = ["lyapunov_scan", "exponent_root", "batch_means", "generic_tangents"]
+__all__ = ["lyapunov_scan", "exponent_root", "batch_means"]
 
 #: Lag-1 autocorrelation of consecutive block means above which the batch-means error is flagged as too small.
 AUTOCORRELATION_WARN = 0.3
@@ -85,41 +85,6 @@ def batch_means(blocks: np.ndarray, independent_members: bool):
     else:
         rho = nan.copy()
     return mean, se, int(P * B), rho
-
-
-def generic_tangents(nvar, k, seed):
-    """k random orthonormal tangent vectors (var, k), drawn from ``seed``: a generic start for the QR method.
-
-    The identity's columns are not generic: when a coordinate direction is invariant (e1 for triangular Jacobians,
-    a coordinate subspace of a symmetric model) the first column never turns towards the most unstable direction,
-    and the "top" exponent comes out as the exponent of that direction instead.
-
-    Parameters
-    ----------
-    nvar : int
-        Number of variables (≥ 1).
-    k : int or None
-        Number of vectors, 1 ≤ k ≤ nvar (None: nvar).
-    seed : int
-        Seed of the draw (the analysis' noise seed: reruns give the same start).
-
-    Returns
-    -------
-    ndarray, shape (nvar, k)
-        Orthonormal columns.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> V = generic_tangents(4, 2, 0)
-    >>> V.shape, bool(np.allclose(V.T @ V, np.eye(2)))
-    ((4, 2), True)
-    """
-    k = nvar if k is None else k
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= nvar:
-        raise ValueError(f"k must satisfy 1 <= k <= {nvar} (the number of variables), got {k!r}")
-    Q, R = np.linalg.qr(np.random.default_rng([int(seed), 130601]).standard_normal((nvar, int(k))))
-    return Q * np.where(np.diagonal(R) < 0, -1.0, 1.0)
 
 
 def _paths(blocks, independent_members):
